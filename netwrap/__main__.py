@@ -1,0 +1,5 @@
+"""``python -m netwrap``."""
+
+from netwrap.cli import main
+
+raise SystemExit(main())

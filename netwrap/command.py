@@ -1,0 +1,76 @@
+"""The one description of a process to run: a tool, its arguments, where it runs.
+
+A :class:`Command` keeps its structure (tool, namespace, arguments) so that
+it can be shown as the document writes it, run through any runner, and later
+regrouped into batches. Shell text exists only for display.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import attrs
+
+# The Debian package that provides each tool netwrap may start.
+PACKAGES: dict[str, str] = {
+    "ip": "iproute2",
+    "brctl": "bridge-utils",
+    "iptables": "iptables",
+    "iptables-save": "iptables",
+    "sysctl": "procps",
+    "ping": "iputils-ping",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "findmnt": "util-linux",
+    "cat": "coreutils",
+}
+
+
+def quote(word: str) -> str:
+    """Quote one word for a POSIX shell; a lone ``!`` is left bare, as the document writes it."""
+    return word if word == "!" else shlex.quote(word)
+
+
+def shell_join(argv: tuple[str, ...] | list[str]) -> str:
+    """Shell text for display or for a rendered script (never passed to a shell by netwrap)."""
+    return " ".join(quote(word) for word in argv)
+
+
+def _args(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Command:
+    """One process: ``tool args...``, optionally inside the network namespace ``netns``.
+
+    ``mutates`` says whether running it changes the host (checks and reads do not).
+    ``ok_codes`` are the exit codes that are results, not failures: ``iptables -C``
+    exiting 1 means "absent".
+    """
+
+    tool: str
+    args: tuple[str, ...] = attrs.field(converter=_args)
+    netns: str | None = None
+    mutates: bool = True
+    ok_codes: frozenset[int] = frozenset({0})
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The full argument vector, with ``ip netns exec NS`` in front when in a namespace."""
+        if self.netns is None:
+            return (self.tool, *self.args)
+        return ("ip", "netns", "exec", self.netns, self.tool, *self.args)
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """Every tool this command needs on the machine that runs it."""
+        return ("ip", self.tool) if self.netns is not None and self.tool != "ip" else (self.tool,)
+
+    def shell(self) -> str:
+        """Shell text of :attr:`argv`, quoted with :mod:`shlex`."""
+        return shell_join(self.argv)
+
+    def __str__(self) -> str:
+        return self.shell()

@@ -1,0 +1,102 @@
+"""netwrap's exceptions, mapped once at the boundary where they arise.
+
+::
+
+    NetwrapError
+     +-- ValidationError        bad input, refused when an object is built
+     +-- ConflictError          the host has an object of the same name but another shape
+     +-- ToolNotFoundError      a command-line tool is missing (names the Debian package)
+     +-- SandboxError           a throwaway sandbox could not be made or was lost
+     +-- ParseError             a tool printed something netwrap cannot read
+     +-- CommandError           a process exited with a code its command does not expect
+          +-- PermissionDeniedError   the kernel refused: not root / no CAP_NET_ADMIN
+          +-- CommandTimeoutError     the process did not finish in time
+          +-- TransientCommandError   a failure worth retrying (the xtables lock)
+
+Every :class:`CommandError` carries the argv, exit code, stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+
+class NetwrapError(Exception):
+    """Base class of every error netwrap raises on purpose."""
+
+
+class ValidationError(NetwrapError, ValueError):
+    """A value was refused before any command ran."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}={value!r}: {reason}")
+
+
+class ConflictError(NetwrapError):
+    """The host has something under the wanted name that is not what was asked for."""
+
+
+class SandboxError(NetwrapError):
+    """A throwaway sandbox could not be set up, or was lost while in use."""
+
+
+class ParseError(NetwrapError):
+    """A tool's output was not in the expected form."""
+
+
+class ToolNotFoundError(NetwrapError):
+    """A tool netwrap needs is not installed."""
+
+    def __init__(self, tool: str, package: str | None) -> None:
+        self.tool = tool
+        self.package = package
+        hint = f"; install the Debian package {package!r} (apt-get install {package})" if package else ""
+        super().__init__(f"required tool {tool!r} was not found{hint}")
+
+
+def _display(argv: Sequence[str]) -> str:
+    return " ".join(w if w == "!" else shlex.quote(w) for w in argv)
+
+
+class CommandError(NetwrapError):
+    """A command exited with a code that its :class:`~netwrap.command.Command` does not expect."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int,
+        stdout: str,
+        stderr: str,
+        message: str | None = None,
+    ) -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.message = message or f"command failed with exit code {returncode}"
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        lines = [self.message, f"  command: {_display(self.argv)}", f"  exit code: {self.returncode}"]
+        for name, output in (("stdout", self.stdout), ("stderr", self.stderr)):
+            text = output.strip()
+            if text:
+                body = "\n".join("    " + line for line in text.splitlines())
+                lines.append(f"  {name}:\n{body}")
+        return "\n".join(lines)
+
+
+class PermissionDeniedError(CommandError):
+    """The kernel refused the change: run as root (or with CAP_NET_ADMIN)."""
+
+
+class CommandTimeoutError(CommandError):
+    """A command did not finish within its timeout and was killed."""
+
+
+class TransientCommandError(CommandError):
+    """A failure that goes away by itself (another program holds the xtables lock)."""

@@ -1,0 +1,195 @@
+"""The only place where netwrap starts a process.
+
+A runner has one method, ``run(Command) -> Result``. :class:`SubprocessRunner`
+starts real processes (argv lists, never a shell, ``LC_ALL=C``, tools pinned
+from the system directories, a timeout) and maps failures to netwrap's errors;
+:class:`RecordingRunner` runs nothing and records what would run;
+:class:`EchoRunner` shows each command, as ``set -x`` does, before passing it on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import attrs
+import tenacity
+
+from netwrap.command import PACKAGES, Command, shell_join
+from netwrap.errors import (
+    CommandError,
+    CommandTimeoutError,
+    PermissionDeniedError,
+    ToolNotFoundError,
+    TransientCommandError,
+)
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PERMISSION_MARKERS = (
+    "Operation not permitted",
+    "Permission denied",
+    "you must be root",
+    "must be run as root",
+)
+_TRANSIENT_MARKERS = ("xtables lock", "Resource temporarily unavailable")
+
+
+@attrs.frozen
+class Result:
+    """What a command did: its exit code and both outputs."""
+
+    command: Command
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Exit code 0."""
+        return self.returncode == 0
+
+
+class Runner(Protocol):
+    """Runs one command and returns its result, or raises a :class:`~netwrap.errors.NetwrapError`."""
+
+    def run(self, command: Command) -> Result: ...
+
+
+def find_tool(tool: str) -> str | None:
+    """The absolute path of ``tool`` in the system directories (the caller's PATH is ignored)."""
+    return shutil.which(tool, path=SYSTEM_PATH)
+
+
+def classify(argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> CommandError:
+    """Turn a failed process into the most precise :class:`CommandError`."""
+    text = stderr + stdout
+    if any(marker in text for marker in _TRANSIENT_MARKERS):
+        return TransientCommandError(argv, returncode, stdout, stderr, "a lock is held by another program")
+    if any(marker in text for marker in _PERMISSION_MARKERS):
+        return PermissionDeniedError(
+            argv,
+            returncode,
+            stdout,
+            stderr,
+            "permission denied: netwrap must run as root (or with CAP_NET_ADMIN) to change the network",
+        )
+    return CommandError(argv, returncode, stdout, stderr)
+
+
+@attrs.define
+class SubprocessRunner:
+    """Runs commands as real processes.
+
+    ``prefix`` goes in front of every argv (``("sudo", "--")``, or ``nsenter``
+    into a sandbox). Transient failures (the xtables lock) are retried up to
+    ``attempts`` times, waiting ``wait`` seconds at first and doubling; tests set
+    ``wait=0``. Permission errors and bad input are never retried.
+    """
+
+    prefix: tuple[str, ...] = ()
+    timeout: float = 30.0
+    attempts: int = 5
+    wait: float = 0.2
+
+    def _resolve(self, command: Command) -> tuple[str, ...]:
+        for tool in command.tools:
+            if find_tool(tool) is None:
+                raise ToolNotFoundError(tool, PACKAGES.get(tool))
+        argv = (*self.prefix, *command.argv)
+        head = find_tool(argv[0])
+        if head is None:
+            raise ToolNotFoundError(argv[0], PACKAGES.get(argv[0]))
+        return (head, *argv[1:])
+
+    def _run_once(self, command: Command) -> Result:
+        argv = self._resolve(command)
+        shown = (*self.prefix, *command.argv)
+        try:
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=self.timeout,
+                env={"LC_ALL": "C", "PATH": SYSTEM_PATH},
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise CommandTimeoutError(
+                shown, -1, _text(exc.stdout), _text(exc.stderr), f"command timed out after {self.timeout:g} s"
+            ) from None
+        except FileNotFoundError:
+            raise ToolNotFoundError(argv[0], PACKAGES.get(command.tool)) from None
+        except PermissionError as exc:
+            raise PermissionDeniedError(shown, -1, "", str(exc), f"cannot execute {argv[0]}") from None
+        if proc.returncode not in command.ok_codes:
+            raise classify(shown, proc.returncode, proc.stdout, proc.stderr)
+        return Result(command, proc.returncode, proc.stdout, proc.stderr)
+
+    def run(self, command: Command) -> Result:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientCommandError),
+            stop=tenacity.stop_after_attempt(max(1, self.attempts)),
+            wait=tenacity.wait_exponential(multiplier=self.wait, max=max(self.wait, 2.0)),
+            reraise=True,
+        )
+        result: Result = retrying(self._run_once, command)
+        return result
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+Responder = Callable[[Command], "Result | None"]
+
+
+@attrs.define
+class RecordingRunner:
+    """Runs nothing; records each command and answers with a canned result.
+
+    ``responses`` maps an argv tuple to ``(returncode, stdout)``; anything else
+    answers exit 0 with no output, so a dry run sees an empty host.
+    """
+
+    responses: Mapping[tuple[str, ...], tuple[int, str]] = attrs.field(factory=dict)
+    commands: list[Command] = attrs.field(factory=list)
+
+    def run(self, command: Command) -> Result:
+        self.commands.append(command)
+        code, out = self.responses.get(command.argv, (0, ""))
+        if code not in command.ok_codes:
+            raise classify(command.argv, code, out, "")
+        return Result(command, code, out, "")
+
+    @property
+    def mutating(self) -> list[Command]:
+        """The recorded commands that would change the host."""
+        return [c for c in self.commands if c.mutates]
+
+
+@attrs.define
+class EchoRunner:
+    """Writes ``+ COMMAND`` before each mutating command (``# COMMAND`` for reads when verbose)."""
+
+    inner: Runner
+    write: Callable[[str], None]
+    verbose: bool = False
+
+    def run(self, command: Command) -> Result:
+        if command.mutates:
+            self.write(f"+ {shell_join(command.argv)}")
+        elif self.verbose:
+            self.write(f"# {shell_join(command.argv)}")
+        return self.inner.run(command)
+
+
+def is_root() -> bool:
+    """Whether this process runs with uid 0."""
+    return os.geteuid() == 0

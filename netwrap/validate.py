@@ -1,0 +1,192 @@
+"""Validators and normalisers for the values netwrap puts on a command line.
+
+Each function takes the field name for its error message, checks one value and
+returns it normalised, or raises :class:`~netwrap.errors.ValidationError` that
+names the field and the value. Nothing here starts a process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import unicodedata
+from typing import Any
+
+from netwrap.errors import ValidationError
+
+IFNAMSIZ = 16  # the kernel's buffer, including the terminating NUL
+NAME_MAX = 255
+
+# Words `ip link` reads as keywords when they stand where a device name goes.
+# iproute2 compares some of them by prefix (`matches()`), so `a` means `address`.
+_IP_PREFIX_KEYWORDS = (
+    "address", "broadcast", "dynamic", "help", "link", "master",
+    "nomaster", "txqlen", "txqueuelen", "type", "vrf",
+)  # fmt: skip
+_IP_EXACT_KEYWORDS = frozenset(
+    {
+        "all", "allmulticast", "alias", "arp", "brd", "default", "dev", "down",
+        "group", "index", "mode", "mtu", "multicast", "name", "netns",
+        "numrxqueues", "numtxqueues", "off", "on", "peer", "promisc", "qlen",
+        "state", "trailers", "up", "vf",
+    }
+)  # fmt: skip
+
+
+def _is_ip_keyword(name: str) -> str | None:
+    if name in _IP_EXACT_KEYWORDS:
+        return name
+    for keyword in _IP_PREFIX_KEYWORDS:
+        if keyword.startswith(name):
+            return keyword
+    return None
+
+
+def _bad_character(value: str) -> str | None:
+    for ch in value:
+        if ch in "/:%@\\'\"`$;&|<>(){}[]*?!#~,=":
+            return ch
+        if ch.isspace() or unicodedata.category(ch).startswith("C"):
+            return ch
+    return None
+
+
+def _require_str(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, value, f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise ValidationError(field, value, "must not be empty")
+    return value
+
+
+def interface_name(field: str, value: object) -> str:
+    """A network device name the kernel keeps as written and `ip` reads as a name."""
+    name = _require_str(field, value)
+    size = len(name.encode("utf-8"))
+    if size >= IFNAMSIZ:
+        raise ValidationError(field, value, f"is {size} bytes long; the kernel allows at most {IFNAMSIZ - 1}")
+    if name in (".", ".."):
+        raise ValidationError(field, value, "is not a valid device name")
+    if name.startswith("-"):
+        raise ValidationError(field, value, "must not start with '-' (it would read as an option)")
+    bad = _bad_character(name)
+    if bad is not None:
+        raise ValidationError(field, value, f"contains the character {bad!r}")
+    if not name.isascii():
+        raise ValidationError(field, value, "must be ASCII")
+    keyword = _is_ip_keyword(name)
+    if keyword is not None:
+        raise ValidationError(field, value, f"`ip` would read it as the keyword {keyword!r}; choose another name")
+    return name
+
+
+def namespace_name(field: str, value: object) -> str:
+    """A name for `ip netns`: a single file name under /run/netns."""
+    name = _require_str(field, value)
+    if len(name.encode("utf-8")) > NAME_MAX:
+        raise ValidationError(field, value, f"is longer than {NAME_MAX} bytes")
+    if name in (".", ".."):
+        raise ValidationError(field, value, "is a path component, not a name")
+    if name == "all":
+        raise ValidationError(field, value, "`ip netns` reads 'all' as every namespace")
+    if name.startswith("-"):
+        raise ValidationError(field, value, "must not start with '-' (it would read as an option)")
+    bad = _bad_character(name)
+    if bad is not None:
+        raise ValidationError(field, value, f"contains the character {bad!r}")
+    if not name.isascii():
+        raise ValidationError(field, value, "must be ASCII")
+    return name
+
+
+def _ascii_text(field: str, value: object) -> str:
+    text = _require_str(field, value)
+    if not text.isascii() or any(ch.isspace() for ch in text):
+        raise ValidationError(field, value, "must be ASCII with no white space")
+    return text
+
+
+def ip_address(field: str, value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A single IP address written as numbers (never a host name or a list)."""
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    text = _ascii_text(field, value)
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ValidationError(field, value, "is not an IP address") from None
+
+
+def ip_interface(field: str, value: object) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """An address with its prefix length, like ``172.18.0.2/24``."""
+    if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        return value
+    text = _ascii_text(field, value)
+    if "/" not in text:
+        raise ValidationError(field, value, "needs a prefix length, like 172.18.0.2/24")
+    try:
+        return ipaddress.ip_interface(text)
+    except ValueError:
+        raise ValidationError(field, value, "is not an address with a prefix length") from None
+
+
+def ip_network(field: str, value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A network with no host bits set, like ``172.18.0.0/24``; a bare address is a /32."""
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    text = _ascii_text(field, value)
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        reason = str(exc) if "host bits" in str(exc) else "is not a network like 172.18.0.0/24"
+        raise ValidationError(field, value, reason) from None
+
+
+def port(field: str, value: object) -> int:
+    """A TCP or UDP port number, 1..65535."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, value, "must be an integer")
+    if not 1 <= value <= 65535:
+        raise ValidationError(field, value, "must be between 1 and 65535")
+    return value
+
+
+def sysctl_key(field: str, value: object) -> str:
+    """A dotted sysctl key like ``net.ipv4.ip_forward``."""
+    key = _require_str(field, value)
+    parts = key.split(".")
+    if len(parts) < 2 or not all(p and all(c.isalnum() or c in "_-" for c in p) for p in parts):
+        raise ValidationError(field, value, "is not a dotted sysctl key like net.ipv4.ip_forward")
+    if not key.isascii() or key.startswith("-"):
+        raise ValidationError(field, value, "is not a dotted sysctl key like net.ipv4.ip_forward")
+    return key
+
+
+def sysctl_value(field: str, value: object) -> str:
+    """A sysctl value: a short printable word (numbers are turned into text)."""
+    if isinstance(value, bool):
+        raise ValidationError(field, value, "must be a number or a word, not a bool")
+    if isinstance(value, int):
+        value = str(value)
+    text = _require_str(field, value)
+    if not all(c.isalnum() or c in "._-" for c in text) or text.startswith("-"):
+        raise ValidationError(field, value, "must be a plain number or word")
+    return text
+
+
+def validator(check: Any) -> Any:
+    """An attrs validator that runs ``check("Class.field", value)``."""
+
+    def _validate(instance: object, attribute: Any, value: object) -> None:
+        check(f"{type(instance).__name__}.{attribute.name}", value)
+
+    return _validate
+
+
+def optional_validator(check: Any) -> Any:
+    """Like :func:`validator`, letting ``None`` through."""
+
+    def _validate(instance: object, attribute: Any, value: object) -> None:
+        if value is not None:
+            check(f"{type(instance).__name__}.{attribute.name}", value)
+
+    return _validate
