@@ -86,20 +86,22 @@ class SubprocessRunner:
     ``prefix`` goes in front of every argv (``("sudo", "--")``, or ``nsenter``
     into a sandbox). Transient failures (the xtables lock) are retried up to
     ``attempts`` times, waiting ``wait`` seconds at first and doubling; tests set
-    ``wait=0``. Permission errors and bad input are never retried.
+    ``wait=0``. Permission errors and bad input are never retried. ``resolve``
+    finds a tool's path (tests pass one that keeps the bare name).
     """
 
     prefix: tuple[str, ...] = ()
     timeout: float = 30.0
     attempts: int = 5
     wait: float = 0.2
+    resolve: Callable[[str], str | None] = find_tool
 
     def _resolve(self, command: Command) -> tuple[str, ...]:
         for tool in command.tools:
-            if find_tool(tool) is None:
+            if self.resolve(tool) is None:
                 raise ToolNotFoundError(tool, PACKAGES.get(tool))
         argv = (*self.prefix, *command.argv)
-        head = find_tool(argv[0])
+        head = self.resolve(argv[0])
         if head is None:
             raise ToolNotFoundError(argv[0], PACKAGES.get(argv[0]))
         return (head, *argv[1:])

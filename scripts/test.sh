@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: sets everything up, then ruff, mypy --strict and pytest.
+# Run as root to include the real-kernel tests (each in its own throwaway sandbox);
+# without root they are skipped with the reason. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,78 @@
+"""The command line without root: the script, help, and the errors that stop before any command."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from netwrap import cli
+from tests.test_tutorial import DOCUMENT, IPROUTE2_BRIDGE
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def commands(script: str) -> list[str]:
+    return [line for line in script.splitlines() if line and not line.startswith("#")][1:]
+
+
+def test_script_prints_the_document_and_runs_nothing(fp: FakeProcess) -> None:
+    code, out, _ = run("tutorial", "script", "--bridge-tool", "brctl")
+    assert code == 0
+    assert commands(out) == DOCUMENT
+    assert len(fp.calls) == 0
+
+
+def test_script_with_iproute2_bridge(fp: FakeProcess) -> None:
+    code, out, _ = run("tutorial", "script", "--bridge-tool", "ip")
+    assert code == 0
+    assert commands(out) == [IPROUTE2_BRIDGE.get(n, c) for n, c in enumerate(DOCUMENT, start=1)]
+
+
+def test_options_may_stand_before_the_action() -> None:
+    _, before, _ = run("tutorial", "--bridge-tool", "ip", "script")
+    _, after, _ = run("tutorial", "script", "--bridge-tool", "ip")
+    assert before == after
+    assert "ip link add Tbr0 type bridge" in before
+
+
+def test_down_script() -> None:
+    code, out, _ = run("tutorial", "script", "--down", "--bridge-tool", "brctl")
+    assert code == 0
+    assert commands(out)[0].startswith("iptables -t nat -D PREROUTING")
+    assert commands(out)[-1] == "ip netns del Tdocker0 || true"
+
+
+@pytest.mark.parametrize("action", ["up", "down", "verify"])
+def test_not_root_is_a_clear_error_before_any_command(
+    fp: FakeProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert cli.main(["tutorial", action]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"netwrap: error: `netwrap tutorial {action}` changes the network and must run as root")
+    assert len(fp.calls) == 0
+
+
+def test_demo_needs_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert cli.main(["tutorial"]) == 1
+    assert "sudo netwrap tutorial" in capsys.readouterr().err
+
+
+def test_no_command_prints_help() -> None:
+    code, out, _ = run()
+    assert code == 2
+    assert "tutorial" in out
+
+
+def test_unknown_bridge_tool_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.run(["tutorial", "script", "--bridge-tool", "bridge"])
+    assert caught.value.code == 2
+    assert "invalid choice: 'bridge'" in capsys.readouterr().err

@@ -1,0 +1,254 @@
+"""The tutorial: the document's commands in its order, an idempotent up, and a clean down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from netwrap import NatRule, StateFile, build, teardown, tutorial
+from netwrap.runner import SubprocessRunner
+from tests.conftest import fixture_text
+
+# The contract: TUTORIAL.md's 22 commands, with its defects corrected as it says.
+DOCUMENT = [
+    "ip netns add Tdocker0",
+    "ip netns add Tdocker1",
+    "ip link add Tveth0 type veth peer name Tveth1",
+    "ip link add Tveth2 type veth peer name Tveth3",
+    "ip link set Tveth0 netns Tdocker0",
+    "ip link set Tveth2 netns Tdocker1",
+    "brctl addbr Tbr0",
+    "brctl addif Tbr0 Tveth1",
+    "brctl addif Tbr0 Tveth3",
+    "ip netns exec Tdocker0 ip addr add 172.18.0.2/24 dev Tveth0",
+    "ip netns exec Tdocker0 ip link set Tveth0 up",
+    "ip netns exec Tdocker1 ip addr add 172.18.0.3/24 dev Tveth2",
+    "ip netns exec Tdocker1 ip link set Tveth2 up",
+    "ip link set Tveth1 up",
+    "ip link set Tveth3 up",
+    "ip addr add 172.18.0.1/24 dev Tbr0",
+    "ip link set Tbr0 up",
+    "ip netns exec Tdocker0 ip route add default via 172.18.0.1 dev Tveth0",
+    "ip netns exec Tdocker1 ip route add default via 172.18.0.1 dev Tveth2",
+    "sysctl net.ipv4.ip_forward=1",
+    "iptables -t nat -A POSTROUTING -s 172.18.0.0/24 ! -o Tbr0 -j MASQUERADE",
+    "iptables -t nat -A PREROUTING ! -i Tbr0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.18.0.2:80",
+]
+IPROUTE2_BRIDGE = {
+    7: "ip link add Tbr0 type bridge",
+    8: "ip link set Tveth1 master Tbr0",
+    9: "ip link set Tveth3 master Tbr0",
+}
+
+
+def creates(tool: str = "brctl") -> list[str]:
+    return [c.shell() for step in tutorial.steps(tool) for c in step.obj.create_commands()]  # type: ignore[arg-type]
+
+
+def test_steps_are_the_documents_commands_in_its_order() -> None:
+    assert [s.number for s in tutorial.steps()] == list(range(1, 23))
+    assert creates() == DOCUMENT
+
+
+def test_iproute2_bridge_replaces_only_steps_7_to_9() -> None:
+    expected = [IPROUTE2_BRIDGE.get(n, cmd) for n, cmd in enumerate(DOCUMENT, start=1)]
+    assert creates("ip") == expected
+    assert tutorial.steps("ip")[6].original == "brctl addbr Tbr0"
+
+
+def test_the_documents_defects_are_shown_where_corrected() -> None:
+    steps = {s.number: s for s in tutorial.steps()}
+    assert steps[18].original == "ip netns exec docker0 route add default gw 172.18.0.1 veth0"
+    assert steps[19].original == "ip netns exec docker1 route add default gw 172.18.0.1 veth2"
+    assert "iproute2" in steps[18].note
+
+
+def test_script_runs_the_commands_in_order() -> None:
+    script = tutorial.render_script(tutorial.steps())
+    assert script.startswith("#!/usr/bin/env bash\n")
+    lines = [line for line in script.splitlines() if line and not line.startswith("#")]
+    assert lines == ["set -euo pipefail", *DOCUMENT]
+    assert "# 18. default route in container 0" in script
+    assert "#   the document writes: ip netns exec docker0 route add default gw 172.18.0.1 veth0" in script
+
+
+def test_down_script_reverses_and_tolerates_what_is_gone() -> None:
+    script = tutorial.render_down_script(tutorial.steps())
+    lines = [line for line in script.splitlines() if line and not line.startswith("#")]
+    assert lines == [
+        "set -uo pipefail",
+        "iptables -t nat -D PREROUTING ! -i Tbr0 -p tcp -m tcp --dport 80 -j DNAT "
+        "--to-destination 172.18.0.2:80 || true",
+        "iptables -t nat -D POSTROUTING -s 172.18.0.0/24 ! -o Tbr0 -j MASQUERADE || true",
+        "ip link set Tbr0 down || true",
+        "brctl delbr Tbr0 || true",
+        "ip link del Tveth3 || true",
+        "ip link del Tveth1 || true",
+        "ip netns del Tdocker1 || true",
+        "ip netns del Tdocker0 || true",
+    ]
+    assert "# sysctl net.ipv4.ip_forward=0" in script
+
+
+# --- up and down with faked processes -------------------------------------------------------
+
+LINKS = ("ip", "-d", "-json", "link", "show")
+ADDRS = ("ip", "-json", "addr", "show")
+ROUTES = ("ip", "-json", "route", "show")
+
+
+def _in(ns: str, argv: tuple[str, ...]) -> tuple[str, ...]:
+    return ("ip", "netns", "exec", ns, *argv)
+
+
+def _rule_check(rule: NatRule) -> tuple[str, ...]:
+    return rule.check_command().argv
+
+
+RULES = [s.obj for s in tutorial.steps() if isinstance(s.obj, NatRule)]
+SYSCTL = ("sysctl", "-n", "net.ipv4.ip_forward")
+
+
+def built_host() -> dict[tuple[str, ...], tuple[int, str]]:
+    """What a host with the whole tutorial answers to each read (captured output)."""
+    answers = {
+        ("ip", "netns", "list"): (0, fixture_text("tutorial_netns_list.txt")),
+        LINKS: (0, fixture_text("tutorial_host_links.json")),
+        ADDRS: (0, fixture_text("tutorial_host_addr.json")),
+        SYSCTL: (0, fixture_text("ip_forward_1.txt")),
+    }
+    for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
+        answers[_in(ns, LINKS)] = (0, fixture_text(f"tutorial_docker{n}_links.json"))
+        answers[_in(ns, ADDRS)] = (0, fixture_text(f"tutorial_docker{n}_addr.json"))
+        answers[_in(ns, ROUTES)] = (0, fixture_text(f"tutorial_docker{n}_routes.json"))
+    for rule in RULES:
+        answers[_rule_check(rule)] = (0, "")
+    return answers
+
+
+def empty_host() -> dict[tuple[str, ...], tuple[int, str]]:
+    answers = {
+        ("ip", "netns", "list"): (0, ""),
+        LINKS: (0, fixture_text("empty_links.json")),
+        ADDRS: (0, fixture_text("empty_addr.json")),
+        SYSCTL: (0, fixture_text("ip_forward_0.txt")),
+    }
+    for ns in tutorial.CONTAINERS:
+        answers[_in(ns, LINKS)] = (0, fixture_text("empty_links.json"))
+        answers[_in(ns, ADDRS)] = (0, fixture_text("empty_addr.json"))
+        answers[_in(ns, ROUTES)] = (0, fixture_text("empty_routes.json"))
+    for rule in RULES:
+        answers[_rule_check(rule)] = (1, "")
+    return answers
+
+
+def fake(fp: FakeProcess, answers: dict[tuple[str, ...], tuple[int, str]], mutations: list[tuple[str, ...]]) -> None:
+    for argv, (code, out) in answers.items():
+        fp.register(list(argv), returncode=code, stdout=out, occurrences=100)
+    for argv in mutations:
+        fp.register(list(argv))
+
+
+def mutating_calls(fp: FakeProcess, answers: dict[tuple[str, ...], tuple[int, str]]) -> list[str]:
+    seen = [tuple(str(word) for word in call) for call in fp.calls]
+    return [" ".join(argv) for argv in seen if argv not in answers]
+
+
+def test_up_on_an_empty_host_runs_the_document_in_order(
+    fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path
+) -> None:
+    answers = empty_host()
+    mutations = [c.argv for o in tutorial.objects() for c in o.create_commands()]
+    fake(fp, answers, mutations)
+    store = StateFile(tmp_path / "tutorial.json")
+    outcome = build(tutorial.objects(), runner, store)
+    assert mutating_calls(fp, answers) == DOCUMENT
+    assert len(outcome.changed) == 22
+    # every mutation was preceded by its check
+    first_calls = [tuple(c) for c in fp.calls][:2]
+    assert first_calls == [("ip", "netns", "list"), ("ip", "netns", "add", "Tdocker0")]
+    record = store.load()
+    assert record is not None
+    assert record.sysctls == {"sysctl::net.ipv4.ip_forward": "0"}
+    assert len(record.created) == 21
+
+
+def test_up_on_a_built_host_runs_nothing_that_mutates(
+    fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path
+) -> None:
+    answers = built_host()
+    fake(fp, answers, [])
+    outcome = build(tutorial.objects(), runner, StateFile(tmp_path / "t.json"))
+    assert outcome.changed == ()
+    assert mutating_calls(fp, answers) == []
+    assert len(fp.calls) == 22
+
+
+def test_down_removes_what_up_recorded_in_reverse(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    store = StateFile(tmp_path / "t.json")
+    with fp.context() as before:
+        fake(before, empty_host(), [c.argv for o in tutorial.objects() for c in o.create_commands()])
+        build(tutorial.objects(), runner, store)
+    answers = built_host()
+    removals = [
+        *(r.delete_commands()[0].argv for r in reversed(RULES)),
+        ("sysctl", "net.ipv4.ip_forward=0"),
+        ("ip", "link", "set", "Tbr0", "down"),
+        ("brctl", "delbr", "Tbr0"),
+        ("ip", "link", "del", "Tveth3"),
+        ("ip", "link", "del", "Tveth1"),
+        ("ip", "netns", "del", "Tdocker1"),
+        ("ip", "netns", "del", "Tdocker0"),
+    ]
+    fake(fp, answers, removals)
+    teardown(tutorial.objects(), runner, store)
+    assert mutating_calls(fp, answers) == [" ".join(argv) for argv in removals]
+    assert store.load() is None
+
+
+def test_down_leaves_what_existed_before(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    """A host that already had Tbr0 with its address: up adds the rest, down takes only that."""
+    store = StateFile(tmp_path / "t.json")
+    answers = empty_host()
+    answers[LINKS] = (0, fixture_text("tutorial_host_links.json"))  # bridge, ports, all up
+    answers[ADDRS] = (0, fixture_text("tutorial_host_addr.json"))
+    answers[("ip", "netns", "list")] = (0, fixture_text("tutorial_netns_list.txt"))
+    for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
+        answers[_in(ns, LINKS)] = (0, fixture_text(f"tutorial_docker{n}_links.json"))
+        answers[_in(ns, ADDRS)] = (0, fixture_text(f"tutorial_docker{n}_addr.json"))
+    with fp.context() as before:
+        fake(before, answers, [
+            ("ip", "netns", "exec", "Tdocker0", "ip", "route", "add", "default", "via", "172.18.0.1", "dev", "Tveth0"),
+            ("ip", "netns", "exec", "Tdocker1", "ip", "route", "add", "default", "via", "172.18.0.1", "dev", "Tveth2"),
+            ("sysctl", "net.ipv4.ip_forward=1"),
+            *(r.create_commands()[0].argv for r in RULES),
+        ])  # fmt: skip
+        outcome = build(tutorial.objects(), runner, store)
+    assert len(outcome.changed) == 5
+    answers = built_host()
+    removals = [
+        *(r.delete_commands()[0].argv for r in reversed(RULES)),
+        ("sysctl", "net.ipv4.ip_forward=0"),
+        ("ip", "netns", "exec", "Tdocker1", "ip", "route", "del", "default", "via", "172.18.0.1", "dev", "Tveth2"),
+        ("ip", "netns", "exec", "Tdocker0", "ip", "route", "del", "default", "via", "172.18.0.1", "dev", "Tveth0"),
+    ]
+    fake(fp, answers, removals)
+    teardown(tutorial.objects(), runner, store)
+    assert mutating_calls(fp, answers) == [" ".join(argv) for argv in removals]
+
+
+def test_a_second_down_changes_nothing(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    answers = empty_host()
+    fake(fp, answers, [])
+    outcome = teardown(tutorial.objects(), runner, StateFile(tmp_path / "none.json"))
+    assert outcome.changed == ()
+    assert mutating_calls(fp, answers) == []
+    assert any("no record" in note for note in outcome.notes)
+    assert any("net.ipv4.ip_forward left as it is" in note for note in outcome.notes)
+
+
+@pytest.mark.parametrize("tool", ["brctl", "ip"])
+def test_objects_follow_the_steps(tool: str) -> None:
+    assert tutorial.objects(tool) == tuple(s.obj for s in tutorial.steps(tool))  # type: ignore[arg-type]
