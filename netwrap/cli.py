@@ -22,9 +22,10 @@ from typing import TextIO
 
 from netwrap import snapshot, tutorial
 from netwrap.build import Outcome, build, teardown
+from netwrap.command import Command
 from netwrap.errors import NetwrapError
-from netwrap.objects import BridgeTool
-from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool
+from netwrap.objects import BridgeTool, NetObject, Sysctl
+from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
 from netwrap.sandbox import Sandbox
 from netwrap.state import DEFAULT_STATE_DIR, StateFile
 from netwrap.verify import render_table, verify
@@ -81,6 +82,15 @@ def _bridge_tool(requested: str) -> BridgeTool:
     if requested == "ip":
         return "ip"
     return "brctl" if find_tool("brctl") is not None else "ip"
+
+
+def _commands_of(objects: Sequence[NetObject], *, with_probes: bool) -> list[Command]:
+    """Every command that work on ``objects`` may start (to find a missing tool before the first change)."""
+    commands = [c for obj in objects for c in (obj.check_command(), *obj.create_commands())]
+    commands += [c for obj in objects if not isinstance(obj, Sysctl) for c in obj.delete_commands()]
+    if with_probes:
+        commands.append(Command("ping", ("-V",), mutates=False))
+    return commands
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -181,6 +191,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         out.write(tutorial.render_down_script(step_list) if args.down else tutorial.render_script(step_list))
         return EXIT_OK
     _require_root(action)
+    require_tools(_commands_of(tutorial.objects(tool), with_probes=action == "verify"))
     store = StateFile.in_dir(_state_dir(args), tutorial.STATE_NAME)
     runner = _say(out)
     runner.verbose = verbose

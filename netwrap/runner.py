@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import attrs
@@ -63,6 +63,19 @@ def find_tool(tool: str) -> str | None:
     return shutil.which(tool, path=SYSTEM_PATH)
 
 
+def require_tools(commands: Iterable[Command], resolve: Callable[[str], str | None] | None = None) -> None:
+    """Raise :class:`ToolNotFoundError` for the first tool that ``commands`` need and this host lacks.
+
+    Run it before a sequence of changes, so that a missing tool stops the work
+    before the first change instead of half-way through.
+    """
+    lookup = resolve or find_tool
+    for command in commands:
+        for tool in command.tools:
+            if lookup(tool) is None:
+                raise ToolNotFoundError(tool, PACKAGES.get(tool))
+
+
 def classify(argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> CommandError:
     """Turn a failed process into the most precise :class:`CommandError`."""
     text = stderr + stdout
@@ -97,9 +110,7 @@ class SubprocessRunner:
     resolve: Callable[[str], str | None] = find_tool
 
     def _resolve(self, command: Command) -> tuple[str, ...]:
-        for tool in command.tools:
-            if self.resolve(tool) is None:
-                raise ToolNotFoundError(tool, PACKAGES.get(tool))
+        require_tools([command], self.resolve)
         argv = (*self.prefix, *command.argv)
         head = self.resolve(argv[0])
         if head is None:

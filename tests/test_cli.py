@@ -76,3 +76,23 @@ def test_unknown_bridge_tool_is_a_usage_error(capsys: pytest.CaptureFixture[str]
         cli.run(["tutorial", "script", "--bridge-tool", "bridge"])
     assert caught.value.code == 2
     assert "invalid choice: 'bridge'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("action", "tool", "package"), [("up", "iptables", "iptables"), ("verify", "ping", "iputils-ping")]
+)
+def test_a_missing_tool_stops_before_the_first_change(
+    fp: FakeProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    action: str,
+    tool: str,
+    package: str,
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("netwrap.runner.find_tool", lambda name: None if name == tool else f"/usr/sbin/{name}")
+    assert cli.main(["tutorial", action, "--bridge-tool", "brctl", "--state-dir", "/nonexistent"]) == 1
+    err = capsys.readouterr().err
+    assert f"required tool {tool!r} was not found" in err
+    assert f"apt-get install {package}" in err
+    assert len(fp.calls) == 0
