@@ -5,7 +5,7 @@ is the one place a process starts; ``ensure``/``remove`` change a host only
 where it differs from what is wanted.
 """
 
-from netwrap.build import Outcome, build, teardown
+from netwrap.build import Outcome, build, plan_for, teardown
 from netwrap.command import Command
 from netwrap.converge import check, ensure, remove, restore
 from netwrap.errors import (
@@ -33,6 +33,8 @@ from netwrap.objects import (
     Sysctl,
     VethPair,
 )
+from netwrap.observe import HostState, observe
+from netwrap.plan import Plan, assess, plan
 from netwrap.runner import EchoRunner, RecordingRunner, Result, Runner, SubprocessRunner
 from netwrap.sandbox import Sandbox
 from netwrap.state import MemoryStore, StateFile
@@ -46,6 +48,7 @@ __all__ = [
     "CommandTimeoutError",
     "ConflictError",
     "EchoRunner",
+    "HostState",
     "LinkNetns",
     "LinkUp",
     "MemoryStore",
@@ -56,6 +59,7 @@ __all__ = [
     "Outcome",
     "ParseError",
     "PermissionDeniedError",
+    "Plan",
     "RecordingRunner",
     "Result",
     "Route",
@@ -69,9 +73,13 @@ __all__ = [
     "TransientCommandError",
     "ValidationError",
     "VethPair",
+    "assess",
     "build",
     "check",
     "ensure",
+    "observe",
+    "plan",
+    "plan_for",
     "remove",
     "restore",
     "teardown",

@@ -4,9 +4,11 @@
 
     netwrap tutorial                 safe demo: up, verify, down in a throwaway sandbox
     netwrap tutorial script [--down] print the tutorial's commands as a bash script
+    netwrap tutorial plan            what `up` would run here (exit 0: nothing, 2: something)
     netwrap tutorial up              build the tutorial on this host, idempotently
     netwrap tutorial verify          check the four scenarios; exit 0 only if all pass
     netwrap tutorial down            remove what `up` created
+    netwrap clean [--dry-run]        remove what crashed runs left behind
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from pathlib import Path
 from typing import TextIO
 
 from netwrap import snapshot, tutorial
-from netwrap.build import Outcome, build, teardown
+from netwrap.build import Outcome, build, plan_for, teardown
+from netwrap.clean import clean, survey
 from netwrap.command import Command
 from netwrap.errors import NetwrapError
 from netwrap.objects import BridgeTool, NetObject, Sysctl
 from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
 from netwrap.sandbox import Sandbox
-from netwrap.state import DEFAULT_STATE_DIR, StateFile
+from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store
 from netwrap.verify import render_table, verify
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+VERIFY_STATE_NAME = "tutorial-verify"
 
 
 def _version() -> str:
@@ -40,20 +44,27 @@ def _version() -> str:
         return "unknown"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-        help="also print the read-only checks (as '# COMMAND')",
-    )  # fmt: skip
-    common.add_argument(
-        "--bridge-tool", choices=("auto", "brctl", "ip"), default=argparse.SUPPRESS,
-        help="make the bridge with brctl (as the document does) or iproute2; auto: brctl when installed",
+        help="also print the read-only checks (as '# COMMAND') and each object's standing",
     )  # fmt: skip
     common.add_argument(
         "--state-dir", type=Path, default=argparse.SUPPRESS,
         help=f"where the record of what netwrap created is kept (default: $NETWRAP_STATE_DIR or {DEFAULT_STATE_DIR})",
     )  # fmt: skip
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common()
+    bridge = argparse.ArgumentParser(add_help=False)
+    bridge.add_argument(
+        "--bridge-tool", choices=("auto", "brctl", "ip"), default=argparse.SUPPRESS,
+        help="make the bridge with brctl (as the document does) or iproute2; auto: brctl when installed",
+    )  # fmt: skip
+    both = [common, bridge]
 
     parser = argparse.ArgumentParser(
         prog="netwrap", description="Build Linux container networks the way Docker does, with ip, brctl and iptables."
@@ -62,17 +73,26 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     tut = commands.add_parser(
         "tutorial",
-        parents=[common],
-        help="the document's network: a safe demo, or script/up/verify/down",
-        description="Without a subcommand: a safe demo that runs up, verify and down inside a throwaway "
+        parents=both,
+        help="the document's network: a safe demo, or script/plan/up/verify/down",
+        description="Without an action: a safe demo that runs up, verify and down inside a throwaway "
         "sandbox (own network namespace, private /run/netns); this host's network is never touched.",
     )
     steps = tut.add_subparsers(dest="action", metavar="ACTION")
-    script = steps.add_parser("script", parents=[common], help="print the commands as a bash script; change nothing")
+    script = steps.add_parser("script", parents=both, help="print the commands as a bash script; change nothing")
     script.add_argument("--down", action="store_true", help="print the teardown script instead")
-    steps.add_parser("up", parents=[common], help="build the tutorial's network on this host (idempotent)")
-    steps.add_parser("verify", parents=[common], help="check the four scenarios; exit 0 only if all pass")
-    steps.add_parser("down", parents=[common], help="remove what `up` created and restore ip_forward")
+    steps.add_parser("plan", parents=both, help="print what `up` would run here; exit 0 if nothing, 2 if something")
+    steps.add_parser("up", parents=both, help="build the tutorial's network on this host (idempotent)")
+    steps.add_parser("verify", parents=both, help="check the four scenarios; exit 0 only if all pass")
+    steps.add_parser("down", parents=both, help="remove what `up` created and restore ip_forward")
+    cleaner = commands.add_parser(
+        "clean",
+        parents=[common],
+        help="remove what crashed netwrap runs left behind (only what they created)",
+        description="Reads the records in the state directory. A run that ended before finishing had its "
+        "objects removed like `down` would; finished builds and running ones are listed and left alone.",
+    )
+    cleaner.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     return parser
 
 
@@ -100,19 +120,12 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return Path(os.environ.get("NETWRAP_STATE_DIR") or DEFAULT_STATE_DIR)
 
 
-def _require_root(action: str) -> None:
+def _require_root(what: str) -> None:
     if os.geteuid() != 0:
         raise NetwrapError(
-            f"`netwrap tutorial {action}` changes the network and must run as root (or with CAP_NET_ADMIN); "
-            "try `sudo netwrap tutorial " + action + "`, or `netwrap tutorial script` to only print the commands"
+            f"`netwrap {what}` reads or changes the network and must run as root (or with CAP_NET_ADMIN); "
+            f"try `sudo netwrap {what}`, or `netwrap tutorial script` to only print the commands"
         )
-
-
-def _say(out: TextIO) -> EchoRunner:
-    def write(line: str) -> None:
-        print(line, file=out, flush=True)
-
-    return EchoRunner(SubprocessRunner(), write)
 
 
 def _report(outcome: Outcome, what: str, err: TextIO) -> None:
@@ -124,16 +137,26 @@ def _report(outcome: Outcome, what: str, err: TextIO) -> None:
         print(f"netwrap: {what}: nothing to do", file=err)
 
 
-def _up(runner: Runner, tool: BridgeTool, store: StateFile, err: TextIO) -> None:
-    _report(build(tutorial.objects(tool), runner, store), "up", err)
+def _plan(runner: Runner, tool: BridgeTool, verbose: bool, out: TextIO, err: TextIO) -> int:
+    current = plan_for(tutorial.objects(tool), runner)
+    if verbose:
+        for line in current.describe():
+            print(f"# {line}", file=out)
+    for command in current.commands:
+        print(command.shell(), file=out)
+    if current.conflicts:
+        for item in current.conflicts:
+            print(f"netwrap: conflict: {item.assessment.reason}", file=err)
+        return EXIT_ERROR
+    if current.is_noop:
+        print("netwrap: plan: nothing to do; the host has every object", file=err)
+        return EXIT_OK
+    print(f"netwrap: plan: {len(current.changes)} change(s), {len(current.commands)} command(s)", file=err)
+    return EXIT_CHANGES
 
 
-def _down(runner: Runner, tool: BridgeTool, store: StateFile, err: TextIO) -> None:
-    _report(teardown(tutorial.objects(tool), runner, store), "down", err)
-
-
-def _verify(runner: Runner, out: TextIO) -> int:
-    results = verify(runner)
+def _verify(runner: Runner, store: Store, out: TextIO) -> int:
+    results = verify(runner, store)
     print(render_table(results), file=out)
     return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
 
@@ -155,13 +178,13 @@ def _demo(verbose: bool, tool: BridgeTool, out: TextIO, err: TextIO) -> int:
         runner = EchoRunner(sandbox.runner, lambda line: print(line, file=out, flush=True), verbose)
         before = snapshot.take(sandbox.runner)
         section("netwrap tutorial up")
-        _up(runner, tool, store, err)
+        _report(build(tutorial.objects(tool), runner, store), "up", err)
         section("netwrap tutorial up (again: finds everything in place, runs nothing)")
-        _up(runner, tool, store, err)
+        _report(build(tutorial.objects(tool), runner, store), "up", err)
         section("netwrap tutorial verify")
-        code = _verify(runner, out)
+        code = _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME), out)
         section("netwrap tutorial down")
-        _down(runner, tool, store, err)
+        _report(teardown(runner, store), "down", err)
         after = snapshot.take(sandbox.runner)
         diff = before.differences(after)
         section("after down")
@@ -172,6 +195,29 @@ def _demo(verbose: bool, tool: BridgeTool, out: TextIO, err: TextIO) -> int:
     return code
 
 
+def _echo(out: TextIO, verbose: bool) -> EchoRunner:
+    return EchoRunner(SubprocessRunner(), lambda line: print(line, file=out, flush=True), verbose)
+
+
+def _clean(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
+    state_dir = _state_dir(args)
+    found = survey(state_dir)
+    if not found:
+        print(f"netwrap: clean: no records in {state_dir}; nothing to do", file=err)
+        return EXIT_OK
+    for item in found:
+        print(f"{item.describe()}", file=out)
+        if item.status == "crashed" and item.record is not None:
+            for obj in reversed(item.record.created):
+                print(f"  would remove {obj.key}" if args.dry_run else f"  owns {obj.key}", file=out)
+    if args.dry_run:
+        return EXIT_OK
+    _require_root("clean")
+    for item, outcome in clean(_echo(out, verbose), state_dir):
+        _report(outcome, f"clean {item.file.name}", err)
+    return EXIT_OK
+
+
 def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the command line; returns the exit code."""
     out = out or sys.stdout
@@ -180,8 +226,10 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(out)
-        return EXIT_USAGE
+        return EXIT_CHANGES
     verbose: bool = getattr(args, "verbose", False)
+    if args.command == "clean":
+        return _clean(args, verbose, out, err)
     tool = _bridge_tool(getattr(args, "bridge_tool", "auto"))
     action: str | None = args.action
     if action is None:
@@ -190,17 +238,18 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         step_list = tutorial.steps(tool)
         out.write(tutorial.render_down_script(step_list) if args.down else tutorial.render_script(step_list))
         return EXIT_OK
-    _require_root(action)
+    _require_root(f"tutorial {action}")
     require_tools(_commands_of(tutorial.objects(tool), with_probes=action == "verify"))
-    store = StateFile.in_dir(_state_dir(args), tutorial.STATE_NAME)
-    runner = _say(out)
-    runner.verbose = verbose
+    state_dir = _state_dir(args)
+    runner = _echo(out, verbose)
+    if action == "plan":
+        return _plan(runner, tool, verbose, out, err)
     if action == "up":
-        _up(runner, tool, store, err)
+        _report(build(tutorial.objects(tool), runner, StateFile.in_dir(state_dir, tutorial.STATE_NAME)), "up", err)
     elif action == "down":
-        _down(runner, tool, store, err)
+        _report(teardown(runner, StateFile.in_dir(state_dir, tutorial.STATE_NAME)), "down", err)
     else:
-        return _verify(runner, out)
+        return _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME), out)
     return EXIT_OK
 
 

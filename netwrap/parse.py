@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
+import shlex
 from typing import Any
 
 import attrs
@@ -18,13 +20,23 @@ from netwrap.objects import IPAddress, IPInterface, IPNetwork
 
 @attrs.frozen
 class Link:
-    """One device as ``ip -d -json link show`` prints it."""
+    """One device as ``ip -d link show`` prints it.
+
+    A veth names its peer directly (``peer``) when both ends share a namespace;
+    otherwise it gives the peer's index (``peer_index``) in the namespace that
+    ``peer_netns`` names (text output) or ``peer_netnsid`` numbers (JSON output;
+    ``ip netns list`` maps the ids to names).
+    """
 
     name: str
     kind: str | None = None
     master: str | None = None
     up: bool = False
-    peer: str | None = None  # the peer's name when it lives in the same namespace
+    peer: str | None = None
+    index: int | None = None
+    peer_index: int | None = None
+    peer_netnsid: int | None = None
+    peer_netns: str | None = None
 
 
 @attrs.frozen
@@ -48,18 +60,30 @@ def _json_list(text: str, what: str) -> list[dict[str, Any]]:
     return data
 
 
-def netns_names(text: str) -> list[str]:
-    """Names from ``ip netns list``: lines ``NAME`` or ``NAME (id: N)``."""
-    names = []
+_NETNS_LINE = re.compile(r"^(\S+)(?: \(id: (\d+)\))?$")
+
+
+def _netns_entries(text: str) -> list[tuple[str, int | None]]:
+    entries = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
-        name, _, rest = line.partition(" ")
-        if rest and not (rest.startswith("(id:") and rest.endswith(")")):
+        match = _NETNS_LINE.match(line)
+        if match is None:
             raise ParseError(f"ip netns list: cannot read the line {line!r}")
-        names.append(name)
-    return names
+        entries.append((match[1], int(match[2]) if match[2] is not None else None))
+    return entries
+
+
+def netns_names(text: str) -> list[str]:
+    """Names from ``ip netns list``: lines ``NAME`` or ``NAME (id: N)``."""
+    return [name for name, _ in _netns_entries(text)]
+
+
+def netns_ids(text: str) -> dict[int, str]:
+    """The ids ``ip netns list`` shows, mapped to names (ids are what ``link_netnsid`` refers to)."""
+    return {nsid: name for name, nsid in _netns_entries(text) if nsid is not None}
 
 
 def links(text: str) -> list[Link]:
@@ -76,12 +100,72 @@ def links(text: str) -> list[Link]:
             Link(
                 name=name,
                 kind=kind if isinstance(kind, str) else None,
-                master=item.get("master") if isinstance(item.get("master"), str) else None,
+                master=_str(item.get("master")),
                 up=isinstance(flags, list) and "UP" in flags,
-                peer=item.get("link") if isinstance(item.get("link"), str) else None,
+                peer=_str(item.get("link")),
+                index=_int(item.get("ifindex")),
+                peer_index=_int(item.get("link_index")),
+                peer_netnsid=_int(item.get("link_netnsid")),
             )
         )
     return found
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_LINK_LINE = re.compile(r"^(\d+): ([^:@\s]+)(?:@(\S+?))?: <([^>]*)>(.*)$")
+
+
+def links_text(text: str) -> list[Link]:
+    """Devices from ``ip -o -d link show`` (the fallback where ``-json`` is missing)."""
+    found = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _LINK_LINE.match(line)
+        if match is None:
+            raise ParseError(f"ip -o link: cannot read the line {line[:80]!r}")
+        index, name, at, flags, rest = match.groups()
+        segments = [seg.strip() for seg in rest.split("\\")]
+        words = " ".join(segments[:2]).split()
+        peer = peer_index = None
+        if at is not None:
+            if at.startswith("if") and at[2:].isdigit():
+                peer_index = int(at[2:])
+            elif at != "NONE":
+                peer = at
+        kind = segments[2].split()[0] if len(segments) > 2 and segments[2] else None
+        found.append(
+            Link(
+                name=name,
+                kind=kind,
+                master=_after(words, "master"),
+                up="UP" in flags.split(","),
+                peer=peer,
+                index=int(index),
+                peer_index=peer_index,
+                peer_netnsid=_int_or_none(_after(words, "link-netnsid")),
+                peer_netns=_after(words, "link-netns"),
+            )
+        )
+    return found
+
+
+def _after(words: list[str], key: str) -> str | None:
+    try:
+        return words[words.index(key) + 1]
+    except (ValueError, IndexError):
+        return None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def addresses(text: str) -> list[tuple[str, IPInterface]]:
@@ -94,6 +178,44 @@ def addresses(text: str) -> list[tuple[str, IPInterface]]:
                 found.append((str(name), ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}")))
             except (KeyError, TypeError, ValueError):
                 raise ParseError(f"ip addr: cannot read the address {info!r} of {name!r}") from None
+    return found
+
+
+_ADDR_LINE = re.compile(r"^\d+:\s+(\S+)\s+inet6?\s+(\S+)")
+
+
+def addresses_text(text: str) -> list[tuple[str, IPInterface]]:
+    """``(device, address/prefix)`` pairs from ``ip -o addr show``."""
+    found = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _ADDR_LINE.match(line)
+        if match is None:
+            raise ParseError(f"ip -o addr: cannot read the line {line[:80]!r}")
+        try:
+            found.append((match[1], ipaddress.ip_interface(match[2])))
+        except ValueError:
+            raise ParseError(f"ip -o addr: cannot read the address {match[2]!r}") from None
+    return found
+
+
+def routes_text(text: str) -> list[RouteEntry]:
+    """Routes from plain ``ip route show``."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] in ("unreachable", "blackhole", "prohibit", "throw", "local", "broadcast", "unicast"):
+            words = words[1:]
+        try:
+            destination: IPNetwork | str = "default" if words[0] == "default" else ipaddress.ip_network(words[0])
+            via = _after(words, "via")
+            gateway = ipaddress.ip_address(via) if via is not None else None
+        except (ValueError, IndexError):
+            raise ParseError(f"ip route: cannot read the line {line[:80]!r}") from None
+        found.append(RouteEntry(destination, gateway, _after(words, "dev")))
     return found
 
 
@@ -110,6 +232,63 @@ def routes(text: str) -> list[RouteEntry]:
         device = item.get("dev")
         found.append(RouteEntry(destination, gateway, device if isinstance(device, str) else None))
     return found
+
+
+@attrs.frozen
+class IptablesRule:
+    """One ``-A CHAIN ...`` line of ``iptables -S`` or ``iptables-save``: the chain and the words after it."""
+
+    chain: str
+    words: tuple[str, ...]
+
+    def option(self, name: str) -> str | None:
+        """The value after option ``name`` (``--dport``), or None."""
+        return _after(list(self.words), name)
+
+    def negated(self, name: str) -> bool:
+        """Whether option ``name`` is preceded by ``!``."""
+        try:
+            at = self.words.index(name)
+        except ValueError:
+            return False
+        return at > 0 and self.words[at - 1] == "!"
+
+
+def iptables_rules(text: str) -> list[IptablesRule]:
+    """The rules (``-A`` lines) of ``iptables -S`` or ``iptables-save`` output; policies and comments skipped."""
+    found = []
+    for line in text.splitlines():
+        if not line.startswith("-A "):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            raise ParseError(f"iptables: cannot read the rule {line[:80]!r}") from None
+        if len(words) < 2:
+            raise ParseError(f"iptables: a rule with no chain: {line[:80]!r}")
+        found.append(IptablesRule(words[1], tuple(words[2:])))
+    return found
+
+
+def brctl_ports(text: str) -> dict[str, list[str]]:
+    """Each bridge's ports from ``brctl show``."""
+    bridges: dict[str, list[str]] = {}
+    current: str | None = None
+    for number, line in enumerate(text.splitlines()):
+        if number == 0 or not line.strip():
+            continue
+        fields = line.split("\t")
+        if fields[0]:
+            parts = line.split()
+            if len(parts) < 3:
+                raise ParseError(f"brctl show: cannot read the line {line!r}")
+            current = parts[0]
+            bridges[current] = parts[3:4]
+        elif current is not None:
+            bridges[current].append(line.strip())
+        else:
+            raise ParseError(f"brctl show: a port line before any bridge: {line!r}")
+    return bridges
 
 
 def sysctl_value(text: str) -> str:

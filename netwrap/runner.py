@@ -107,12 +107,13 @@ class SubprocessRunner:
     timeout: float = 30.0
     attempts: int = 5
     wait: float = 0.2
-    resolve: Callable[[str], str | None] = find_tool
+    resolve: Callable[[str], str | None] | None = None
 
     def _resolve(self, command: Command) -> tuple[str, ...]:
-        require_tools([command], self.resolve)
+        lookup = self.resolve or find_tool
+        require_tools([command], lookup)
         argv = (*self.prefix, *command.argv)
-        head = self.resolve(argv[0])
+        head = lookup(argv[0])
         if head is None:
             raise ToolNotFoundError(argv[0], PACKAGES.get(argv[0]))
         return (head, *argv[1:])

@@ -1,9 +1,12 @@
-"""What netwrap created on a host, kept in a small JSON file.
+"""What netwrap created on a host, kept in a small JSON file per run name.
 
 The record is written *before* each change, so a run that dies in the middle
-leaves a record that is true or says a little more than was done (``down``
-checks each object before removing it). Sysctls keep the value they had before
-netwrap first changed them.
+leaves a record that is true, or says a little more than was done (teardown
+looks before it removes). It holds each created object in full, in creation
+order, so that teardown and ``netwrap clean`` can undo it without the topology
+that made it, and each changed sysctl with the value it had before. It also
+names the process that wrote it, so that a record whose writer died before
+finishing can be told from a finished one.
 """
 
 from __future__ import annotations
@@ -16,31 +19,92 @@ from typing import Any, Protocol
 
 import attrs
 
+from netwrap import serial
 from netwrap.errors import NetwrapError
+from netwrap.objects import NetObject, Sysctl
 
 DEFAULT_STATE_DIR = Path("/run/netwrap")
+VERSION = 2
+
+
+def _process_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (None if there is no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+@attrs.frozen
+class Writer:
+    """The process that wrote a record: pid plus start time, so a reused pid is not mistaken for it."""
+
+    pid: int
+    start: int | None
+
+    @classmethod
+    def current(cls) -> Writer:
+        return cls(os.getpid(), _process_start(os.getpid()))
+
+    def alive(self) -> bool:
+        return self.start is not None and _process_start(self.pid) == self.start
 
 
 @attrs.define
 class Record:
-    """The keys of the objects a run created, and each changed sysctl's earlier value."""
+    """The objects a run created or changed, in order, and each changed sysctl's earlier value.
 
-    created: list[str] = attrs.field(factory=list)
-    sysctls: dict[str, str] = attrs.field(factory=dict)
+    ``complete`` is set when a build finished and its result is meant to stay
+    (``tutorial up``); a record left incomplete by a writer that is gone is what
+    a crashed run left behind, and ``netwrap clean`` removes it.
+    """
+
+    created: list[NetObject] = attrs.field(factory=list)
+    previous: dict[str, str] = attrs.field(factory=dict)
+    complete: bool = False
+    writer: Writer = attrs.field(factory=Writer.current)
+    action: str = ""
+
+    def owns(self, obj: NetObject) -> bool:
+        return any(o.key == obj.key for o in self.created)
+
+    def add(self, obj: NetObject) -> bool:
+        """Record ``obj`` as created; False if it already was."""
+        if self.owns(obj):
+            return False
+        self.created.append(obj)
+        return True
+
+    def add_sysctl(self, obj: Sysctl, previous: str) -> None:
+        """Record a changed sysctl and the value it had before the first change (later changes keep that)."""
+        self.add(obj)
+        self.previous.setdefault(obj.key, previous)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": 1, "created": self.created, "sysctls": self.sysctls}
+        return {
+            "version": VERSION,
+            "action": self.action,
+            "complete": self.complete,
+            "writer": {"pid": self.writer.pid, "start": self.writer.start},
+            "created": [serial.to_dict(o) for o in self.created],
+            "previous": self.previous,
+        }
 
     @classmethod
     def from_json(cls, data: object) -> Record:
-        if not isinstance(data, dict) or data.get("version") != 1:
-            raise NetwrapError(f"state record has an unknown form: {data!r:.80}")
-        created, sysctls = data.get("created"), data.get("sysctls")
-        if not isinstance(created, list) or not all(isinstance(k, str) for k in created):
-            raise NetwrapError("state record: 'created' is not a list of names")
-        if not isinstance(sysctls, dict) or not all(isinstance(v, str) for v in sysctls.values()):
-            raise NetwrapError("state record: 'sysctls' is not a table of values")
-        return cls(list(created), dict(sysctls))
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise NetwrapError(f"the record has an unknown form (expected version {VERSION}): {data!r:.80}")
+        try:
+            writer = Writer(int(data["writer"]["pid"]), data["writer"]["start"])
+            created = [serial.from_dict(o) for o in data["created"]]
+            previous = data["previous"]
+            if not isinstance(previous, dict) or not all(isinstance(v, str) for v in previous.values()):
+                raise NetwrapError("'previous' is not a table of sysctl values")
+            return cls(created, dict(previous), bool(data["complete"]), writer, str(data.get("action", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NetwrapError(f"the record is damaged: {exc!r}") from None
 
 
 class Store(Protocol):
@@ -76,13 +140,17 @@ class MemoryStore:
 
 @attrs.frozen
 class StateFile:
-    """One record on disk, replaced atomically on every save."""
+    """One record on disk, replaced atomically (write, fsync, rename) on every save."""
 
     path: Path
 
     @classmethod
     def in_dir(cls, directory: Path | str, name: str) -> StateFile:
         return cls(Path(directory) / f"{name}.json")
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
 
     def load(self) -> Record | None:
         try:
@@ -93,6 +161,8 @@ class StateFile:
             return Record.from_json(json.loads(text))
         except json.JSONDecodeError as exc:
             raise NetwrapError(f"state file {self.path} is not valid JSON: {exc}") from None
+        except NetwrapError as exc:
+            raise NetwrapError(f"state file {self.path}: {exc}") from None
 
     def save(self, record: Record) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -112,3 +182,11 @@ class StateFile:
 
     def describe(self) -> str:
         return str(self.path)
+
+
+def state_files(directory: Path | str) -> list[StateFile]:
+    """Every record in ``directory``, by name."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    return [StateFile(p) for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]

@@ -20,7 +20,7 @@ from netwrap.command import Command
 from netwrap.errors import CommandError, NetwrapError
 from netwrap.objects import Address, LinkNetns, LinkUp, Namespace, NetObject, VethPair
 from netwrap.runner import Runner
-from netwrap.state import MemoryStore
+from netwrap.state import MemoryStore, Store
 from netwrap.tutorial import CONTAINER_ADDRESSES, CONTAINERS, PUBLISHED_PORT
 
 OUTSIDE = "Toutside"
@@ -144,14 +144,17 @@ def _scenario(number: int, title: str, hint: str, probe: Callable[[], tuple[bool
     return ScenarioResult(number, title, passed, detail)
 
 
-def verify(runner: Runner) -> list[ScenarioResult]:
-    """Run the four scenarios; the simulated outside is made first and removed afterwards."""
+def verify(runner: Runner, store: Store | None = None) -> list[ScenarioResult]:
+    """Run the four scenarios; the simulated outside is made first and removed afterwards.
+
+    The outside is recorded in ``store`` (give a :class:`~netwrap.state.StateFile`
+    so that ``netwrap clean`` can remove it if this process dies half-way).
+    """
     c0, c1 = CONTAINERS
     a0, a1 = CONTAINER_ADDRESSES
-    store = MemoryStore()
-    outside = outside_objects()
+    store = store if store is not None else MemoryStore()
     try:
-        build(outside, runner, store)
+        build(outside_objects(), runner, store, action="verify", finish=False)
         return [
             _scenario(1, "container to container", "needs steps 1-17",
                       lambda: _pings(runner, [(c0, a1), (c1, a0)])),
@@ -164,7 +167,7 @@ def verify(runner: Runner) -> list[ScenarioResult]:
         ]  # fmt: skip
     finally:
         try:
-            teardown(outside, runner, store)
+            teardown(runner, store)
         except NetwrapError as exc:
             raise NetwrapError(f"could not remove the simulated outside: {exc}") from exc
 

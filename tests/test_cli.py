@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import cli
-from tests.test_tutorial import DOCUMENT, IPROUTE2_BRIDGE
+from netwrap import StateFile, cli, tutorial
+from netwrap.state import Record, Writer
+from tests.conftest import fixture_text
+from tests.test_tutorial import DOCUMENT, IPROUTE2_BRIDGE, built_host, empty_host, fake, mutating_calls
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -55,7 +58,9 @@ def test_not_root_is_a_clear_error_before_any_command(
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert cli.main(["tutorial", action]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"netwrap: error: `netwrap tutorial {action}` changes the network and must run as root")
+    assert err.startswith(
+        f"netwrap: error: `netwrap tutorial {action}` reads or changes the network and must run as root"
+    )
     assert len(fp.calls) == 0
 
 
@@ -96,3 +101,78 @@ def test_a_missing_tool_stops_before_the_first_change(
     assert f"required tool {tool!r} was not found" in err
     assert f"apt-get install {package}" in err
     assert len(fp.calls) == 0
+
+
+@pytest.fixture
+def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend to be root, with every tool present under its bare name (for `fp`)."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("netwrap.runner.find_tool", lambda name: name)
+
+
+@pytest.mark.usefixtures("as_root")
+def test_plan_on_an_empty_host_prints_the_document_and_exits_2(fp: FakeProcess, tmp_path: Path) -> None:
+    fake(fp, empty_host(), [])
+    code, out, err = run("tutorial", "plan", "--bridge-tool", "brctl", "--state-dir", str(tmp_path))
+    assert code == 2
+    assert out.splitlines() == DOCUMENT
+    assert "22 change(s)" in err
+    assert mutating_calls(fp, empty_host()) == []
+
+
+@pytest.mark.usefixtures("as_root")
+def test_plan_on_a_built_host_exits_0(fp: FakeProcess, tmp_path: Path) -> None:
+    fake(fp, built_host(), [])
+    code, out, err = run("tutorial", "plan", "-v", "--bridge-tool", "brctl", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert "nothing to do" in err
+    assert "# ok       netns:Tdocker0: namespace Tdocker0 exists" in out.splitlines()
+    assert not [line for line in out.splitlines() if not line.startswith("#")]
+
+
+@pytest.mark.usefixtures("as_root")
+def test_plan_with_a_conflict_exits_1(fp: FakeProcess, tmp_path: Path) -> None:
+    answers = empty_host()
+    answers[("ip", "-d", "-json", "link", "show")] = (0, fixture_text("conflict_links.json"))
+    fake(fp, answers, [])
+    code, _, err = run("tutorial", "plan", "--bridge-tool", "brctl", "--state-dir", str(tmp_path))
+    assert code == 1
+    assert "netwrap: conflict: Tbr0 exists on the host but is a veth, not a bridge" in err
+
+
+@pytest.mark.usefixtures("as_root")
+def test_up_with_a_conflict_changes_nothing(
+    fp: FakeProcess, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    answers = empty_host()
+    answers[("ip", "-d", "-json", "link", "show")] = (0, fixture_text("conflict_links.json"))
+    fake(fp, answers, [])
+    assert cli.main(["tutorial", "up", "--bridge-tool", "brctl", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("netwrap: error: nothing was changed; the host has conflicting objects:")
+    assert mutating_calls(fp, answers) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_clean_dry_run_lists_and_changes_nothing(fp: FakeProcess, tmp_path: Path) -> None:
+    store = StateFile.in_dir(tmp_path, "tutorial")
+    record = Record(complete=False, writer=Writer(2**22 + 3, 1), action="up")
+    for obj in tutorial.objects()[:3]:
+        record.add(obj)
+    store.save(record)
+    code, out, _ = run("clean", "--dry-run", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert out.splitlines() == [
+        "tutorial: crashed, 3 object(s): up by pid 4194307 ended before finishing",
+        "  would remove veth::Tveth0:Tveth1",
+        "  would remove netns:Tdocker1",
+        "  would remove netns:Tdocker0",
+    ]
+    assert len(fp.calls) == 0
+    assert store.path.exists()
+
+
+def test_clean_with_nothing_recorded(tmp_path: Path) -> None:
+    code, _, err = run("clean", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert "nothing to do" in err

@@ -19,6 +19,7 @@ from netwrap import (
     LinkUp,
     Namespace,
     NatRule,
+    NetObject,
     Route,
     Sysctl,
     VethPair,
@@ -52,115 +53,141 @@ def test_ensure_finds_a_namespace_with_an_id(fp: FakeProcess, runner: Subprocess
     assert calls(fp) == [["ip", "netns", "list"]]
 
 
+NETNS = ["ip", "netns", "list"]
+ROUTES = ["ip", "-json", "route", "show"]
+NAT = ["iptables", "-t", "nat", "-S"]
+SYSCTL = ["sysctl", "-n", "net.ipv4.ip_forward"]
+
+
 @pytest.mark.parametrize(
-    ("obj", "check_argv", "fixture"),
+    ("obj", "reads"),
     [
-        (VethPair("Tveth0", "Tveth1"), LINKS, "tutorial_host_links.json"),
-        (LinkNetns("Tveth0", "Tdocker0"), IN_DOCKER0 + LINKS, "tutorial_docker0_links.json"),
-        (Bridge("Tbr0"), LINKS, "tutorial_host_links.json"),
-        (Bridge("Tbr0", tool="ip"), LINKS, "tutorial_host_links.json"),
-        (BridgePort("Tbr0", "Tveth3"), LINKS, "tutorial_host_links.json"),
-        (Address("Tveth0", "172.18.0.2/24", netns="Tdocker0"), IN_DOCKER0 + ADDRS, "tutorial_docker0_addr.json"),
-        (Address("Tbr0", "172.18.0.1/24"), ADDRS, "tutorial_host_addr.json"),
-        (LinkUp("Tveth0", netns="Tdocker0"), IN_DOCKER0 + LINKS, "tutorial_docker0_links.json"),
-        (LinkUp("Tbr0"), LINKS, "tutorial_host_links.json"),
-        (
-            Route("default", "172.18.0.1", "Tveth0", netns="Tdocker0"),
-            [*IN_DOCKER0, "ip", "-json", "route", "show"],
-            "tutorial_docker0_routes.json",
-        ),
-        (Sysctl("net.ipv4.ip_forward", "1"), ["sysctl", "-n", "net.ipv4.ip_forward"], "ip_forward_1.txt"),
+        (VethPair("Tveth0", "Tveth1"), [(NETNS, "tutorial_netns_list.txt"), (LINKS, "tutorial_host_links.json")]),
+        (LinkNetns("Tveth0", "Tdocker0"), [(IN_DOCKER0 + LINKS, "tutorial_docker0_links.json")]),
+        (Bridge("Tbr0"), [(LINKS, "tutorial_host_links.json")]),
+        (Bridge("Tbr0", tool="ip"), [(LINKS, "tutorial_host_links.json")]),
+        (BridgePort("Tbr0", "Tveth3"), [(LINKS, "tutorial_host_links.json")]),
+        (Address("Tveth0", "172.18.0.2/24", netns="Tdocker0"), [(IN_DOCKER0 + ADDRS, "tutorial_docker0_addr.json")]),
+        (Address("Tbr0", "172.18.0.1/24"), [(ADDRS, "tutorial_host_addr.json")]),
+        (LinkUp("Tveth0", netns="Tdocker0"), [(IN_DOCKER0 + LINKS, "tutorial_docker0_links.json")]),
+        (LinkUp("Tbr0"), [(LINKS, "tutorial_host_links.json")]),
+        (Route("default", "172.18.0.1", "Tveth0", netns="Tdocker0"),
+         [(IN_DOCKER0 + ROUTES, "tutorial_docker0_routes.json")]),
+        (Sysctl("net.ipv4.ip_forward", "1"), [(SYSCTL, "ip_forward_1.txt")]),
+        (NatRule.masquerade("172.18.0.0/24", not_out="Tbr0"), [(NAT, "tutorial_nat_S.txt")]),
+        (NatRule.publish(80, "172.18.0.2:80", not_in="Tbr0"), [(NAT, "foreign_nat_S.txt")]),
     ],
-)
-def test_ensure_runs_only_the_check_when_present(
-    fp: FakeProcess, runner: SubprocessRunner, obj: object, check_argv: list[str], fixture: str
+)  # fmt: skip
+def test_ensure_only_reads_when_present(
+    fp: FakeProcess, runner: SubprocessRunner, obj: NetObject, reads: list[tuple[list[str], str]]
 ) -> None:
-    fp.register(check_argv, stdout=fixture_text(fixture))
-    assert ensure(obj, runner) is False  # type: ignore[arg-type]
-    assert calls(fp) == [check_argv]
+    for argv, fixture in reads:
+        fp.register(argv, stdout=fixture_text(fixture))
+    assert ensure(obj, runner) is False
+    assert calls(fp) == [argv for argv, _ in reads]
 
 
 @pytest.mark.parametrize(
-    ("obj", "check_argv", "fixture"),
+    ("obj", "reads"),
     [
-        (VethPair("Tveth0", "Tveth1"), LINKS, "empty_links.json"),
-        (Bridge("Tbr0"), LINKS, "empty_links.json"),
-        (BridgePort("Tbr0", "Tveth1"), LINKS, "empty_links.json"),
-        (Address("Tbr0", "172.18.0.1/24"), ADDRS, "empty_addr.json"),
-        (LinkUp("lo"), LINKS, "empty_links.json"),
-        (Route("default", "172.18.0.1", "Tveth0"), ["ip", "-json", "route", "show"], "empty_routes.json"),
-        (Sysctl("net.ipv4.ip_forward", "1"), ["sysctl", "-n", "net.ipv4.ip_forward"], "ip_forward_0.txt"),
+        (VethPair("Tveth0", "Tveth1"), [(NETNS, "empty_netns_list.txt"), (LINKS, "empty_links.json")]),
+        (Bridge("Tbr0"), [(LINKS, "empty_links.json")]),
+        (BridgePort("Tbr0", "Tveth1"), [(LINKS, "tutorial_docker0_links.json")]),
+        (Address("Tbr0", "172.18.0.1/24"), [(ADDRS, "empty_addr.json")]),
+        (LinkUp("lo"), [(LINKS, "empty_links.json")]),
+        (Route("default", "172.18.0.1", "Tveth0"), [(ROUTES, "empty_routes.json")]),
+        (Sysctl("net.ipv4.ip_forward", "1"), [(SYSCTL, "ip_forward_0.txt")]),
+        (NatRule.masquerade("172.18.0.0/24", not_out="Tbr0"), [(NAT, "legacy_nat_S.txt")]),
+        (NatRule.masquerade("10.0.0.0/8", out="eth0"), [(NAT, "foreign_nat_S.txt")]),  # a negated one is there
     ],
 )
 def test_ensure_creates_when_missing(
-    fp: FakeProcess, runner: SubprocessRunner, obj: Bridge, check_argv: list[str], fixture: str
+    fp: FakeProcess, runner: SubprocessRunner, obj: NetObject, reads: list[tuple[list[str], str]]
 ) -> None:
-    fp.register(check_argv, stdout=fixture_text(fixture))
+    for argv, fixture in reads:
+        fp.register(argv, stdout=fixture_text(fixture))
     creates = [list(c.argv) for c in obj.create_commands()]
     for argv in creates:
         fp.register(argv)
     assert ensure(obj, runner) is True
-    assert calls(fp) == [check_argv, *creates]
-
-
-def test_nat_rule_check_exit_1_means_absent(fp: FakeProcess, runner: SubprocessRunner) -> None:
-    rule = NatRule.masquerade("172.18.0.0/24", not_out="Tbr0")
-    body = ["POSTROUTING", "-s", "172.18.0.0/24", "!", "-o", "Tbr0", "-j", "MASQUERADE"]
-    absent = "iptables: Bad rule (does a matching rule exist in that chain?).\n"
-    fp.register(["iptables", "-t", "nat", "-C", *body], returncode=1, stderr=absent)
-    fp.register(["iptables", "-t", "nat", "-A", *body])
-    assert ensure(rule, runner) is True
-    fp.register(["iptables", "-t", "nat", "-C", *body])
-    assert ensure(rule, runner) is False
-    assert calls(fp)[-1][3] == "-C"
-
-
-def test_nat_rule_check_other_exit_code_is_an_error(fp: FakeProcess, runner: SubprocessRunner) -> None:
-    rule = NatRule.masquerade("172.18.0.0/24", not_out="Tbr0")
-    fp.register(["iptables", fp.any()], returncode=2, stderr="iptables v1.8.9 (nf_tables): unknown option\n")
-    with pytest.raises(CommandError) as caught:
-        ensure(rule, runner)
-    assert caught.value.returncode == 2
-    assert caught.value.argv[:4] == ("iptables", "-t", "nat", "-C")
-    assert "unknown option" in caught.value.stderr
+    assert calls(fp) == [argv for argv, _ in reads] + creates
 
 
 @pytest.mark.parametrize(
-    ("obj", "check_argv", "fixture", "message"),
+    ("obj", "reads", "message"),
     [
-        (Bridge("Tbr0"), LINKS, "conflict_links.json", "Tbr0 exists on the host but is a veth, not a bridge"),
-        (BridgePort("Tbr0", "Tveth1"), LINKS, "conflict_links.json", "Tveth1 is already a port of Tother"),
-        (VethPair("Tveth0", "Tveth1"), LINKS, "conflict_links.json", "Tveth0 exists on the host but its peer is"),
-        (VethPair("Tother", "Tveth9"), LINKS, "conflict_links.json", "Tother exists on the host but is a bridge"),
-        (Address("Tbr0", "172.18.0.1/24"), ADDRS, "conflict_addr.json", "172.18.0.1 is already on Tother"),
+        (Bridge("Tbr0"), [(LINKS, "conflict_links.json")], "Tbr0 exists on the host but is a veth, not a bridge"),
+        (BridgePort("Tbr0", "Tveth1"), [(LINKS, "conflict_links.json")], "Tveth1 is already a port of Tother"),
+        (VethPair("Tveth0", "Tveth1"), [(NETNS, "empty_netns_list.txt"), (LINKS, "conflict_links.json")],
+         "Tveth0 exists on the host but its peer is Tvethz, not Tveth1"),
+        (VethPair("Tother", "Tveth9"), [(NETNS, "empty_netns_list.txt"), (LINKS, "conflict_links.json")],
+         "Tother exists on the host but is a bridge, not a veth"),
+        (Address("Tbr0", "172.18.0.1/24"), [(ADDRS, "conflict_addr.json")], "172.18.0.1 is already on Tother"),
+        (Route("default", "172.18.0.9", "Tveth0", netns="Tdocker0"),
+         [(IN_DOCKER0 + ROUTES, "tutorial_docker0_routes.json")],
+         "a route to default via 172.18.0.1 dev Tveth0 already exists in namespace Tdocker0"),
+        (NatRule.publish(80, "172.18.0.3:80", not_in="Tbr0"), [(NAT, "tutorial_nat_S.txt")],
+         "tcp port 80 is already published to 172.18.0.2:80"),
     ],
-)
+)  # fmt: skip
 def test_conflicts_are_errors_and_nothing_runs(
-    fp: FakeProcess, runner: SubprocessRunner, obj: Bridge, check_argv: list[str], fixture: str, message: str
+    fp: FakeProcess, runner: SubprocessRunner, obj: NetObject, reads: list[tuple[list[str], str]], message: str
 ) -> None:
-    fp.register(check_argv, stdout=fixture_text(fixture))
+    for argv, fixture in reads:
+        fp.register(argv, stdout=fixture_text(fixture))
     with pytest.raises(ConflictError, match=message):
         ensure(obj, runner)
-    assert calls(fp) == [check_argv]
+    assert calls(fp) == [argv for argv, _ in reads]
+
+
+def test_a_port_published_by_someone_else_is_a_conflict(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    theirs = "\n".join(line for line in fixture_text("foreign_nat_S.txt").splitlines() if "Tbr0" not in line)
+    fp.register(NAT, stdout=theirs)
+    with pytest.raises(ConflictError, match=r"tcp port 80 is already published to 10\.1\.1\.1:8080 \(nat PREROUTING"):
+        ensure(NatRule.publish(80, "172.18.0.2:80", not_in="Tbr0"), runner)
+    assert len(fp.calls) == 1
+
+
+def test_a_published_port_on_another_port_or_protocol_is_no_conflict(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    fp.register(NAT, stdout=fixture_text("foreign_nat_S.txt"), occurrences=2)
+    rules = [NatRule.publish(8080, "172.18.0.2:80", not_in="Tbr0"), NatRule.publish(80, "172.18.0.2", protocol="udp")]
+    for rule in rules:
+        fp.register(list(rule.create_commands()[0].argv))
+        assert ensure(rule, runner) is True
+
+
+def host_everything(fp: FakeProcess, links: str, netns: str = "empty_netns_list.txt") -> None:
+    """What remove() of a veth reads: the namespaces and every fact of each."""
+    fp.register(NETNS, stdout=fixture_text(netns))
+    fp.register(LINKS, stdout=fixture_text(links))
+    fp.register(ADDRS, stdout=fixture_text("empty_addr.json"))
+    fp.register(ROUTES, stdout=fixture_text("empty_routes.json"))
 
 
 def test_remove_deletes_the_veth_through_the_end_that_is_left(fp: FakeProcess, runner: SubprocessRunner) -> None:
-    fp.register(LINKS, stdout=fixture_text("tutorial_host_links.json"))
+    host_everything(fp, "tutorial_host_links.json")
     fp.register(["ip", "link", "del", "Tveth1"])
     assert remove(VethPair("Tveth0", "Tveth1"), runner) is True
-    fp.register(LINKS, stdout=fixture_text("tutorial_host_links.json"))
+    host_everything(fp, "tutorial_host_links.json")
     fp.register(["ip", "link", "del", "Tveth1"])
     # named the other way round, the end on the host is still the one deleted
     assert remove(VethPair("Tveth1", "Tveth0"), runner) is True
-    assert calls(fp)[1] == calls(fp)[3] == ["ip", "link", "del", "Tveth1"]
+    deletes = [c for c in calls(fp) if c[:3] == ["ip", "link", "del"]]
+    assert deletes == [["ip", "link", "del", "Tveth1"]] * 2
 
 
 def test_remove_of_what_is_gone_changes_nothing(fp: FakeProcess, runner: SubprocessRunner) -> None:
-    fp.register(LINKS, stdout=fixture_text("empty_links.json"))
-    fp.register(["ip", "netns", "list"], stdout="")
+    host_everything(fp, "empty_links.json")
+    fp.register(NETNS, stdout="")
     assert remove(VethPair("Tveth0", "Tveth1"), runner) is False
     assert remove(Namespace("Tdocker0"), runner) is False
-    assert len(fp.calls) == 2
+    assert all(c[:3] != ["ip", "link", "del"] for c in calls(fp))
+
+
+def test_remove_leaves_a_conflicting_device_alone(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    fp.register(LINKS, stdout=fixture_text("conflict_links.json"))
+    assert remove(Bridge("Tbr0"), runner) is False  # Tbr0 is a veth here: not ours to delete
+    assert len(fp.calls) == 1
 
 
 def test_objects_in_a_missing_namespace_are_absent(fp: FakeProcess, runner: SubprocessRunner) -> None:
@@ -169,6 +196,12 @@ def test_objects_in_a_missing_namespace_are_absent(fp: FakeProcess, runner: Subp
     assert check(Address("Tveth0", "172.18.0.2/24", netns="Tdocker0"), runner) is False
     fp.register([*IN_DOCKER0, *LINKS], returncode=255, stderr=stderr)
     assert remove(LinkNetns("Tveth0", "Tdocker0"), runner) is False
+
+
+def test_other_errors_of_a_read_are_not_swallowed(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    fp.register(LINKS, returncode=1, stderr="RTNETLINK answers: Invalid argument\n")
+    with pytest.raises(CommandError, match="Invalid argument"):
+        check(LinkUp("Tbr0"), runner)
 
 
 def test_bridge_removal_is_the_documents_cleanup(fp: FakeProcess, runner: SubprocessRunner) -> None:
@@ -180,10 +213,10 @@ def test_bridge_removal_is_the_documents_cleanup(fp: FakeProcess, runner: Subpro
 
 
 def test_restore_puts_a_sysctl_back(fp: FakeProcess, runner: SubprocessRunner) -> None:
-    fp.register(["sysctl", "-n", "net.ipv4.ip_forward"], stdout="1\n")
+    fp.register(SYSCTL, stdout="1\n")
     fp.register(["sysctl", "net.ipv4.ip_forward=0"])
     assert restore(Sysctl("net.ipv4.ip_forward", "1"), "0", runner) is True
-    fp.register(["sysctl", "-n", "net.ipv4.ip_forward"], stdout="0\n")
+    fp.register(SYSCTL, stdout="0\n")
     assert restore(Sysctl("net.ipv4.ip_forward", "1"), "0", runner) is False
     with pytest.raises(TypeError, match="restore"):
         remove(Sysctl("net.ipv4.ip_forward", "1"), runner)

@@ -29,11 +29,12 @@ def test_netns_list_rejects_what_it_cannot_read() -> None:
 def test_links_of_the_tutorial_host() -> None:
     links = {link.name: link for link in parse.links(fixture_text("tutorial_host_links.json"))}
     assert set(links) == {"lo", "Tveth1", "Tveth3", "Tbr0"}
-    assert links["Tbr0"] == parse.Link("Tbr0", kind="bridge", master=None, up=True)
+    assert links["Tbr0"] == parse.Link("Tbr0", kind="bridge", master=None, up=True, index=6)
     assert links["Tveth1"].kind == "veth"
     assert links["Tveth1"].master == "Tbr0"
     assert links["Tveth1"].up
     assert links["Tveth1"].peer is None  # the peer lives in Tdocker0: only its index is printed
+    assert (links["Tveth1"].peer_index, links["Tveth1"].peer_netnsid) == (3, 0)
     assert links["lo"].kind is None
 
 
@@ -74,6 +75,80 @@ def test_sysctl() -> None:
         parse.sysctl_value("\n")
 
 
+def test_netns_ids() -> None:
+    assert parse.netns_ids(fixture_text("tutorial_netns_list.txt")) == {0: "Tdocker0", 1: "Tdocker1"}
+    assert parse.netns_ids("Tdocker0\n") == {}
+
+
+def test_text_links_match_the_json_ones() -> None:
+    """`ip -o -d link show`, the fallback for an ip without -json, reads to the same links."""
+    for name in ("tutorial_host_links", "tutorial_docker0_links"):
+        from_json = parse.links(fixture_text(f"{name}.json"))
+        from_text = parse.links_text(fixture_text(f"{name}_o.txt"))
+        assert [(x.name, x.kind, x.master, x.up, x.index, x.peer_index) for x in from_text] == [
+            (x.name, x.kind, x.master, x.up, x.index, x.peer_index) for x in from_json
+        ]
+    host = {x.name: x for x in parse.links_text(fixture_text("tutorial_host_links_o.txt"))}
+    assert host["Tveth1"].peer_netns == "Tdocker0"  # the text form names the peer's namespace
+    inside = {x.name: x for x in parse.links_text(fixture_text("tutorial_docker0_links_o.txt"))}
+    assert inside["Tveth0"].peer_netnsid == 0
+
+
+def test_text_links_with_a_peer_in_the_same_namespace() -> None:
+    line = (
+        "5: Tveth0@Tveth1: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop state DOWN mode DEFAULT group default "
+        "qlen 1000\\    link/ether 6a:1f:2e:3d:4c:5b brd ff:ff:ff:ff:ff:ff promiscuity 0 \\    veth addrgenmode eui64"
+    )
+    (link,) = parse.links_text(line)
+    assert (link.name, link.peer, link.kind, link.up) == ("Tveth0", "Tveth1", "veth", False)
+
+
+def test_text_addresses_and_routes_match_the_json_ones() -> None:
+    assert parse.addresses_text(fixture_text("tutorial_docker0_addr_o.txt")) == parse.addresses(
+        fixture_text("tutorial_docker0_addr.json")
+    )
+    assert parse.addresses_text(fixture_text("tutorial_host_addr_o.txt")) == parse.addresses(
+        fixture_text("tutorial_host_addr.json")
+    )
+    assert parse.routes_text(fixture_text("tutorial_docker0_routes.txt")) == parse.routes(
+        fixture_text("tutorial_docker0_routes.json")
+    )
+
+
+def test_text_routes_of_other_kinds() -> None:
+    found = parse.routes_text("unreachable 10.9.0.0/16 proto static\n192.0.2.7 via 10.0.0.1 dev eth0\n")
+    assert found == [
+        parse.RouteEntry(ipaddress.ip_network("10.9.0.0/16"), None, None),
+        parse.RouteEntry(ipaddress.ip_network("192.0.2.7/32"), ipaddress.ip_address("10.0.0.1"), "eth0"),
+    ]
+
+
+def test_iptables_rules_from_S_and_save_are_the_same() -> None:
+    from_s = parse.iptables_rules(fixture_text("foreign_nat_S.txt"))
+    assert from_s == parse.iptables_rules(fixture_text("foreign_nat_save.txt"))
+    assert [r.chain for r in from_s] == ["PREROUTING", "PREROUTING", "POSTROUTING", "POSTROUTING"]
+    dnat = from_s[1]
+    # iptables normalises what the user typed: `--dport http` -> 80, `-m tcp` added, /32 added
+    assert dnat.words == ("-d", "10.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "80",
+                          "-j", "DNAT", "--to-destination", "10.1.1.1:8080")  # fmt: skip
+    assert dnat.option("--to-destination") == "10.1.1.1:8080"
+    theirs = from_s[3]
+    assert theirs.negated("-s") and not theirs.negated("-o")
+    assert theirs.option("--comment") == "it\\'s mine"
+    assert parse.iptables_rules(fixture_text("legacy_nat_S.txt")) == []
+
+
+def test_iptables_rule_that_cannot_be_split() -> None:
+    with pytest.raises(ParseError, match="cannot read the rule"):
+        parse.iptables_rules('-A POSTROUTING -m comment --comment "unterminated -j MASQUERADE\n')
+
+
+def test_brctl_show() -> None:
+    assert parse.brctl_ports(fixture_text("tutorial_brctl_show.txt")) == {"Tbr0": ["Tveth1", "Tveth3"]}
+    header = "bridge name\tbridge id\t\tSTP enabled\tinterfaces\n"
+    assert parse.brctl_ports(header + "br9\t\t8000.000000000000\tno\t\t\n") == {"br9": []}
+
+
 @pytest.mark.parametrize("text", ['Option "-json" is unknown', "{", '{"a": 1}', "[1, 2]"])
 def test_bad_json_is_a_parse_error(text: str) -> None:
     for parser in (parse.links, parse.addresses, parse.routes):
@@ -83,7 +158,10 @@ def test_bad_json_is_a_parse_error(text: str) -> None:
 
 @given(st.text(max_size=200))
 def test_parsers_only_raise_parse_error(text: str) -> None:
-    for parser in (parse.links, parse.addresses, parse.routes, parse.netns_names):
+    for parser in (
+        parse.links, parse.addresses, parse.routes, parse.netns_names, parse.netns_ids,
+        parse.links_text, parse.addresses_text, parse.routes_text, parse.iptables_rules, parse.brctl_ports,
+    ):  # fmt: skip
         with contextlib.suppress(ParseError):
             parser(text)
 

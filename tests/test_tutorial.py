@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import NatRule, StateFile, build, teardown, tutorial
+from netwrap import ConflictError, NatRule, StateFile, build, teardown, tutorial
 from netwrap.runner import SubprocessRunner
 from tests.conftest import fixture_text
 
@@ -97,93 +98,108 @@ def test_down_script_reverses_and_tolerates_what_is_gone() -> None:
 LINKS = ("ip", "-d", "-json", "link", "show")
 ADDRS = ("ip", "-json", "addr", "show")
 ROUTES = ("ip", "-json", "route", "show")
+NETNS = ("ip", "netns", "list")
+NAT = ("iptables", "-t", "nat", "-S")
+SYSCTL = ("sysctl", "-n", "net.ipv4.ip_forward")
+RULES = [s.obj for s in tutorial.steps() if isinstance(s.obj, NatRule)]
+Answers = dict[tuple[str, ...], tuple[int, str]]
 
 
 def _in(ns: str, argv: tuple[str, ...]) -> tuple[str, ...]:
     return ("ip", "netns", "exec", ns, *argv)
 
 
-def _rule_check(rule: NatRule) -> tuple[str, ...]:
-    return rule.check_command().argv
-
-
-RULES = [s.obj for s in tutorial.steps() if isinstance(s.obj, NatRule)]
-SYSCTL = ("sysctl", "-n", "net.ipv4.ip_forward")
-
-
-def built_host() -> dict[tuple[str, ...], tuple[int, str]]:
+def built_host() -> Answers:
     """What a host with the whole tutorial answers to each read (captured output)."""
     answers = {
-        ("ip", "netns", "list"): (0, fixture_text("tutorial_netns_list.txt")),
+        NETNS: (0, fixture_text("tutorial_netns_list.txt")),
         LINKS: (0, fixture_text("tutorial_host_links.json")),
         ADDRS: (0, fixture_text("tutorial_host_addr.json")),
+        ROUTES: (0, fixture_text("empty_routes.json")),
+        NAT: (0, fixture_text("tutorial_nat_S.txt")),
         SYSCTL: (0, fixture_text("ip_forward_1.txt")),
     }
     for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
         answers[_in(ns, LINKS)] = (0, fixture_text(f"tutorial_docker{n}_links.json"))
         answers[_in(ns, ADDRS)] = (0, fixture_text(f"tutorial_docker{n}_addr.json"))
         answers[_in(ns, ROUTES)] = (0, fixture_text(f"tutorial_docker{n}_routes.json"))
-    for rule in RULES:
-        answers[_rule_check(rule)] = (0, "")
     return answers
 
 
-def empty_host() -> dict[tuple[str, ...], tuple[int, str]]:
-    answers = {
-        ("ip", "netns", "list"): (0, ""),
+def empty_host() -> Answers:
+    return {
+        NETNS: (0, ""),
         LINKS: (0, fixture_text("empty_links.json")),
         ADDRS: (0, fixture_text("empty_addr.json")),
+        ROUTES: (0, fixture_text("empty_routes.json")),
+        NAT: (0, fixture_text("legacy_nat_S.txt")),
         SYSCTL: (0, fixture_text("ip_forward_0.txt")),
     }
-    for ns in tutorial.CONTAINERS:
-        answers[_in(ns, LINKS)] = (0, fixture_text("empty_links.json"))
-        answers[_in(ns, ADDRS)] = (0, fixture_text("empty_addr.json"))
-        answers[_in(ns, ROUTES)] = (0, fixture_text("empty_routes.json"))
-    for rule in RULES:
-        answers[_rule_check(rule)] = (1, "")
-    return answers
 
 
-def fake(fp: FakeProcess, answers: dict[tuple[str, ...], tuple[int, str]], mutations: list[tuple[str, ...]]) -> None:
+def fake(fp: FakeProcess, answers: Answers, mutations: list[tuple[str, ...]]) -> None:
     for argv, (code, out) in answers.items():
         fp.register(list(argv), returncode=code, stdout=out, occurrences=100)
     for argv in mutations:
         fp.register(list(argv))
 
 
-def mutating_calls(fp: FakeProcess, answers: dict[tuple[str, ...], tuple[int, str]]) -> list[str]:
-    seen = [tuple(str(word) for word in call) for call in fp.calls]
-    return [" ".join(argv) for argv in seen if argv not in answers]
+def seen(fp: FakeProcess) -> list[tuple[str, ...]]:
+    return [tuple(str(word) for word in call) for call in fp.calls]
+
+
+def mutating_calls(fp: FakeProcess, answers: Answers) -> list[str]:
+    return [" ".join(argv) for argv in seen(fp) if argv not in answers]
 
 
 def test_up_on_an_empty_host_runs_the_document_in_order(
     fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path
 ) -> None:
     answers = empty_host()
-    mutations = [c.argv for o in tutorial.objects() for c in o.create_commands()]
-    fake(fp, answers, mutations)
+    fake(fp, answers, [c.argv for o in tutorial.objects() for c in o.create_commands()])
     store = StateFile(tmp_path / "tutorial.json")
     outcome = build(tutorial.objects(), runner, store)
     assert mutating_calls(fp, answers) == DOCUMENT
     assert len(outcome.changed) == 22
-    # every mutation was preceded by its check
-    first_calls = [tuple(c) for c in fp.calls][:2]
-    assert first_calls == [("ip", "netns", "list"), ("ip", "netns", "add", "Tdocker0")]
+    # observed in bulk first: namespaces, the host's links and addresses, nat, ip_forward
+    assert seen(fp)[:5] == [NETNS, LINKS, ADDRS, NAT, SYSCTL]
     record = store.load()
     assert record is not None
-    assert record.sysctls == {"sysctl::net.ipv4.ip_forward": "0"}
-    assert len(record.created) == 21
+    assert record.complete
+    assert record.previous == {"sysctl::net.ipv4.ip_forward": "0"}
+    assert [o.key for o in record.created] == [o.key for o in tutorial.objects()]
 
 
-def test_up_on_a_built_host_runs_nothing_that_mutates(
+def test_up_on_a_built_host_only_reads_once_per_namespace_and_fact(
     fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path
 ) -> None:
     answers = built_host()
     fake(fp, answers, [])
-    outcome = build(tutorial.objects(), runner, StateFile(tmp_path / "t.json"))
+    store = StateFile(tmp_path / "t.json")
+    outcome = build(tutorial.objects(), runner, store)
     assert outcome.changed == ()
     assert mutating_calls(fp, answers) == []
-    assert len(fp.calls) == 22
+    # netns list; host links+addrs; links+addrs+routes in each container; nat; sysctl
+    assert len(fp.calls) == 1 + 2 + 2 * 3 + 1 + 1
+    assert store.load() is None  # nothing was created, so nothing is claimed
+
+
+def test_up_with_a_conflict_changes_nothing(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    answers = empty_host()
+    answers[LINKS] = (0, fixture_text("conflict_links.json"))
+    answers[ADDRS] = (0, fixture_text("conflict_addr.json"))
+    fake(fp, answers, [])
+    store = StateFile(tmp_path / "t.json")
+    with pytest.raises(ConflictError) as caught:
+        build(tutorial.objects(), runner, store)
+    message = str(caught.value)
+    assert message.startswith("nothing was changed")
+    assert "Tveth0 exists on the host but its peer is Tvethz, not Tveth1" in message
+    assert "Tbr0 exists on the host but is a veth, not a bridge" in message
+    assert "Tveth1 is already a port of Tother, not of Tbr0" in message
+    assert "172.18.0.1 is already on Tother" in message
+    assert mutating_calls(fp, answers) == []
+    assert store.load() is None
 
 
 def test_down_removes_what_up_recorded_in_reverse(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
@@ -203,28 +219,27 @@ def test_down_removes_what_up_recorded_in_reverse(fp: FakeProcess, runner: Subpr
         ("ip", "netns", "del", "Tdocker0"),
     ]
     fake(fp, answers, removals)
-    teardown(tutorial.objects(), runner, store)
+    teardown(runner, store)
     assert mutating_calls(fp, answers) == [" ".join(argv) for argv in removals]
     assert store.load() is None
 
 
 def test_down_leaves_what_existed_before(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
-    """A host that already had Tbr0 with its address: up adds the rest, down takes only that."""
+    """A host that had everything but the routes, ip_forward and the rules: down takes only those."""
     store = StateFile(tmp_path / "t.json")
-    answers = empty_host()
-    answers[LINKS] = (0, fixture_text("tutorial_host_links.json"))  # bridge, ports, all up
-    answers[ADDRS] = (0, fixture_text("tutorial_host_addr.json"))
-    answers[("ip", "netns", "list")] = (0, fixture_text("tutorial_netns_list.txt"))
-    for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
-        answers[_in(ns, LINKS)] = (0, fixture_text(f"tutorial_docker{n}_links.json"))
-        answers[_in(ns, ADDRS)] = (0, fixture_text(f"tutorial_docker{n}_addr.json"))
+    answers = built_host()
+    answers[SYSCTL] = (0, "0\n")
+    answers[NAT] = (0, fixture_text("legacy_nat_S.txt"))
+    for ns in tutorial.CONTAINERS:
+        answers[_in(ns, ROUTES)] = (0, fixture_text("empty_routes.json"))
+    made = [
+        ("ip", "netns", "exec", "Tdocker0", "ip", "route", "add", "default", "via", "172.18.0.1", "dev", "Tveth0"),
+        ("ip", "netns", "exec", "Tdocker1", "ip", "route", "add", "default", "via", "172.18.0.1", "dev", "Tveth2"),
+        ("sysctl", "net.ipv4.ip_forward=1"),
+        *(r.create_commands()[0].argv for r in RULES),
+    ]
     with fp.context() as before:
-        fake(before, answers, [
-            ("ip", "netns", "exec", "Tdocker0", "ip", "route", "add", "default", "via", "172.18.0.1", "dev", "Tveth0"),
-            ("ip", "netns", "exec", "Tdocker1", "ip", "route", "add", "default", "via", "172.18.0.1", "dev", "Tveth2"),
-            ("sysctl", "net.ipv4.ip_forward=1"),
-            *(r.create_commands()[0].argv for r in RULES),
-        ])  # fmt: skip
+        fake(before, answers, made)
         outcome = build(tutorial.objects(), runner, store)
     assert len(outcome.changed) == 5
     answers = built_host()
@@ -235,18 +250,40 @@ def test_down_leaves_what_existed_before(fp: FakeProcess, runner: SubprocessRunn
         ("ip", "netns", "exec", "Tdocker0", "ip", "route", "del", "default", "via", "172.18.0.1", "dev", "Tveth0"),
     ]
     fake(fp, answers, removals)
-    teardown(tutorial.objects(), runner, store)
+    teardown(runner, store)
     assert mutating_calls(fp, answers) == [" ".join(argv) for argv in removals]
 
 
-def test_a_second_down_changes_nothing(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
-    answers = empty_host()
-    fake(fp, answers, [])
-    outcome = teardown(tutorial.objects(), runner, StateFile(tmp_path / "none.json"))
+def test_down_with_pieces_already_gone_succeeds(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    """Someone deleted Tdocker0 (taking Tveth0 and Tveth1 with it): down removes the rest."""
+    store = StateFile(tmp_path / "t.json")
+    with fp.context() as before:
+        fake(before, empty_host(), [c.argv for o in tutorial.objects() for c in o.create_commands()])
+        build(tutorial.objects(), runner, store)
+    answers = built_host()
+    answers[NETNS] = (0, "Tdocker1 (id: 1)\n")
+    links = [x for x in json.loads(fixture_text("tutorial_host_links.json")) if x["ifname"] != "Tveth1"]
+    answers[LINKS] = (0, json.dumps(links))
+    for fact in (LINKS, ADDRS, ROUTES):
+        del answers[_in("Tdocker0", fact)]
+    removals = [
+        *(r.delete_commands()[0].argv for r in reversed(RULES)),
+        ("sysctl", "net.ipv4.ip_forward=0"),
+        ("ip", "link", "set", "Tbr0", "down"),
+        ("brctl", "delbr", "Tbr0"),
+        ("ip", "link", "del", "Tveth3"),
+        ("ip", "netns", "del", "Tdocker1"),
+    ]
+    fake(fp, answers, removals)
+    assert len(teardown(runner, store).changed) == 6
+    assert mutating_calls(fp, answers) == [" ".join(argv) for argv in removals]
+
+
+def test_down_without_a_record_removes_nothing(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    outcome = teardown(runner, StateFile(tmp_path / "none.json"))
     assert outcome.changed == ()
-    assert mutating_calls(fp, answers) == []
-    assert any("no record" in note for note in outcome.notes)
-    assert any("net.ipv4.ip_forward left as it is" in note for note in outcome.notes)
+    assert len(fp.calls) == 0
+    assert any("no record" in note and "nothing removed" in note for note in outcome.notes)
 
 
 @pytest.mark.parametrize("tool", ["brctl", "ip"])

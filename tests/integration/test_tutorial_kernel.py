@@ -60,7 +60,7 @@ def test_up_verify_up_again_down(sandbox: Sandbox, tool: str) -> None:
     assert build(objects, again, store).changed == ()
     assert again.mutating == []
 
-    teardown(objects, sandbox.runner, store)
+    teardown(sandbox.runner, store)
     after = snapshot.take(sandbox.runner)
     assert before.differences(after) == []
 
@@ -89,9 +89,9 @@ def test_verify_on_an_empty_host_fails_cleanly_and_leaves_nothing(sandbox: Sandb
 def test_a_second_down_is_a_no_op(sandbox: Sandbox, tmp_path: Path) -> None:
     store = StateFile(tmp_path / "t.json")
     build(tutorial.objects(), sandbox.runner, store)
-    teardown(tutorial.objects(), sandbox.runner, store)
+    teardown(sandbox.runner, store)
     second = Counting(sandbox.runner)
-    assert teardown(tutorial.objects(), second, store).changed == ()
+    assert teardown(second, store).changed == ()
     assert second.mutating == []
 
 
@@ -100,7 +100,7 @@ def test_down_keeps_ip_forward_that_was_already_on(sandbox: Sandbox, tmp_path: P
     before = snapshot.take(sandbox.runner)
     store = StateFile(tmp_path / "t.json")
     build(tutorial.objects(), sandbox.runner, store)
-    teardown(tutorial.objects(), sandbox.runner, store)
+    teardown(sandbox.runner, store)
     assert snapshot.take(sandbox.runner) == before
     assert before.ip_forward == "1"
 

@@ -1,0 +1,62 @@
+"""Find and remove what runs that died left behind, and only that.
+
+Every build writes a record in the state directory before each change (see
+:mod:`netwrap.state`). A record that is not complete and whose writer is gone
+is a crashed run's; ``clean`` tears it down like ``down`` would, so it removes
+only what that run created. Finished builds (``tutorial up``) and runs still
+going are listed and left alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from netwrap.build import Outcome, teardown
+from netwrap.errors import NetwrapError
+from netwrap.runner import Runner
+from netwrap.state import Record, StateFile, state_files
+
+Status = Literal["crashed", "running", "kept", "unreadable"]
+
+
+@attrs.frozen
+class Leftover:
+    """One record in the state directory and what clean makes of it."""
+
+    file: StateFile
+    record: Record | None
+    status: Status
+    detail: str
+
+    def describe(self) -> str:
+        count = f", {len(self.record.created)} object(s)" if self.record is not None else ""
+        return f"{self.file.name}: {self.status}{count}: {self.detail}"
+
+
+def survey(state_dir: Path | str) -> list[Leftover]:
+    """Every record in ``state_dir``, classified."""
+    found = []
+    for file in state_files(state_dir):
+        try:
+            record = file.load()
+        except NetwrapError as exc:
+            found.append(Leftover(file, None, "unreadable", f"{exc}; left as it is"))
+            continue
+        if record is None:
+            continue
+        who = f"{record.action or 'a run'} by pid {record.writer.pid}"
+        if record.complete:
+            found.append(Leftover(file, record, "kept", f"{who} finished; its own `down` removes it"))
+        elif record.writer.alive():
+            found.append(Leftover(file, record, "running", f"{who} is still running"))
+        else:
+            found.append(Leftover(file, record, "crashed", f"{who} ended before finishing"))
+    return found
+
+
+def clean(runner: Runner, state_dir: Path | str) -> list[tuple[Leftover, Outcome]]:
+    """Tear down every crashed run's record; returns what each teardown did."""
+    return [(item, teardown(runner, item.file)) for item in survey(state_dir) if item.status == "crashed"]

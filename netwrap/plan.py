@@ -1,0 +1,250 @@
+"""Compare what is wanted with what a host has: pure, no process is started.
+
+:func:`assess` judges one object against a :class:`~netwrap.observe.HostState`:
+present, missing, or in conflict (the name is taken by something of another
+shape). :func:`plan` does it for an ordered list and yields, per object, the
+commands still needed or the reason nothing is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+
+from netwrap.command import Command
+from netwrap.objects import (
+    Address,
+    Bridge,
+    BridgePort,
+    LinkNetns,
+    LinkUp,
+    Namespace,
+    NatRule,
+    NetObject,
+    Route,
+    Sysctl,
+    VethPair,
+)
+from netwrap.observe import HostState
+from netwrap.parse import IptablesRule, Link
+
+Status = Literal["present", "missing", "conflict"]
+
+
+@attrs.frozen
+class Assessment:
+    """One object's standing on the host, with the reason in words."""
+
+    status: Status
+    reason: str
+
+
+def _where(netns: str | None) -> str:
+    return f"in namespace {netns}" if netns else "on the host"
+
+
+def _present(reason: str) -> Assessment:
+    return Assessment("present", reason)
+
+
+def _missing(reason: str) -> Assessment:
+    return Assessment("missing", reason)
+
+
+def _conflict(reason: str) -> Assessment:
+    return Assessment("conflict", reason)
+
+
+def _kind(link: Link) -> str:
+    return link.kind or "device of another kind"
+
+
+def _veth(obj: VethPair, state: HostState) -> Assessment:
+    where = _where(obj.netns)
+    if obj.netns is not None and not state.has_netns(obj.netns):
+        return _missing(f"namespace {obj.netns} does not exist")
+    home = state.view(obj.netns)
+    for name, other in ((obj.name, obj.peer), (obj.peer, obj.name)):
+        link = home.link(name)
+        if link is None:
+            continue
+        if link.kind != "veth":
+            return _conflict(f"{name} exists {where} but is a {_kind(link)}, not a veth")
+        peer = state.peer_name(link, obj.netns)
+        if peer is not None and peer[1] != other:
+            return _conflict(f"{name} exists {where} but its peer is {peer[1]}, not {other}")
+        return _present(f"veth pair {obj.name}/{obj.peer} exists ({name} {where})")
+    # Both ends moved away from where the pair was made: find one whose peer is the other.
+    for netns, view in state.views.items():
+        for link in view.links or ():
+            if link.name in (obj.name, obj.peer) and link.kind == "veth":
+                peer = state.peer_name(link, netns)
+                if peer is not None and {link.name, peer[1]} == {obj.name, obj.peer}:
+                    return _present(f"veth pair {obj.name}/{obj.peer} exists ({link.name} {_where(netns)})")
+    return _missing(f"neither {obj.name} nor {obj.peer} exists {where}")
+
+
+def _link_in(obj_netns: str | None, name: str, state: HostState) -> tuple[Link | None, Assessment | None]:
+    if obj_netns is not None and not state.has_netns(obj_netns):
+        return None, _missing(f"namespace {obj_netns} does not exist")
+    link = state.view(obj_netns).link(name)
+    if link is None:
+        return None, _missing(f"{name} does not exist {_where(obj_netns)}")
+    return link, None
+
+
+def _dnat_overlaps(ours: NatRule, rule: IptablesRule) -> bool:
+    if rule.chain != ours.chain or rule.option("-j") != "DNAT" or ours.protocol is None:
+        return False
+    if rule.option("-p") != ours.protocol or rule.option("--dport") != str(ours.dport):
+        return False
+    if rule.negated("-d") or rule.negated("--dport"):
+        return False
+    theirs = rule.option("-d")
+    if theirs is None or ours.destination is None:
+        return True
+    try:
+        return ipaddress.ip_network(theirs, strict=False).overlaps(ours.destination)
+    except ValueError:
+        return True
+
+
+def _nat(obj: NatRule, state: HostState) -> Assessment:
+    if state.nat is None:
+        return _missing("the nat table was not read")
+    if any(rule.chain == obj.chain and rule.words == obj.body() for rule in state.nat):
+        return _present(f"the rule is in nat {obj.chain}")
+    if obj.jump == "DNAT":
+        for rule in state.nat:
+            if _dnat_overlaps(obj, rule) and rule.option("--to-destination") != obj.to:
+                return _conflict(
+                    f"{obj.protocol} port {obj.dport} is already published to {rule.option('--to-destination')} "
+                    f"(nat {rule.chain}: {' '.join(rule.words)}), not to {obj.to}"
+                )
+    return _missing(f"the rule is not in nat {obj.chain}")
+
+
+def assess(obj: NetObject, state: HostState) -> Assessment:
+    """Whether ``obj`` is on the host as observed, and why."""
+    match obj:
+        case Namespace():
+            if state.has_netns(obj.name) and state.namespaces is not None:
+                return _present(f"namespace {obj.name} exists")
+            return _missing(f"namespace {obj.name} does not exist")
+        case VethPair():
+            return _veth(obj, state)
+        case LinkNetns():
+            link, verdict = _link_in(obj.netns, obj.device, state)
+            return verdict or _present(f"{obj.device} is in namespace {obj.netns}")
+        case Bridge():
+            link, verdict = _link_in(obj.netns, obj.name, state)
+            if link is None:
+                return verdict or _missing("")
+            if link.kind != "bridge":
+                return _conflict(f"{obj.name} exists {_where(obj.netns)} but is a {_kind(link)}, not a bridge")
+            return _present(f"bridge {obj.name} exists")
+        case BridgePort():
+            link, verdict = _link_in(obj.netns, obj.port, state)
+            if link is None:
+                return verdict or _missing("")
+            if link.master == obj.bridge:
+                return _present(f"{obj.port} is a port of {obj.bridge}")
+            if link.master is not None:
+                return _conflict(f"{obj.port} is already a port of {link.master}, not of {obj.bridge}")
+            return _missing(f"{obj.port} is not a port of {obj.bridge}")
+        case LinkUp():
+            link, verdict = _link_in(obj.netns, obj.device, state)
+            if link is None:
+                return verdict or _missing("")
+            return _present(f"{obj.device} is up") if link.up else _missing(f"{obj.device} is down")
+        case Address():
+            return _address(obj, state)
+        case Route():
+            return _route(obj, state)
+        case Sysctl():
+            current = state.sysctls.get((obj.netns, obj.name))
+            if current == obj.value:
+                return _present(f"{obj.name} is {obj.value}")
+            return _missing(f"{obj.name} is {current if current is not None else 'unknown'}, not {obj.value}")
+        case NatRule():
+            return _nat(obj, state)
+    raise TypeError(f"netwrap does not know how to assess {type(obj).__name__}")
+
+
+def _address(obj: Address, state: HostState) -> Assessment:
+    if obj.netns is not None and not state.has_netns(obj.netns):
+        return _missing(f"namespace {obj.netns} does not exist")
+    found = state.view(obj.netns).addresses or ()
+    if (obj.device, obj.address) in found:
+        return _present(f"{obj.address} is on {obj.device}")
+    for device, address in found:
+        if address.ip == obj.address.ip:
+            return _conflict(f"{obj.address.ip} is already on {device} {_where(obj.netns)}, not on {obj.device}")
+    return _missing(f"{obj.address} is not on {obj.device}")
+
+
+def _route(obj: Route, state: HostState) -> Assessment:
+    if obj.netns is not None and not state.has_netns(obj.netns):
+        return _missing(f"namespace {obj.netns} does not exist")
+    for entry in state.view(obj.netns).routes or ():
+        if str(entry.destination) != str(obj.destination):
+            continue
+        if (obj.gateway is None or entry.gateway == obj.gateway) and (obj.device is None or entry.device == obj.device):
+            return _present(f"the route to {obj.destination} exists")
+        via = f" via {entry.gateway}" if entry.gateway else ""
+        return _conflict(f"a route to {obj.destination}{via} dev {entry.device} already exists {_where(obj.netns)}")
+    return _missing(f"there is no route to {obj.destination} {_where(obj.netns)}")
+
+
+@attrs.frozen
+class PlanItem:
+    """One object: what it is, where it stands, and the commands still needed (none when present)."""
+
+    obj: NetObject
+    assessment: Assessment
+    commands: tuple[Command, ...] = ()
+
+    @property
+    def status(self) -> Status:
+        return self.assessment.status
+
+
+@attrs.frozen
+class Plan:
+    """Per object, in order: a change to make, "no change" with its reason, or a conflict."""
+
+    items: tuple[PlanItem, ...]
+
+    @property
+    def conflicts(self) -> tuple[PlanItem, ...]:
+        return tuple(i for i in self.items if i.status == "conflict")
+
+    @property
+    def changes(self) -> tuple[PlanItem, ...]:
+        return tuple(i for i in self.items if i.status == "missing")
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return tuple(c for i in self.changes for c in i.commands)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.changes and not self.conflicts
+
+    def describe(self) -> list[str]:
+        """One line per object: ``+ create``, ``= no change``, ``! conflict``, with the reason."""
+        marks = {"missing": "create", "present": "ok", "conflict": "CONFLICT"}
+        return [f"{marks[i.status]:<8} {i.obj.key}: {i.assessment.reason}" for i in self.items]
+
+
+def plan(wanted: Sequence[NetObject], state: HostState) -> Plan:
+    """The commands still needed to make ``wanted`` true on a host observed as ``state``."""
+    items = []
+    for obj in wanted:
+        verdict = assess(obj, state)
+        commands = obj.create_commands() if verdict.status == "missing" else ()
+        items.append(PlanItem(obj, verdict, commands))
+    return Plan(tuple(items))

@@ -1,0 +1,64 @@
+"""Bulk observation: one read per namespace and fact, and the fallback for an ip without -json."""
+
+from __future__ import annotations
+
+from pytest_subprocess import FakeProcess
+
+from netwrap import LinkUp, Namespace, VethPair, observe, tutorial
+from netwrap.runner import SubprocessRunner
+from tests.conftest import fixture_text
+
+LINKS_JSON = ["ip", "-d", "-json", "link", "show"]
+LINKS_TEXT = ["ip", "-o", "-d", "link", "show"]
+# What iproute2 releases before -json (4.x) print: captured from their source's messages.
+NO_JSON = 'Option "-json" is unknown, try "ip -help".\n'
+
+
+def test_an_ip_without_json_is_read_in_its_text_form(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    fp.register(LINKS_JSON, returncode=255, stderr=NO_JSON)
+    fp.register(LINKS_TEXT, stdout=fixture_text("tutorial_host_links_o.txt"))
+    state = observe(runner, [LinkUp("Tbr0")])
+    link = state.view(None).link("Tbr0")
+    assert link is not None
+    assert link.kind == "bridge"
+    assert link.up
+
+
+def test_an_ip_that_ignores_json_is_read_in_its_text_form(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    """Some old releases accept -json and print plain text with exit 0."""
+    fp.register(LINKS_JSON, stdout="1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n")
+    fp.register(LINKS_TEXT, stdout=fixture_text("tutorial_host_links_o.txt"))
+    state = observe(runner, [LinkUp("Tveth1")])
+    link = state.view(None).link("Tveth1")
+    assert link is not None
+    assert link.master == "Tbr0"
+
+
+def test_the_tutorial_is_observed_with_one_read_per_namespace_and_fact(
+    fp: FakeProcess, runner: SubprocessRunner
+) -> None:
+    fp.register(["ip", "netns", "list"], stdout=fixture_text("tutorial_netns_list.txt"))
+    fp.register(LINKS_JSON, stdout=fixture_text("tutorial_host_links.json"))
+    fp.register(["ip", "-json", "addr", "show"], stdout=fixture_text("tutorial_host_addr.json"))
+    for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
+        exec_ = ["ip", "netns", "exec", ns, "ip"]
+        fp.register([*exec_, "-d", "-json", "link", "show"], stdout=fixture_text(f"tutorial_docker{n}_links.json"))
+        fp.register([*exec_, "-json", "addr", "show"], stdout=fixture_text(f"tutorial_docker{n}_addr.json"))
+        fp.register([*exec_, "-json", "route", "show"], stdout=fixture_text(f"tutorial_docker{n}_routes.json"))
+    fp.register(["iptables", "-t", "nat", "-S"], stdout=fixture_text("tutorial_nat_S.txt"))
+    fp.register(["sysctl", "-n", "net.ipv4.ip_forward"], stdout="1\n")
+    state = observe(runner, tutorial.objects())
+    assert len(fp.calls) == 11
+    assert state.namespaces == ("Tdocker1", "Tdocker0")
+    # the host end's peer is found across namespaces, through the netns id
+    host_end = state.view(None).link("Tveth1")
+    assert host_end is not None
+    assert state.peer_name(host_end, None) == ("Tdocker0", "Tveth0")
+
+
+def test_namespaces_that_do_not_exist_are_not_entered(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    fp.register(["ip", "netns", "list"], stdout="")
+    fp.register(LINKS_JSON, stdout=fixture_text("empty_links.json"))
+    state = observe(runner, [Namespace("Tdocker0"), VethPair("Tveth0", "Tveth1"), LinkUp("Tveth0", netns="Tdocker0")])
+    assert len(fp.calls) == 2
+    assert state.view("Tdocker0").link("Tveth0") is None

@@ -1,0 +1,117 @@
+"""The record of what netwrap created: round trips, damage, and what clean makes of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from netwrap import NetwrapError, StateFile, Sysctl, ValidationError, serial, tutorial
+from netwrap.clean import clean, survey
+from netwrap.runner import SubprocessRunner
+from netwrap.state import Record, Writer
+from tests.conftest import fixture_text
+
+
+def test_every_tutorial_object_round_trips() -> None:
+    for obj in tutorial.objects() + tutorial.objects("ip"):
+        assert serial.from_dict(json.loads(json.dumps(serial.to_dict(obj)))) == obj
+
+
+def test_a_tampered_object_is_refused_like_bad_input() -> None:
+    with pytest.raises(ValidationError, match=r"Namespace\.name='\.\./etc'"):
+        serial.from_dict({"type": "Namespace", "name": "../etc"})
+    with pytest.raises(NetwrapError, match="unknown object type 'Shell'"):
+        serial.from_dict({"type": "Shell", "command": "reboot"})
+    with pytest.raises(NetwrapError, match="cannot rebuild Namespace"):
+        serial.from_dict({"type": "Namespace", "name": "x", "extra": 1})
+
+
+def test_record_round_trip(tmp_path: Path) -> None:
+    store = StateFile.in_dir(tmp_path / "deep" / "dir", "tutorial")
+    record = Record(action="up")
+    for obj in tutorial.objects():
+        if isinstance(obj, Sysctl):
+            record.add_sysctl(obj, "0")
+        else:
+            record.add(obj)
+    assert not record.add(tutorial.objects()[0])
+    record.add_sysctl(Sysctl("net.ipv4.ip_forward", "1"), "1")  # a later change keeps the first value
+    store.save(record)
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded.created == record.created
+    assert loaded.previous == {"sysctl::net.ipv4.ip_forward": "0"}
+    assert loaded.writer == Writer.current()
+    assert oct(store.path.parent.stat().st_mode & 0o777) == "0o700"
+    assert [p.name for p in store.path.parent.iterdir()] == ["tutorial.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not valid JSON"),
+        ('{"version": 1, "created": []}', "unknown form"),
+        ('{"version": 2, "complete": true, "writer": {"pid": 1, "start": 1}, "previous": {}}', "damaged"),
+        (
+            '{"version": 2, "complete": true, "writer": {"pid": 1, "start": 1}, "previous": [], "created": []}',
+            "previous",
+        ),
+    ],
+)
+def test_a_damaged_record_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    store = StateFile(tmp_path / "t.json")
+    store.path.write_text(text)
+    with pytest.raises(NetwrapError, match=message):
+        store.load()
+
+
+def test_a_writer_is_alive_only_with_its_own_start_time() -> None:
+    me = Writer.current()
+    assert me.alive()
+    assert not Writer(me.pid, (me.start or 0) + 1).alive()  # a reused pid
+    assert not Writer(2**22 + 12345, 1).alive()
+
+
+def _record(path: Path, *, complete: bool, writer: Writer) -> StateFile:
+    store = StateFile(path)
+    record = Record(complete=complete, writer=writer, action="up")
+    record.add(tutorial.objects()[0])
+    store.save(record)
+    return store
+
+
+def test_survey_tells_crashed_running_and_finished_apart(tmp_path: Path) -> None:
+    _record(tmp_path / "a.json", complete=False, writer=Writer(2**22 + 1, 1))
+    _record(tmp_path / "b.json", complete=False, writer=Writer.current())
+    _record(tmp_path / "c.json", complete=True, writer=Writer(2**22 + 1, 1))
+    (tmp_path / "d.json").write_text("{")
+    found = {item.file.name: item for item in survey(tmp_path)}
+    assert {name: item.status for name, item in found.items()} == {
+        "a": "crashed",
+        "b": "running",
+        "c": "kept",
+        "d": "unreadable",
+    }
+    assert "ended before finishing" in found["a"].describe()
+    assert survey(tmp_path / "missing") == []
+
+
+def test_clean_tears_down_only_crashed_runs(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    crashed = _record(tmp_path / "a.json", complete=False, writer=Writer(2**22 + 1, 1))
+    kept = _record(tmp_path / "c.json", complete=True, writer=Writer(2**22 + 1, 1))
+    fp.register(["ip", "netns", "list"], stdout=fixture_text("tutorial_netns_list.txt"))
+    fp.register(["ip", "-d", "-json", "link", "show"], stdout=fixture_text("empty_links.json"))
+    fp.register(["ip", "-json", "addr", "show"], stdout=fixture_text("empty_addr.json"))
+    fp.register(["ip", "-json", "route", "show"], stdout=fixture_text("empty_routes.json"))
+    for ns in ("Tdocker1", "Tdocker0"):
+        for fact in (["-d", "-json", "link", "show"], ["-json", "addr", "show"], ["-json", "route", "show"]):
+            fp.register(["ip", "netns", "exec", ns, "ip", *fact], stdout="[]")
+    fp.register(["ip", "netns", "del", "Tdocker0"])
+    ((item, outcome),) = clean(runner, tmp_path)
+    assert item.file == crashed
+    assert outcome.changed == ("netns:Tdocker0",)
+    assert not crashed.path.exists()
+    assert kept.path.exists()
