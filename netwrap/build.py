@@ -3,16 +3,19 @@
 ``build`` observes the host once, plans, and stops with every conflict before
 changing anything. Then it creates what is missing, in order, recording each
 object in the :class:`~netwrap.state.Store` *before* creating it (and each
-sysctl's earlier value before changing it). ``teardown`` reads that record and
-walks it backwards: it removes only what the record says netwrap created,
-skips what goes away with its owner (an address on a deleted veth, anything
-inside a deleted namespace), restores each sysctl, and takes "already gone"
-for success.
+sysctl's earlier value before changing it). With ``prune`` it first removes
+what an earlier build recorded but is no longer wanted.
+
+``teardown`` reads the record and walks it backwards: it removes only what the
+record says netwrap created, skips what goes away with its owner (an address on
+a deleted veth, anything inside a deleted namespace), restores each sysctl,
+takes "already gone" for success, and hands an object that another record
+still uses over to that record instead of removing it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -30,10 +33,10 @@ from netwrap.objects import (
     Sysctl,
     VethPair,
 )
-from netwrap.observe import observe
-from netwrap.plan import Plan, assess, plan
+from netwrap.observe import HostState, observe
+from netwrap.plan import Plan, PlanItem, assess, plan
 from netwrap.runner import Runner
-from netwrap.state import Record, Store, Writer
+from netwrap.state import Record, StateFile, Store, Writer
 
 # What the tools say when the thing to delete is already gone.
 _GONE = (
@@ -45,7 +48,10 @@ _GONE = (
     "Cannot assign requested address",
     "does a matching rule exist",
     "Cannot open network namespace",
+    "No chain/target/match by that name",
 )
+
+Progress = Callable[[int, int, PlanItem], None]
 
 
 @attrs.frozen
@@ -67,27 +73,51 @@ def _conflict_error(conflicts: Sequence[str]) -> ConflictError:
 
 
 def build(
-    objects: Sequence[NetObject], runner: Runner, store: Store, *, action: str = "up", finish: bool = True
+    objects: Sequence[NetObject],
+    runner: Runner,
+    store: Store,
+    *,
+    action: str = "up",
+    finish: bool = True,
+    prune: bool = False,
+    allocations: dict[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> Outcome:
     """Create what is missing of ``objects``, in order; conflicts stop it before any change.
 
     ``finish`` marks the record complete at the end (a network meant to stay);
     without it the record stays "in progress" until :func:`teardown`, so that
-    ``netwrap clean`` removes it if this process dies first.
+    ``netwrap clean`` removes it if this process dies first. ``prune`` first
+    removes what the record holds but ``objects`` no longer want.
     """
+    record = store.load()
+    changed: list[str] = []
+    notes: list[str] = []
+    wanted = {obj.key for obj in objects}
+    if prune and record is not None:
+        stale = [obj for obj in record.created if obj.key not in wanted]
+        if stale:
+            removed = _undo(stale, record, runner, store, siblings=())
+            changed += removed.changed
+            notes += removed.notes
     state = observe(runner, objects)
     current = plan(objects, state)
     if current.conflicts:
         raise _conflict_error([item.assessment.reason for item in current.conflicts])
-    record = store.load()
-    if not current.changes and (record is None or record.complete == finish):
+    uses = [obj.key for obj in objects]
+    settled = record is not None and record.complete == finish and record.uses == uses
+    if not current.changes and not changed and (record is None or settled) and allocations is None:
         return Outcome()
     record = record or Record()
-    record.complete, record.writer, record.action = False, Writer.current(), action
+    record.complete, record.writer, record.action, record.uses = False, Writer.current(), action, uses
+    if allocations is not None:
+        record.allocations = dict(allocations)
     store.save(record)
-    changed: list[str] = []
-    for item in current.changes:
+    total = len(current.changes)
+    for number, item in enumerate(current.changes, start=1):
         obj = item.obj
+        if progress is not None:
+            progress(number, total, item)
         if isinstance(obj, Sysctl):
             seen = state.sysctls.get((obj.netns, obj.name))
             record.add_sysctl(obj, seen if seen is not None else converge.read_sysctl(obj, runner))
@@ -99,8 +129,8 @@ def build(
         changed.append(obj.key)
     if finish:
         record.complete = True
-        store.save(record)
-    return Outcome(tuple(changed))
+    store.save(record)
+    return Outcome(tuple(changed), tuple(notes))
 
 
 def _goes_with_owner(obj: NetObject, links: set[str], namespaces: set[str]) -> bool:
@@ -116,6 +146,11 @@ def _goes_with_owner(obj: NetObject, links: set[str], namespaces: set[str]) -> b
             return obj.device is not None and obj.device in links
         case BridgePort():
             return obj.port in links or obj.bridge in links
+        case VethPair():
+            return obj.peer_netns is not None and obj.peer_netns in namespaces and obj.name in links
+        case Sysctl():
+            parts = obj.name.split(".")
+            return len(parts) > 4 and parts[2] == "conf" and parts[3] in links
     return False
 
 
@@ -123,20 +158,10 @@ def _already_gone(exc: CommandError) -> bool:
     return any(marker in exc.stderr for marker in _GONE)
 
 
-def teardown(runner: Runner, store: Store) -> Outcome:
-    """Undo, in reverse order, what the record in ``store`` says was created; then drop the record.
-
-    With no record nothing is removed: netwrap never deletes what it cannot
-    show it made.
-    """
-    record = store.load()
-    if record is None:
-        return Outcome((), (f"no record of what netwrap created in {store.describe()}; nothing removed",))
-    record.complete, record.writer, record.action = False, Writer.current(), "down"
-    store.save(record)
+def _owners(created: Sequence[NetObject]) -> tuple[set[str], set[str]]:
     links: set[str] = set()
     namespaces: set[str] = set()
-    for obj in record.created:
+    for obj in created:
         match obj:
             case VethPair():
                 links |= {obj.name, obj.peer}
@@ -144,30 +169,87 @@ def teardown(runner: Runner, store: Store) -> Outcome:
                 links.add(obj.name)
             case Namespace():
                 namespaces.add(obj.name)
-    state = observe(runner, record.created, all_namespaces=True)
+    return links, namespaces
+
+
+def _hand_over(obj: NetObject, record: Record, siblings: Sequence[StateFile]) -> StateFile | None:
+    """Give ``obj`` to another record that still uses it; None if none does."""
+    for sibling in siblings:
+        other = sibling.load()
+        if other is None or obj.key not in other.uses:
+            continue
+        other.add(obj)
+        if isinstance(obj, Sysctl) and obj.key in record.previous:
+            other.previous.setdefault(obj.key, record.previous[obj.key])
+        sibling.save(other)
+        return sibling
+    return None
+
+
+def _undo(
+    targets: Sequence[NetObject], record: Record, runner: Runner, store: Store, siblings: Sequence[StateFile]
+) -> Outcome:
+    """Remove ``targets`` (owned by ``record``) in reverse order; drop them from the record as they go."""
+    kept = [obj for obj in record.created if obj not in targets]
+    handed = {}
+    for obj in targets:
+        sibling = _hand_over(obj, record, siblings)
+        if sibling is not None:
+            handed[obj.key] = sibling
+    doomed = [obj for obj in targets if obj.key not in handed]
+    links, namespaces = _owners(doomed)
+    state: HostState = observe(runner, doomed, all_namespaces=True)
     changed: list[str] = []
-    notes: list[str] = []
-    for obj in reversed(record.created):
-        if _goes_with_owner(obj, links, namespaces) or isinstance(obj, LinkNetns):
-            continue
-        if isinstance(obj, Sysctl):
-            previous = record.previous.get(obj.key)
-            if previous is not None and state.sysctls.get((obj.netns, obj.name)) != previous:
-                for command in obj.restore_commands(previous):
-                    runner.run(command)
+    notes = [f"{key} is still used by {sibling.name}; handed over, not removed" for key, sibling in handed.items()]
+    for obj in reversed(doomed):
+        if not (_goes_with_owner(obj, links, namespaces) or isinstance(obj, LinkNetns)):
+            done, note = _remove_one(obj, record, state, runner)
+            if done:
                 changed.append(obj.key)
-            continue
-        verdict = assess(obj, state)
-        if verdict.status == "conflict":
-            notes.append(f"{obj.key} left alone: {verdict.reason}")
-        if verdict.status != "present":
-            continue
-        try:
-            for command in converge.delete_commands(obj, state):
-                runner.run(command)
-        except CommandError as exc:
-            if not _already_gone(exc):
-                raise
-        changed.append(obj.key)
-    store.clear()
+            if note is not None:
+                notes.append(note)
+        record.created = [o for o in record.created if o.key != obj.key]
+        store.save(record)
+    record.created = [o for o in record.created if o.key in {k.key for k in kept}]
     return Outcome(tuple(changed), tuple(notes))
+
+
+def _remove_one(obj: NetObject, record: Record, state: HostState, runner: Runner) -> tuple[bool, str | None]:
+    """Remove (or restore) one object: whether anything changed, and a note when it is left alone."""
+    if isinstance(obj, Sysctl):
+        previous = record.previous.get(obj.key)
+        if previous is None or state.sysctls.get((obj.netns, obj.name)) == previous:
+            return False, None
+        for command in obj.restore_commands(previous):
+            runner.run(command)
+        return True, None
+    verdict = assess(obj, state)
+    if verdict.status == "conflict":
+        return False, f"{obj.key} left alone: {verdict.reason}"
+    if verdict.status != "present":
+        return False, None
+    try:
+        for command in converge.delete_commands(obj, state):
+            runner.run(command)
+    except CommandError as exc:
+        if not _already_gone(exc):
+            raise
+        return False, None
+    return True, None
+
+
+def teardown(runner: Runner, store: Store, *, siblings: Sequence[StateFile] = ()) -> Outcome:
+    """Undo, in reverse order, what the record in ``store`` says was created; then drop the record.
+
+    With no record nothing is removed: netwrap never deletes what it cannot
+    show it made. An object that a record in ``siblings`` still uses is handed
+    over to it instead.
+    """
+    record = store.load()
+    if record is None:
+        return Outcome((), (f"no record of what netwrap created in {store.describe()}; nothing removed",))
+    record.complete, record.writer, record.action = False, Writer.current(), "down"
+    store.save(record)
+    outcome = _undo(list(record.created), record, runner, store, siblings)
+    store.clear()
+    return outcome

@@ -10,7 +10,8 @@ For the tutorial's objects the commands are the document's own.
 from __future__ import annotations
 
 import ipaddress
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+import re
+from typing import Literal, Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -82,25 +83,35 @@ class Namespace:
 class VethPair:
     """A veth pair ``name``/``peer`` created in ``netns`` (the host when None).
 
-    Deleting either end deletes both, so :meth:`delete_commands` names ``peer``,
-    the end that stays where the pair was made when ``name`` is moved away (as in
-    the tutorial, which deletes ``Tveth1``).
+    With ``peer_netns`` the peer is made directly inside that namespace, so its
+    name need only be unique there (``eth0`` in every container). Deleting
+    either end deletes both, so :meth:`delete_commands` names ``peer``, the end
+    that stays where the pair was made when ``name`` is moved away (as in the
+    tutorial, which deletes ``Tveth1``).
     """
 
     name: str = attrs.field(validator=_name)
     peer: str = attrs.field(validator=_name)
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
+    peer_netns: str | None = attrs.field(default=None, validator=_opt_netns)
 
     def __attrs_post_init__(self) -> None:
-        if self.name == self.peer:
+        if self.name == self.peer and self.peer_netns in (None, self.netns):
             raise ValidationError("VethPair.peer", self.peer, "must differ from VethPair.name")
+        if self.peer_netns is not None and self.peer_netns == self.netns:
+            raise ValidationError("VethPair.peer_netns", self.peer_netns, "is where the pair is made already")
 
     @property
     def key(self) -> str:
-        return f"veth:{_where(self.netns)}:{self.name}:{self.peer}"
+        peer_at = f"@{self.peer_netns}" if self.peer_netns else ""
+        return f"veth:{_where(self.netns)}:{self.name}:{self.peer}{peer_at}"
 
     def create_commands(self) -> tuple[Command, ...]:
-        return (_ip("link", "add", self.name, "type", "veth", "peer", "name", self.peer, netns=self.netns),)
+        """``ip link add NAME type veth peer name PEER [netns PEER_NETNS]``: one command, even across namespaces."""
+        args: tuple[str, ...] = ("link", "add", self.name, "type", "veth", "peer", "name", self.peer)
+        if self.peer_netns is not None:
+            args += ("netns", self.peer_netns)
+        return (_ip(*args, netns=self.netns),)
 
     def delete_commands(self, end: str | None = None) -> tuple[Command, ...]:
         """``ip link del END``: ``peer`` unless another ``end`` of the pair is named."""
@@ -169,21 +180,27 @@ class Bridge:
 
 @attrs.frozen
 class BridgePort:
-    """Device ``port`` plugged into ``bridge``."""
+    """Device ``port`` plugged into ``bridge`` (``isolated``: kept from the other isolated ports)."""
 
     bridge: str = attrs.field(validator=_name)
     port: str = attrs.field(validator=_name)
     tool: BridgeTool = attrs.field(default="brctl", validator=attrs.validators.in_(("brctl", "ip")))
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
+    isolated: bool = attrs.field(default=False, kw_only=True)
 
     @property
     def key(self) -> str:
-        return f"port:{_where(self.netns)}:{self.bridge}:{self.port}"
+        return f"port:{_where(self.netns)}:{self.bridge}:{self.port}{':isolated' if self.isolated else ''}"
 
     def create_commands(self) -> tuple[Command, ...]:
+        """Plug the port in; an ``isolated`` port can then reach only the bridge's non-isolated ports."""
         if self.tool == "brctl":
-            return (Command("brctl", ("addif", self.bridge, self.port), netns=self.netns),)
-        return (_ip("link", "set", self.port, "master", self.bridge, netns=self.netns),)
+            plug = Command("brctl", ("addif", self.bridge, self.port), netns=self.netns)
+        else:
+            plug = _ip("link", "set", self.port, "master", self.bridge, netns=self.netns)
+        if not self.isolated:
+            return (plug,)
+        return (plug, _ip("link", "set", "dev", self.port, "type", "bridge_slave", "isolated", "on", netns=self.netns))
 
     def delete_commands(self) -> tuple[Command, ...]:
         if self.tool == "brctl":
@@ -344,34 +361,71 @@ def _ipv4_network(field: str, value: object) -> ipaddress.IPv4Network:
     return network
 
 
-def _nat_source(value: str | ipaddress.IPv4Network | None) -> ipaddress.IPv4Network | None:
-    return None if value is None else _ipv4_network("NatRule.source", value)
+# Converters normalise what they can and pass anything else through unchanged; the
+# validators (which know the class and the field) then refuse it with the reason.
+def _to_v4net(value: str | ipaddress.IPv4Network | None) -> ipaddress.IPv4Network | None:
+    if isinstance(value, str):
+        try:
+            return ipaddress.IPv4Network(value)
+        except ValueError:
+            pass
+    return cast("ipaddress.IPv4Network | None", value)
 
 
-def _nat_destination(value: str | ipaddress.IPv4Network | None) -> ipaddress.IPv4Network | None:
-    return None if value is None else _ipv4_network("NatRule.destination", value)
+def _to_target(value: str | None) -> str | None:
+    try:
+        return _dnat_target("to", value) if value is not None else None
+    except ValidationError:
+        return value
 
 
-def _nat_to(value: str | None) -> str | None:
-    return None if value is None else _dnat_target("NatRule.to", value)
+def _to_words(value: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split(","))
+    return tuple(value)
+
+
+TABLE_CHAINS: dict[str, tuple[str, ...]] = {
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "raw": ("PREROUTING", "OUTPUT"),
+}
+BUILTIN_CHAINS = frozenset(c for chains in TABLE_CHAINS.values() for c in chains)
+TARGETS = frozenset({"ACCEPT", "DROP", "REJECT", "RETURN", "MASQUERADE", "DNAT", "SNAT", "LOG"})
+ADDRESS_TYPES = frozenset({"LOCAL", "UNICAST", "BROADCAST", "MULTICAST", "ANYCAST", "BLACKHOLE", "UNREACHABLE"})
+CONNTRACK_STATES = frozenset({"NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "SNAT", "DNAT"})
+_CHAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,27}$")
+
+
+def _check_table(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if value not in TABLE_CHAINS:
+        field = f"{type(instance).__name__}.{attribute.name}"
+        raise ValidationError(field, value, f"must be one of {sorted(TABLE_CHAINS)}")
+
+
+def _check_chain_name(field: str, value: object, table: str) -> str:
+    if not isinstance(value, str) or not _CHAIN_NAME.match(value):
+        raise ValidationError(field, value, "is not a chain name (letters, digits, '_' or '-', at most 28)")
+    if value in BUILTIN_CHAINS and value not in TABLE_CHAINS.get(table, ()):
+        raise ValidationError(field, value, f"is not a chain of the {table} table")
+    return value
 
 
 @attrs.frozen
-class NatRule:
-    """One rule of iptables' ``nat`` table.
+class Rule:
+    """One iptables rule, written the way ``iptables -S`` prints it.
 
-    The rule body is written the way ``iptables -S`` prints it (``/32`` on single
-    addresses, ``-m tcp`` after ``-p tcp``, ``!`` before the option), and the same
-    body serves ``-A`` (create), ``-C`` (check) and ``-D`` (delete).
+    ``/32`` on single addresses, ``-m tcp`` after ``-p tcp``, ``!`` before the
+    option it negates, and matches in one fixed order, so that what is wanted
+    equals what the host lists. The same body serves ``-A`` (or ``-I CHAIN 1``
+    with ``insert``), ``-C`` and ``-D``.
     """
 
-    CHAINS: ClassVar[tuple[str, ...]] = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
-    TARGETS: ClassVar[tuple[str, ...]] = ("MASQUERADE", "DNAT", "SNAT", "RETURN", "ACCEPT")
-
-    chain: str = attrs.field(validator=attrs.validators.in_(CHAINS))
-    jump: str = attrs.field(validator=attrs.validators.in_(TARGETS))
-    source: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_nat_source)
-    destination: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_nat_destination)
+    chain: str
+    jump: str
+    source: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_to_v4net)
+    destination: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_to_v4net)
     in_interface: str | None = attrs.field(default=None, validator=_opt_name)
     in_negated: bool = False
     out_interface: str | None = attrs.field(default=None, validator=_opt_name)
@@ -380,19 +434,113 @@ class NatRule:
         default=None, validator=attrs.validators.optional(attrs.validators.in_(("tcp", "udp")))
     )
     dport: int | None = attrs.field(default=None, validator=v.optional_validator(v.port))
-    to: str | None = attrs.field(default=None, converter=_nat_to)
+    to: str | None = attrs.field(default=None, converter=_to_target)
+    source_negated: bool = attrs.field(default=False, kw_only=True)
+    destination_negated: bool = attrs.field(default=False, kw_only=True)
+    src_type: str | None = attrs.field(default=None, kw_only=True)
+    dst_type: str | None = attrs.field(default=None, kw_only=True)
+    ctstate: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_to_words)
+    table: str = attrs.field(default="filter", kw_only=True, validator=_check_table)
+    insert: bool = attrs.field(default=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        name = type(self).__name__
+        _check_chain_name(f"{name}.chain", self.chain, self.table)
+        if self.jump not in TARGETS:
+            _check_chain_name(f"{name}.jump", self.jump, self.table)
+            if self.jump in BUILTIN_CHAINS:
+                raise ValidationError(f"{name}.jump", self.jump, "cannot jump to a built-in chain")
+        for field in ("source", "destination"):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, ipaddress.IPv4Network):
+                _ipv4_network(f"{name}.{field}", value)
+                raise ValidationError(f"{name}.{field}", value, "is not an IPv4 network")
+        if self.to is not None:
+            _dnat_target(f"{name}.to", self.to)
+        for field in ("src_type", "dst_type"):
+            value = getattr(self, field)
+            if value is not None and value not in ADDRESS_TYPES:
+                raise ValidationError(f"{name}.{field}", value, f"must be one of {sorted(ADDRESS_TYPES)}")
+        for state in self.ctstate:
+            if state not in CONNTRACK_STATES:
+                raise ValidationError(f"{name}.ctstate", state, f"must be among {sorted(CONNTRACK_STATES)}")
         if self.dport is not None and self.protocol is None:
-            raise ValidationError("NatRule.dport", self.dport, "a port needs a protocol (tcp or udp)")
+            raise ValidationError(f"{name}.dport", self.dport, "a port needs a protocol (tcp or udp)")
         if self.jump in ("DNAT", "SNAT") and self.to is None:
-            raise ValidationError("NatRule.to", None, f"{self.jump} needs a target address")
+            raise ValidationError(f"{name}.to", None, f"{self.jump} needs a target address")
         if self.jump not in ("DNAT", "SNAT") and self.to is not None:
-            raise ValidationError("NatRule.to", self.to, f"{self.jump} takes no target address")
-        if self.in_negated and self.in_interface is None:
-            raise ValidationError("NatRule.in_negated", True, "negates nothing: in_interface is not set")
-        if self.out_negated and self.out_interface is None:
-            raise ValidationError("NatRule.out_negated", True, "negates nothing: out_interface is not set")
+            raise ValidationError(f"{name}.to", self.to, f"{self.jump} takes no target address")
+        if self.jump in ("DNAT", "SNAT", "MASQUERADE") and self.table != "nat":
+            raise ValidationError(f"{name}.jump", self.jump, "belongs in the nat table")
+        if self.jump in ("DROP", "REJECT") and self.table == "nat":
+            raise ValidationError(f"{name}.jump", self.jump, "the nat table is not for filtering")
+        for field, iface in (("in_negated", self.in_interface), ("out_negated", self.out_interface)):
+            if getattr(self, field) and iface is None:
+                raise ValidationError(f"{name}.{field}", True, "negates nothing: the interface is not set")
+        for field, value in (("source_negated", self.source), ("destination_negated", self.destination)):
+            if getattr(self, field) and value is None:
+                raise ValidationError(f"{name}.{field}", True, "negates nothing: the address is not set")
+
+    @property
+    def key(self) -> str:
+        return f"{self.table}:{self.chain}:{' '.join(self.body())}"
+
+    def body(self) -> tuple[str, ...]:
+        """The rule's matches and target, in ``iptables -S`` order."""
+        words: list[str] = []
+
+        def opt(negated: bool, flag: str, value: object) -> None:
+            if value is not None:
+                words.extend((["!"] if negated else []) + [flag, str(value)])
+
+        opt(self.source_negated, "-s", self.source)
+        opt(self.destination_negated, "-d", self.destination)
+        opt(self.in_negated, "-i", self.in_interface)
+        opt(self.out_negated, "-o", self.out_interface)
+        if self.protocol is not None:
+            words += ["-p", self.protocol]
+            if self.dport is not None:
+                words += ["-m", self.protocol, "--dport", str(self.dport)]
+        if self.src_type is not None or self.dst_type is not None:
+            words += ["-m", "addrtype"]
+            words += ["--src-type", self.src_type] if self.src_type is not None else []
+            words += ["--dst-type", self.dst_type] if self.dst_type is not None else []
+        if self.ctstate:
+            words += ["-m", "conntrack", "--ctstate", ",".join(self.ctstate)]
+        words += ["-j", self.jump]
+        if self.jump == "DNAT" and self.to is not None:
+            words += ["--to-destination", self.to]
+        elif self.jump == "SNAT" and self.to is not None:
+            words += ["--to-source", self.to]
+        return tuple(words)
+
+    def _verb(self, *verb: str, mutates: bool, ok: frozenset[int] = frozenset({0})) -> Command:
+        args = ("-t", self.table, verb[0], self.chain, *verb[1:], *self.body())
+        return Command("iptables", args, mutates=mutates, ok_codes=ok)
+
+    def create_commands(self) -> tuple[Command, ...]:
+        if self.insert:
+            return (self._verb("-I", "1", mutates=True),)
+        return (self._verb("-A", mutates=True),)
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        return (self._verb("-D", mutates=True),)
+
+    def check_command(self) -> Command:
+        """``iptables -t TABLE -C ...``: exit 0 present, exit 1 absent."""
+        return self._verb("-C", mutates=False, ok=frozenset({0, 1}))
+
+
+def _nat_table(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if value != "nat":
+        raise ValidationError(f"{type(instance).__name__}.{attribute.name}", value, "a NatRule is in the nat table")
+
+
+@attrs.frozen
+class NatRule(Rule):
+    """A :class:`Rule` of iptables' ``nat`` table (the tutorial's steps 21 and 22)."""
+
+    table: str = attrs.field(default="nat", kw_only=True, validator=_nat_table)
 
     @classmethod
     def masquerade(cls, source: str, *, not_out: str | None = None, out: str | None = None) -> NatRule:
@@ -428,41 +576,32 @@ class NatRule:
             to=to,
         )
 
+
+@attrs.frozen
+class Chain:
+    """A chain of netwrap's own in an iptables table: ``iptables -t filter -N NAME``."""
+
+    name: str
+    table: str = attrs.field(default="filter", validator=_check_table)
+
+    def __attrs_post_init__(self) -> None:
+        _check_chain_name("Chain.name", self.name, self.table)
+        if self.name in BUILTIN_CHAINS:
+            raise ValidationError("Chain.name", self.name, "is a built-in chain")
+
     @property
     def key(self) -> str:
-        return f"nat:{self.chain}:{' '.join(self.body())}"
-
-    def body(self) -> tuple[str, ...]:
-        """The rule's match and target, in ``iptables -S`` order."""
-        words: list[str] = []
-        if self.source is not None:
-            words += ["-s", str(self.source)]
-        if self.destination is not None:
-            words += ["-d", str(self.destination)]
-        if self.in_interface is not None:
-            words += (["!"] if self.in_negated else []) + ["-i", self.in_interface]
-        if self.out_interface is not None:
-            words += (["!"] if self.out_negated else []) + ["-o", self.out_interface]
-        if self.protocol is not None:
-            words += ["-p", self.protocol]
-            if self.dport is not None:
-                words += ["-m", self.protocol, "--dport", str(self.dport)]
-        words += ["-j", self.jump]
-        if self.jump == "DNAT" and self.to is not None:
-            words += ["--to-destination", self.to]
-        elif self.jump == "SNAT" and self.to is not None:
-            words += ["--to-source", self.to]
-        return tuple(words)
-
-    def _verb(self, verb: str, *, mutates: bool, ok: frozenset[int] = frozenset({0})) -> Command:
-        return Command("iptables", ("-t", "nat", verb, self.chain, *self.body()), mutates=mutates, ok_codes=ok)
+        return f"chain:{self.table}:{self.name}"
 
     def create_commands(self) -> tuple[Command, ...]:
-        return (self._verb("-A", mutates=True),)
+        return (Command("iptables", ("-t", self.table, "-N", self.name)),)
 
     def delete_commands(self) -> tuple[Command, ...]:
-        return (self._verb("-D", mutates=True),)
+        """Flush, then delete: a chain must be empty (and unreferenced) to go."""
+        return (
+            Command("iptables", ("-t", self.table, "-F", self.name)),
+            Command("iptables", ("-t", self.table, "-X", self.name)),
+        )
 
     def check_command(self) -> Command:
-        """``iptables -t nat -C ...``: exit 0 present, exit 1 absent."""
-        return self._verb("-C", mutates=False, ok=frozenset({0, 1}))
+        return Command("iptables", ("-t", self.table, "-S"), mutates=False)

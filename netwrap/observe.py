@@ -3,7 +3,7 @@
 :func:`observe` looks at what a list of objects needs (which namespaces, which
 facts) and reads each fact once: ``ip netns list``; per namespace ``ip -d -json
 link show``, ``ip -json addr show`` and ``ip -json route show``; ``iptables -t
-nat -S``; ``sysctl -n`` per setting. The number of processes grows with the
+TABLE -S`` per iptables table; ``sysctl -n`` per setting. The number of processes grows with the
 number of namespaces, not of objects. Where ``ip`` has no ``-json`` (old
 iproute2), the ``ip -o`` text forms are read instead.
 """
@@ -22,13 +22,14 @@ from netwrap.objects import (
     Address,
     Bridge,
     BridgePort,
+    Chain,
     IPInterface,
     LinkNetns,
     LinkUp,
     Namespace,
-    NatRule,
     NetObject,
     Route,
+    Rule,
     Sysctl,
     VethPair,
 )
@@ -54,7 +55,9 @@ class NetnsView:
 
 @attrs.frozen
 class HostState:
-    """A host as observed: named namespaces, a view per namespace read, nat rules, sysctls.
+    """A host as observed: named namespaces, a view per namespace read, iptables tables, sysctls.
+
+    ``rules`` and ``chains`` hold, per table read, its rules and its user chains.
 
     ``namespaces`` is None when it was not read (then every namespace an object
     names is assumed to exist, and a missing one reads as empty).
@@ -63,7 +66,8 @@ class HostState:
     namespaces: tuple[str, ...] | None = None
     netns_ids: Mapping[int, str] = attrs.field(factory=dict)
     views: Mapping[str | None, NetnsView] = attrs.field(factory=dict)
-    nat: tuple[parse.IptablesRule, ...] | None = None
+    rules: Mapping[str, tuple[parse.IptablesRule, ...]] = attrs.field(factory=dict)
+    chains: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     sysctls: Mapping[tuple[str | None, str], str] = attrs.field(factory=dict)
 
     def has_netns(self, name: str) -> bool:
@@ -175,9 +179,12 @@ def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: boo
         except CommandError as exc:
             if netns is None or _NO_NETNS not in exc.stderr:
                 raise
-    nat = None
-    if any(isinstance(o, NatRule) for o in objects):
-        nat = tuple(parse.iptables_rules(_read(runner, ("-t", "nat", "-S"), None, tool="iptables")))
+    rules: dict[str, tuple[parse.IptablesRule, ...]] = {}
+    chains: dict[str, tuple[str, ...]] = {}
+    for table in sorted({o.table for o in objects if isinstance(o, Rule | Chain)}):
+        listing = _read(runner, ("-t", table, "-S"), None, tool="iptables")
+        rules[table] = tuple(parse.iptables_rules(listing))
+        chains[table] = tuple(parse.iptables_chains(listing))
     sysctls: dict[tuple[str | None, str], str] = {}
     for obj in objects:
         if isinstance(obj, Sysctl) and (obj.netns, obj.name) not in sysctls:
@@ -190,4 +197,4 @@ def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: boo
                     raise
                 continue
             sysctls[(obj.netns, obj.name)] = parse.sysctl_value(out)
-    return HostState(namespaces, ids, views, nat, sysctls)
+    return HostState(namespaces, ids, views, rules, chains, sysctls)

@@ -37,6 +37,7 @@ class Link:
     peer_index: int | None = None
     peer_netnsid: int | None = None
     peer_netns: str | None = None
+    isolated: bool = False
 
 
 @attrs.frozen
@@ -95,6 +96,7 @@ def links(text: str) -> list[Link]:
             raise ParseError(f"ip link: an entry has no ifname: {item!r}")
         info = item.get("linkinfo")
         kind = info.get("info_kind") if isinstance(info, dict) else None
+        port = info.get("info_slave_data") if isinstance(info, dict) else None
         flags = item.get("flags", [])
         found.append(
             Link(
@@ -106,6 +108,7 @@ def links(text: str) -> list[Link]:
                 index=_int(item.get("ifindex")),
                 peer_index=_int(item.get("link_index")),
                 peer_netnsid=_int(item.get("link_netnsid")),
+                isolated=isinstance(port, dict) and port.get("isolated") is True,
             )
         )
     return found
@@ -152,6 +155,7 @@ def links_text(text: str) -> list[Link]:
                 peer_index=peer_index,
                 peer_netnsid=_int_or_none(_after(words, "link-netnsid")),
                 peer_netns=_after(words, "link-netns"),
+                isolated=any(seg.startswith("bridge_slave") and " isolated on" in seg for seg in segments),
             )
         )
     return found
@@ -268,6 +272,11 @@ def iptables_rules(text: str) -> list[IptablesRule]:
             raise ParseError(f"iptables: a rule with no chain: {line[:80]!r}")
         found.append(IptablesRule(words[1], tuple(words[2:])))
     return found
+
+
+def iptables_chains(text: str) -> list[str]:
+    """The user-defined chains (``-N`` lines) of ``iptables -S`` output."""
+    return [line.split()[1] for line in text.splitlines() if line.startswith("-N ") and len(line.split()) == 2]
 
 
 def brctl_ports(text: str) -> dict[str, list[str]]:

@@ -19,12 +19,13 @@ from netwrap.objects import (
     Address,
     Bridge,
     BridgePort,
+    Chain,
     LinkNetns,
     LinkUp,
     Namespace,
-    NatRule,
     NetObject,
     Route,
+    Rule,
     Sysctl,
     VethPair,
 )
@@ -96,7 +97,7 @@ def _link_in(obj_netns: str | None, name: str, state: HostState) -> tuple[Link |
     return link, None
 
 
-def _dnat_overlaps(ours: NatRule, rule: IptablesRule) -> bool:
+def _dnat_overlaps(ours: Rule, rule: IptablesRule) -> bool:
     if rule.chain != ours.chain or rule.option("-j") != "DNAT" or ours.protocol is None:
         return False
     if rule.option("-p") != ours.protocol or rule.option("--dport") != str(ours.dport):
@@ -112,19 +113,20 @@ def _dnat_overlaps(ours: NatRule, rule: IptablesRule) -> bool:
         return True
 
 
-def _nat(obj: NatRule, state: HostState) -> Assessment:
-    if state.nat is None:
-        return _missing("the nat table was not read")
-    if any(rule.chain == obj.chain and rule.words == obj.body() for rule in state.nat):
-        return _present(f"the rule is in nat {obj.chain}")
+def _rule(obj: Rule, state: HostState) -> Assessment:
+    listed = state.rules.get(obj.table)
+    if listed is None:
+        return _missing(f"the {obj.table} table was not read")
+    if any(rule.chain == obj.chain and rule.words == obj.body() for rule in listed):
+        return _present(f"the rule is in {obj.table} {obj.chain}")
     if obj.jump == "DNAT":
-        for rule in state.nat:
+        for rule in listed:
             if _dnat_overlaps(obj, rule) and rule.option("--to-destination") != obj.to:
                 return _conflict(
                     f"{obj.protocol} port {obj.dport} is already published to {rule.option('--to-destination')} "
                     f"(nat {rule.chain}: {' '.join(rule.words)}), not to {obj.to}"
                 )
-    return _missing(f"the rule is not in nat {obj.chain}")
+    return _missing(f"the rule is not in {obj.table} {obj.chain}")
 
 
 def assess(obj: NetObject, state: HostState) -> Assessment:
@@ -150,8 +152,10 @@ def assess(obj: NetObject, state: HostState) -> Assessment:
             link, verdict = _link_in(obj.netns, obj.port, state)
             if link is None:
                 return verdict or _missing("")
+            if link.master == obj.bridge and link.isolated == obj.isolated:
+                return _present(f"{obj.port} is a{'n isolated' if obj.isolated else ''} port of {obj.bridge}")
             if link.master == obj.bridge:
-                return _present(f"{obj.port} is a port of {obj.bridge}")
+                return _conflict(f"{obj.port} is a port of {obj.bridge} but {'not ' if obj.isolated else ''}isolated")
             if link.master is not None:
                 return _conflict(f"{obj.port} is already a port of {link.master}, not of {obj.bridge}")
             return _missing(f"{obj.port} is not a port of {obj.bridge}")
@@ -169,8 +173,12 @@ def assess(obj: NetObject, state: HostState) -> Assessment:
             if current == obj.value:
                 return _present(f"{obj.name} is {obj.value}")
             return _missing(f"{obj.name} is {current if current is not None else 'unknown'}, not {obj.value}")
-        case NatRule():
-            return _nat(obj, state)
+        case Rule():
+            return _rule(obj, state)
+        case Chain():
+            if obj.name in state.chains.get(obj.table, ()):
+                return _present(f"chain {obj.name} exists in {obj.table}")
+            return _missing(f"chain {obj.name} does not exist in {obj.table}")
     raise TypeError(f"netwrap does not know how to assess {type(obj).__name__}")
 
 

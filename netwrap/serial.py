@@ -16,19 +16,34 @@ from netwrap.objects import (
     Address,
     Bridge,
     BridgePort,
+    Chain,
     LinkNetns,
     LinkUp,
     Namespace,
     NatRule,
     NetObject,
     Route,
+    Rule,
     Sysctl,
     VethPair,
 )
 
 TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (Namespace, VethPair, LinkNetns, Bridge, BridgePort, Address, LinkUp, Route, Sysctl, NatRule)
+    for cls in (
+        Namespace,
+        VethPair,
+        LinkNetns,
+        Bridge,
+        BridgePort,
+        Address,
+        LinkUp,
+        Route,
+        Sysctl,
+        Rule,
+        NatRule,
+        Chain,
+    )
 }
 
 _IP_TYPES = (

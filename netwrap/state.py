@@ -58,7 +58,10 @@ class Record:
 
     ``complete`` is set when a build finished and its result is meant to stay
     (``tutorial up``); a record left incomplete by a writer that is gone is what
-    a crashed run left behind, and ``netwrap clean`` removes it.
+    a crashed run left behind, and ``netwrap clean`` removes it. ``uses`` lists
+    the keys of everything the build wanted, made by it or not, so that another
+    record's teardown hands a shared object over instead of removing it.
+    ``allocations`` keeps the addresses IPAM gave, so that re-applies keep them.
     """
 
     created: list[NetObject] = attrs.field(factory=list)
@@ -66,6 +69,8 @@ class Record:
     complete: bool = False
     writer: Writer = attrs.field(factory=Writer.current)
     action: str = ""
+    uses: list[str] = attrs.field(factory=list)
+    allocations: dict[str, str] = attrs.field(factory=dict)
 
     def owns(self, obj: NetObject) -> bool:
         return any(o.key == obj.key for o in self.created)
@@ -90,6 +95,8 @@ class Record:
             "writer": {"pid": self.writer.pid, "start": self.writer.start},
             "created": [serial.to_dict(o) for o in self.created],
             "previous": self.previous,
+            "uses": self.uses,
+            "allocations": self.allocations,
         }
 
     @classmethod
@@ -102,7 +109,14 @@ class Record:
             previous = data["previous"]
             if not isinstance(previous, dict) or not all(isinstance(v, str) for v in previous.values()):
                 raise NetwrapError("'previous' is not a table of sysctl values")
-            return cls(created, dict(previous), bool(data["complete"]), writer, str(data.get("action", "")))
+            uses = data.get("uses", [])
+            allocations = data.get("allocations", {})
+            if not isinstance(uses, list) or not all(isinstance(k, str) for k in uses):
+                raise NetwrapError("'uses' is not a list of keys")
+            if not isinstance(allocations, dict) or not all(isinstance(a, str) for a in allocations.values()):
+                raise NetwrapError("'allocations' is not a table of addresses")
+            action = str(data.get("action", ""))
+            return cls(created, dict(previous), bool(data["complete"]), writer, action, list(uses), dict(allocations))
         except (KeyError, TypeError, ValueError) as exc:
             raise NetwrapError(f"the record is damaged: {exc!r}") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
 from netwrap import HostState, NatRule, Route, parse, plan, tutorial
@@ -35,7 +36,7 @@ def host(
         namespaces=tuple(parse.netns_names(listing)),
         netns_ids=parse.netns_ids(listing),
         views=views,
-        nat=tuple(parse.iptables_rules(fixture_text(nat))),
+        rules={"nat": tuple(parse.iptables_rules(fixture_text(nat)))},
         sysctls={(None, "net.ipv4.ip_forward"): ip_forward},
     )
 
@@ -73,7 +74,7 @@ def test_a_host_end_whose_peer_is_another_device_is_a_conflict() -> None:
     views = dict(state.views)
     views["Tdocker0"] = NetnsView(tuple(parse.links(json.dumps(docker0))), views["Tdocker0"].addresses, ())
     views[None] = NetnsView(tuple(parse.links(json.dumps(links))), views[None].addresses, ())
-    result = plan(tutorial.objects(), HostState(state.namespaces, state.netns_ids, views, state.nat, state.sysctls))
+    result = plan(tutorial.objects(), attrs.evolve(state, views=views))
     reasons = [item.assessment.reason for item in result.conflicts]
     assert "Tveth1 exists on the host but its peer is Tvethx, not Tveth0" in reasons
 
@@ -97,7 +98,7 @@ def test_each_conflict_is_named(links: str, addrs: str, expected: str) -> None:
 def test_port_80_published_elsewhere_is_a_conflict() -> None:
     theirs = "-A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.9.9.9:80\n"
     state = host()
-    state = HostState(state.namespaces, state.netns_ids, state.views, tuple(parse.iptables_rules(theirs)), {})
+    state = attrs.evolve(state, rules={"nat": tuple(parse.iptables_rules(theirs))})
     result = plan([NatRule.publish(80, "172.18.0.2:80", not_in="Tbr0")], state)
     (conflict,) = result.conflicts
     assert conflict.assessment.reason.startswith("tcp port 80 is already published to 10.9.9.9:80")

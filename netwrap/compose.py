@@ -1,0 +1,269 @@
+"""Turn a :class:`~netwrap.topology.Topology` into the ordered objects that build it.
+
+Pure: no process is started. Addresses come from :func:`allocate` (IPAM):
+fixed ones as written, the others deterministic, reusing what the last apply
+gave each container, never the gateway or a duplicate.
+
+The order follows the document's phases, so that ``examples/tutorial.toml``
+renders exactly the tutorial's 22 commands: namespaces; veth pairs; moves into
+namespaces; bridges; bridge ports; addresses and links up inside containers;
+host ends up; bridge addresses and bridges up; default routes; ``ip_forward``;
+NAT rules. In ``docker`` style, Docker's other rules follow: published ports
+reachable from the host itself (nat OUTPUT, ``route_localnet``) and from other
+containers (hairpin), and a filter chain of the topology's own, jumped to first
+from FORWARD, so that all this keeps working when FORWARD's policy is DROP, and
+so that networks stay isolated from one another.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+from netwrap.objects import (
+    Address,
+    Bridge,
+    BridgePort,
+    Chain,
+    LinkNetns,
+    LinkUp,
+    Namespace,
+    NatRule,
+    NetObject,
+    Route,
+    Rule,
+    Sysctl,
+    VethPair,
+)
+from netwrap.topofile import short_name
+from netwrap.topology import Attachment, Container, Network, Problem, Topology, TopologyError
+
+Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
+
+
+@attrs.frozen
+class Link:
+    """One attachment as built: its devices, where they live, and its address."""
+
+    container: Container
+    network: Network
+    index: int
+    interface: str
+    host_interface: str
+    address: ipaddress.IPv4Address
+    moved: bool  # made on the host and moved in (the document's way), or made inside directly
+
+    @property
+    def netns(self) -> str:
+        return self.container.namespace
+
+
+def allocation_key(network: str, container: str) -> str:
+    return f"{network}/{container}"
+
+
+def allocate(topo: Topology, previous: Mapping[str, str] | None = None) -> Allocations:
+    """An address for every attachment: fixed ones first, then last apply's, then the lowest free."""
+    previous = previous or {}
+    result: Allocations = {}
+    used: dict[str, set[ipaddress.IPv4Address]] = {n.name: {n.gateway} for n in topo.networks}
+    pending: list[tuple[Container, int, Attachment]] = []
+    for container in topo.containers:
+        for index, att in enumerate(container.networks):
+            if att.address is not None:
+                result[(att.network, container.name)] = att.address
+                used[att.network].add(att.address)
+            else:
+                pending.append((container, index, att))
+    later = []
+    for container, index, att in pending:
+        net = topo.network(att.network)
+        try:
+            earlier = ipaddress.IPv4Address(previous.get(allocation_key(att.network, container.name), ""))
+        except ValueError:
+            earlier = None
+        if earlier is not None and earlier in set(net.subnet.hosts()) and earlier not in used[net.name]:
+            result[(net.name, container.name)] = earlier
+            used[net.name].add(earlier)
+        else:
+            later.append((container, index, att))
+    problems = []
+    for container, index, att in later:
+        net = topo.network(att.network)
+        free = next((a for a in net.subnet.hosts() if a not in used[net.name]), None)
+        if free is None:
+            problems.append(
+                Problem(
+                    f"containers.{container.name}",
+                    f"networks[{index}]",
+                    f"network {net.name!r} ({net.subnet}) has no free address left",
+                )
+            )
+            continue
+        result[(net.name, container.name)] = free
+        used[net.name].add(free)
+    if problems:
+        raise TopologyError(f"topology {topo.name!r}", problems)
+    return result
+
+
+def links(topo: Topology, allocations: Allocations) -> list[Link]:
+    """Every attachment with its device names and address."""
+    found = []
+    for container in topo.containers:
+        for index, att in enumerate(container.networks):
+            moved = att.interface is not None
+            found.append(
+                Link(
+                    container=container,
+                    network=topo.network(att.network),
+                    index=index,
+                    interface=att.interface or f"eth{index}",
+                    host_interface=att.host_interface or short_name(f"v{index}-", container.name),
+                    address=allocations[(att.network, container.name)],
+                    moved=moved,
+                )
+            )
+    return found
+
+
+def chain_name(topo: Topology) -> str:
+    """The filter chain of this topology's own."""
+    return f"NETWRAP-{topo.name}"
+
+
+def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
+    """The objects that build ``topo``, in build order."""
+    attached = links(topo, allocations)
+    own = [c for c in topo.containers if c.owns_namespace]
+    out: list[NetObject] = [Namespace(c.namespace) for c in own]
+    for link in attached:
+        if link.moved:
+            out.append(VethPair(link.interface, link.host_interface))
+        else:
+            out.append(VethPair(link.host_interface, link.interface, peer_netns=link.netns))
+    out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
+    out += [Bridge(net.bridge, tool=net.bridge_tool) for net in topo.networks]
+    for link in attached:
+        net = link.network
+        out.append(BridgePort(net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc))
+    for container in own:
+        for link in (x for x in attached if x.container is container):
+            prefix = link.network.prefix
+            out.append(Address(link.interface, f"{link.address}/{prefix}", netns=link.netns))
+            out.append(LinkUp(link.interface, netns=link.netns))
+        if container.loopback:
+            out.append(LinkUp("lo", netns=container.namespace))
+    out += [LinkUp(link.host_interface) for link in attached]
+    for net in topo.networks:
+        out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
+        out.append(LinkUp(net.bridge))
+    for container in own:
+        first = next((x for x in attached if x.container is container), None)
+        if first is not None:
+            out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
+    if topo.networks:
+        out.append(Sysctl("net.ipv4.ip_forward", "1"))
+    out += [NatRule.masquerade(str(net.subnet), not_out=net.bridge) for net in topo.networks if net.nat]
+    if topo.style == "document":
+        out += _document_ports(attached)
+    else:
+        out += _docker_rules(topo, attached)
+    return tuple(out)
+
+
+@attrs.frozen
+class Published:
+    """A published port, resolved to the container's address on its first network."""
+
+    link: Link
+    host_ip: ipaddress.IPv4Address | None
+    host_port: int
+    port: int
+    protocol: Literal["tcp", "udp"]
+
+    @property
+    def target(self) -> str:
+        return f"{self.link.address}:{self.port}"
+
+
+def published(attached: list[Link]) -> list[Published]:
+    """Ports are published to a container's first network, as Docker does."""
+    return [
+        Published(link, p.host_ip, p.host_port, p.container_port, p.protocol)
+        for link in attached
+        if link.index == 0
+        for p in link.container.ports
+    ]
+
+
+def _document_ports(attached: list[Link]) -> list[NetObject]:
+    """Step 22's form: DNAT for traffic from other machines only."""
+    rules: list[NetObject] = []
+    for pub in published(attached):
+        rule = NatRule(
+            "PREROUTING",
+            "DNAT",
+            destination=f"{pub.host_ip}/32" if pub.host_ip else None,
+            in_interface=pub.link.network.bridge,
+            in_negated=True,
+            protocol=pub.protocol,
+            dport=pub.host_port,
+            to=pub.target,
+        )
+        rules.append(rule)
+    return rules
+
+
+def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
+    out: list[NetObject] = []
+    ports = published(attached)
+    publishing = {pub.link.network.name for pub in ports}
+    for net in topo.networks:
+        if net.name in publishing:
+            out.append(Sysctl(f"net.ipv4.conf.{net.bridge}.route_localnet", "1"))
+            # 127.0.0.1:PORT from the host: the container must answer the bridge, not 127.0.0.1.
+            out.append(NatRule("POSTROUTING", "MASQUERADE", source="127.0.0.0/8", out_interface=net.bridge))
+            # hairpin: a container reaching a published port through the host's address.
+            hairpin = NatRule(
+                "POSTROUTING", "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, ctstate="DNAT"
+            )
+            out.append(hairpin)
+    for pub in ports:
+        for chain in ("PREROUTING", "OUTPUT"):
+            dnat = NatRule(
+                chain,
+                "DNAT",
+                destination=f"{pub.host_ip}/32" if pub.host_ip else None,
+                protocol=pub.protocol,
+                dport=pub.host_port,
+                to=pub.target,
+                dst_type=None if pub.host_ip else "LOCAL",
+            )
+            out.append(dnat)
+    chain = chain_name(topo)
+    out.append(Chain(chain))
+    for pub in ports:
+        accept = Rule(
+            chain,
+            "ACCEPT",
+            destination=f"{pub.link.address}/32",
+            out_interface=pub.link.network.bridge,
+            protocol=pub.protocol,
+            dport=pub.port,
+            ctstate="DNAT",
+        )
+        out.append(accept)
+    for net in topo.networks:
+        for other in topo.networks:
+            if other is not net:
+                out.append(Rule(chain, "DROP", in_interface=net.bridge, out_interface=other.bridge))
+    for net in topo.networks:
+        out.append(Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED"))
+        out.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
+        out.append(Rule(chain, "ACCEPT" if net.icc else "DROP", in_interface=net.bridge, out_interface=net.bridge))
+    out.append(Rule("FORWARD", chain, insert=True))
+    return out
