@@ -120,7 +120,11 @@ def build(
             progress(number, total, item)
         if isinstance(obj, Sysctl):
             seen = state.sysctls.get((obj.netns, obj.name))
-            record.add_sysctl(obj, seen if seen is not None else converge.read_sysctl(obj, runner))
+            previous = seen if seen is not None else _read_setting(obj, runner)
+            if previous is None:
+                record.add(obj)  # the device it belongs to is not there yet (a dry run): nothing to restore
+            else:
+                record.add_sysctl(obj, previous)
         else:
             record.add(obj)
         store.save(record)
@@ -131,6 +135,15 @@ def build(
         record.complete = True
     store.save(record)
     return Outcome(tuple(changed), tuple(notes))
+
+
+def _read_setting(obj: Sysctl, runner: Runner) -> str | None:
+    try:
+        return converge.read_sysctl(obj, runner)
+    except CommandError as exc:
+        if "cannot stat /proc/sys/" in exc.stderr:
+            return None
+        raise
 
 
 def _goes_with_owner(obj: NetObject, links: set[str], namespaces: set[str]) -> bool:
@@ -146,8 +159,6 @@ def _goes_with_owner(obj: NetObject, links: set[str], namespaces: set[str]) -> b
             return obj.device is not None and obj.device in links
         case BridgePort():
             return obj.port in links or obj.bridge in links
-        case VethPair():
-            return obj.peer_netns is not None and obj.peer_netns in namespaces and obj.name in links
         case Sysctl():
             parts = obj.name.split(".")
             return len(parts) > 4 and parts[2] == "conf" and parts[3] in links

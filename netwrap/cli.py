@@ -9,12 +9,20 @@
     netwrap tutorial verify          check the four scenarios; exit 0 only if all pass
     netwrap tutorial down            remove what `up` created
     netwrap clean [--dry-run]        remove what crashed runs left behind
+    netwrap apply -f FILE            make this host match a topology file
+    netwrap plan -f FILE             what apply would run (exit 0: nothing, 2: something)
+    netwrap destroy -f FILE          remove what apply created
+    netwrap status -f FILE [--json]  each container, its networks, addresses and state
+    netwrap graph -f FILE [--format mermaid|dot]   a diagram of the topology
+    netwrap exec -f FILE CONTAINER -- CMD...      run a command in a container's namespace
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -22,15 +30,18 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
-from netwrap import snapshot, tutorial
-from netwrap.build import Outcome, build, plan_for, teardown
+from netwrap import apply as apply_
+from netwrap import graph, snapshot, topofile, tutorial
+from netwrap.build import Outcome, Progress, build, plan_for, teardown
 from netwrap.clean import clean, survey
 from netwrap.command import Command
-from netwrap.errors import NetwrapError
+from netwrap.errors import NetwrapError, ToolNotFoundError
 from netwrap.objects import BridgeTool, NetObject, Sysctl
+from netwrap.plan import PlanItem
 from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
 from netwrap.sandbox import Sandbox
 from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store
+from netwrap.topology import Topology
 from netwrap.verify import render_table, verify
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -93,6 +104,25 @@ def _parser() -> argparse.ArgumentParser:
         "objects removed like `down` would; finished builds and running ones are listed and left alone.",
     )
     cleaner.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
+    topo = argparse.ArgumentParser(add_help=False)
+    topo.add_argument("-f", "--file", type=Path, required=True, help="the topology file (TOML)")
+    for name, text in (
+        ("apply", "make this host match the topology: create what is missing, remove what it no longer has"),
+        ("plan", "print the commands apply would run; exit 0 if none, 2 if some, 1 on conflicts"),
+        ("destroy", "remove what apply created (objects another topology still uses are handed over)"),
+    ):
+        commands.add_parser(name, parents=[common, topo], help=text, description=text)
+    stat = commands.add_parser("status", parents=[common, topo], help="each container, its addresses and state")
+    stat.add_argument("--json", action="store_true", help="print JSON for scripts")
+    drawing = commands.add_parser("graph", parents=[topo], help="draw the topology (Mermaid or Graphviz DOT)")
+    drawing.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    drawing.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help="to show the addresses applied")
+    execute = commands.add_parser(
+        "exec", parents=[topo], help="run a command in a container's network namespace (needs root)"
+    )
+    execute.add_argument("container")
+    execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    execute.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -218,6 +248,83 @@ def _clean(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) ->
     return EXIT_OK
 
 
+def _progress(err: TextIO) -> Progress | None:
+    if not err.isatty():
+        return None
+
+    def show(number: int, total: int, item: PlanItem) -> None:
+        end = "\n" if number == total else ""
+        print(f"\r\x1b[K[{number}/{total}] {item.obj.key}", end=end, file=err, flush=True)
+
+    return show
+
+
+def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
+    topo = topofile.load(args.file)
+    store = apply_.store_for(topo, _state_dir(args))
+    if args.command == "graph":
+        allocations = apply_.desired(topo, store)[1]
+        drawing = graph.dot if args.format == "dot" else graph.mermaid
+        out.write(drawing(topo, allocations))
+        return EXIT_OK
+    if args.command == "exec":
+        return _exec(topo, args.container, args.argv)
+    _require_root(f"{args.command} -f {args.file}")
+    runner = _echo(out, verbose)
+    if args.command == "apply":
+        require_tools(_commands_of(apply_.desired(topo, store)[0], with_probes=False))
+        _report(apply_.apply(topo, runner, store, _progress(err)), f"apply {topo.name}", err)
+        return EXIT_OK
+    if args.command == "destroy":
+        _report(apply_.destroy(runner, store), f"destroy {topo.name}", err)
+        return EXIT_OK
+    if args.command == "status":
+        rows = apply_.status(topo, runner, store)
+        if args.json:
+            json.dump({"topology": topo.name, "containers": [r.to_json() for r in rows]}, out, indent=2)
+            out.write("\n")
+        else:
+            print(apply_.render_status(rows), file=out)
+        return EXIT_OK
+    result = apply_.plan_topology(topo, runner, store)
+    if verbose:
+        for line in result.plan.describe():
+            print(f"# {line}", file=out)
+    for command in result.commands:
+        print(command.shell(), file=out)
+    for conflict in result.conflicts:
+        print(f"netwrap: conflict: {conflict}", file=err)
+    if result.conflicts:
+        return EXIT_ERROR
+    if result.is_noop:
+        print(f"netwrap: plan {topo.name}: nothing to do", file=err)
+        return EXIT_OK
+    print(f"netwrap: plan {topo.name}: {len(result.commands)} command(s)", file=err)
+    return EXIT_CHANGES
+
+
+def _exec(topo: Topology, name: str, argv: list[str]) -> int:
+    """Replace this process with CMD inside the container's namespace (argv, never a shell)."""
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise NetwrapError("exec needs a command after --, like: netwrap exec -f FILE web -- ip addr")
+    if name not in {c.name for c in topo.containers}:
+        raise NetwrapError(f"{name!r} is not a container of topology {topo.name!r}")
+    namespace = topo.namespace_of(name)
+    if namespace is None:
+        program = shutil.which(argv[0]) or find_tool(argv[0])
+        if program is None:
+            raise NetwrapError(f"command not found: {argv[0]!r}")
+        os.execv(program, argv)  # noqa: S606 -- exec replaces netwrap with the argv asked for; no shell
+    _require_root(f"exec {name}")
+    ip = find_tool("ip")
+    if ip is None:
+        raise ToolNotFoundError("ip", "iproute2")
+    os.execv(ip, ["ip", "netns", "exec", namespace, *argv])  # noqa: S606 -- as above
+    return EXIT_ERROR  # not reached
+
+
 def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the command line; returns the exit code."""
     out = out or sys.stdout
@@ -230,6 +337,8 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
     verbose: bool = getattr(args, "verbose", False)
     if args.command == "clean":
         return _clean(args, verbose, out, err)
+    if args.command in ("apply", "plan", "destroy", "status", "graph", "exec"):
+        return _topology(args, verbose, out, err)
     tool = _bridge_tool(getattr(args, "bridge_tool", "auto"))
     action: str | None = args.action
     if action is None:

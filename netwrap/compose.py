@@ -246,6 +246,10 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
             out.append(dnat)
     chain = chain_name(topo)
     out.append(Chain(chain))
+    # Replies first: a connection that was let in may answer, even across networks.
+    for net in topo.networks:
+        out.append(Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED"))
+    # New connections to published ports (DNAT'd), from anywhere, before isolation.
     for pub in ports:
         accept = Rule(
             chain,
@@ -257,12 +261,12 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
             ctstate="DNAT",
         )
         out.append(accept)
+    # Isolation: nothing else goes from one network to another.
     for net in topo.networks:
         for other in topo.networks:
             if other is not net:
                 out.append(Rule(chain, "DROP", in_interface=net.bridge, out_interface=other.bridge))
     for net in topo.networks:
-        out.append(Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED"))
         out.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
         out.append(Rule(chain, "ACCEPT" if net.icc else "DROP", in_interface=net.bridge, out_interface=net.bridge))
     out.append(Rule("FORWARD", chain, insert=True))

@@ -39,6 +39,7 @@ T = TypeVar("T")
 HOST: str | None = None
 _NO_JSON = 'Option "-json" is unknown'
 _NO_NETNS = "Cannot open network namespace"
+_NO_SETTING = "cannot stat /proc/sys/"
 
 
 @attrs.frozen
@@ -193,7 +194,8 @@ def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: boo
             try:
                 out = _read(runner, ("-n", obj.name), obj.netns, tool="sysctl")
             except CommandError as exc:
-                if obj.netns is None or _NO_NETNS not in exc.stderr:
+                # a setting of a device (net.ipv4.conf.DEV.x) does not exist before the device does
+                if _NO_SETTING not in exc.stderr and (obj.netns is None or _NO_NETNS not in exc.stderr):
                     raise
                 continue
             sysctls[(obj.netns, obj.name)] = parse.sysctl_value(out)

@@ -189,6 +189,20 @@ class RecordingRunner:
 
 
 @attrs.define
+class DryRunner:
+    """Runs reads for real and records changes without running them: what an operation *would* do."""
+
+    inner: Runner
+    changes: list[Command] = attrs.field(factory=list)
+
+    def run(self, command: Command) -> Result:
+        if command.mutates:
+            self.changes.append(command)
+            return Result(command, 0, "", "")
+        return self.inner.run(command)
+
+
+@attrs.define
 class EchoRunner:
     """Writes ``+ COMMAND`` before each mutating command (``# COMMAND`` for reads when verbose)."""
 

@@ -3,7 +3,8 @@
 A holder process is started with ``unshare --net --mount --propagation
 private``; every command then runs through ``nsenter --target HOLDER --net
 --mount``. Inside, ``/run`` is a tmpfs of the sandbox's own (so ``/run/netns``
-and the xtables lock are private) and ``/sys`` shows the sandbox's devices.
+and the xtables lock are private), ``/sys`` shows the sandbox's devices, and
+``lo`` is up, as on any host.
 When the holder ends, the kernel frees everything made inside.
 
 The guard is positive: the sandbox refuses to run anything unless the holder is
@@ -96,6 +97,7 @@ class Sandbox:
             self.runner.run(Command("mount", ("-t", "tmpfs", "-o", "mode=755", _MARKER, "/run")))
             self.runner.run(Command("mount", ("-t", "sysfs", _MARKER, "/sys")))
             self._check_private_run()
+            self.runner.run(Command("ip", ("link", "set", "lo", "up")))  # as on any host
         except BaseException:
             self.close()
             raise

@@ -85,8 +85,9 @@ def outside_objects() -> tuple[NetObject, ...]:
     )
 
 
-def _ping(runner: Runner, target: str, netns: str | None) -> bool:
-    args = ("-c", "3", "-i", "0.2", "-W", "1", "-q", target)
+def ping(runner: Runner, target: str, netns: str | None, count: int = 3) -> bool:
+    """Whether ``target`` answers ICMP echo from ``netns`` (None: the host)."""
+    args = ("-c", str(count), "-i", "0.2", "-W", "1", "-q", target)
     command = Command("ping", args, netns=netns, mutates=False, ok_codes=frozenset({0, 1}))
     return runner.run(command).returncode == 0
 
@@ -94,21 +95,32 @@ def _ping(runner: Runner, target: str, netns: str | None) -> bool:
 def _pings(runner: Runner, pairs: list[tuple[str | None, str]]) -> tuple[bool, str]:
     parts, passed = [], True
     for netns, target in pairs:
-        ok = _ping(runner, target, netns)
+        ok = ping(runner, target, netns)
         passed &= ok
         parts.append(f"{netns or 'host'} -> {target} {'ok' if ok else 'no reply'}")
     return passed, ", ".join(parts)
 
 
-def _tcp(runner: Runner, server_netns: str, client_netns: str, host: str, port: int) -> tuple[bool, str]:
+def tcp_probe(
+    runner: Runner,
+    server_netns: str | None,
+    client_netns: str | None,
+    host: str,
+    port: int,
+    *,
+    listen_port: int | None = None,
+    timeout: float = PROBE_TIMEOUT,
+) -> tuple[bool, str]:
+    """Listen once in ``server_netns`` (on ``listen_port``, default ``port``), connect from ``client_netns``
+    to ``host:port``, and check that the listener's random token comes back."""
     token = secrets.token_hex(8)
     python = sys.executable
     listen = Command(
-        python, ("-c", _LISTEN, token, str(port), str(PROBE_TIMEOUT)), netns=server_netns,
+        python, ("-c", _LISTEN, token, str(listen_port or port), str(timeout)), netns=server_netns,
         mutates=False, ok_codes=frozenset({0, 1}),
     )  # fmt: skip
     connect = Command(
-        python, ("-c", _CONNECT, host, str(port), str(PROBE_TIMEOUT - 1)), netns=client_netns,
+        python, ("-c", _CONNECT, host, str(port), str(max(timeout - 1, 0.5))), netns=client_netns,
         mutates=False, ok_codes=frozenset({0, 1}),
     )  # fmt: skip
     errors: list[BaseException] = []
@@ -124,10 +136,10 @@ def _tcp(runner: Runner, server_netns: str, client_netns: str, host: str, port: 
     try:
         answer = runner.run(connect).stdout
     finally:
-        server.join(PROBE_TIMEOUT + 5)
+        server.join(timeout + 5)
     if errors:
         raise errors[0]
-    where = f"{client_netns} -> {host}:{port} -> {server_netns}"
+    where = f"{client_netns or 'host'} -> {host}:{port} -> {server_netns or 'host'}"
     if answer == token:
         return True, f"{where} answered"
     return False, f"{where}: no answer"
@@ -163,7 +175,7 @@ def verify(runner: Runner, store: Store | None = None) -> list[ScenarioResult]:
             _scenario(3, "container to the outside", "needs steps 18-21: routes, ip_forward, MASQUERADE",
                       lambda: _pings(runner, [(c0, OUTSIDE_ADDRESS), (c1, OUTSIDE_ADDRESS)])),
             _scenario(4, f"outside to published port {PUBLISHED_PORT}", "needs steps 18-20 and 22: DNAT",
-                      lambda: _tcp(runner, c0, OUTSIDE, HOST_UPLINK_ADDRESS, PUBLISHED_PORT)),
+                      lambda: tcp_probe(runner, c0, OUTSIDE, HOST_UPLINK_ADDRESS, PUBLISHED_PORT)),
         ]  # fmt: skip
     finally:
         try:

@@ -1,0 +1,181 @@
+"""Apply, plan, destroy and inspect a topology on a host.
+
+A topology's record lives in the state directory as ``topology-NAME.json``; it
+keeps what was created and the addresses IPAM gave, so that a re-apply changes
+nothing, keeps every address, and removes what the file no longer has.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from netwrap import compose
+from netwrap.build import Outcome, Progress, build, teardown
+from netwrap.command import Command
+from netwrap.objects import NetObject
+from netwrap.observe import observe
+from netwrap.plan import Plan, assess, plan
+from netwrap.runner import DryRunner, Runner
+from netwrap.state import MemoryStore, Record, StateFile, Store, state_files
+from netwrap.topology import Container, Topology
+
+
+def store_for(topo: Topology, state_dir: Path | str) -> StateFile:
+    """Where a topology's record is kept."""
+    return StateFile.in_dir(state_dir, f"topology-{topo.name}")
+
+
+def siblings(store: StateFile) -> list[StateFile]:
+    """The other records beside ``store`` (that may share objects with it)."""
+    return [f for f in state_files(store.path.parent) if f.path != store.path]
+
+
+def desired(topo: Topology, store: Store) -> tuple[tuple[NetObject, ...], compose.Allocations]:
+    """The objects ``topo`` wants, with addresses kept from the last apply."""
+    record = store.load()
+    allocations = compose.allocate(topo, record.allocations if record else None)
+    return compose.objects(topo, allocations), allocations
+
+
+@attrs.frozen
+class TopologyPlan:
+    """What ``apply`` would do: each wanted object's standing, and the exact commands it would run."""
+
+    plan: Plan
+    commands: tuple[Command, ...]
+    conflicts: tuple[str, ...]
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.commands and not self.conflicts
+
+
+def plan_topology(topo: Topology, runner: Runner, store: StateFile) -> TopologyPlan:
+    """Observe the host and work out what ``apply`` would run, running only reads.
+
+    The apply itself is run against a :class:`~netwrap.runner.DryRunner` and a
+    copy of the record, so the commands listed are exactly those apply would run
+    (removals of what the file no longer has included).
+    """
+    objects, _ = desired(topo, store)
+    current = plan(objects, observe(runner, objects))
+    conflicts = tuple(item.assessment.reason for item in current.conflicts)
+    if conflicts:
+        return TopologyPlan(current, (), conflicts)
+    record = store.load()
+    copy = MemoryStore(Record.from_json(record.to_json()) if record is not None else None)
+    dry = DryRunner(runner)
+    apply(topo, dry, copy)
+    return TopologyPlan(current, tuple(dry.changes), ())
+
+
+def apply(topo: Topology, runner: Runner, store: Store, progress: Progress | None = None) -> Outcome:
+    """Make the host match ``topo``: remove what it no longer has, create what is missing."""
+    objects, allocations = desired(topo, store)
+    keys = {f"{compose.allocation_key(net, name)}": str(addr) for (net, name), addr in allocations.items()}
+    return build(objects, runner, store, action="apply", prune=True, allocations=keys, progress=progress)
+
+
+def destroy(runner: Runner, store: StateFile) -> Outcome:
+    """Remove what the topology's record lists (handing over what another record still uses)."""
+    return teardown(runner, store, siblings=siblings(store))
+
+
+@attrs.frozen
+class ContainerStatus:
+    """One row of ``netwrap status``."""
+
+    name: str
+    mode: str
+    namespace: str | None
+    networks: tuple[dict[str, str], ...]
+    ports: tuple[str, ...]
+    state: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "namespace": self.namespace,
+            "networks": list(self.networks),
+            "ports": list(self.ports),
+            "state": self.state,
+        }
+
+
+def status(topo: Topology, runner: Runner, store: StateFile) -> list[ContainerStatus]:
+    """Each container with its networks and addresses, and whether the host has all of it."""
+    objects, allocations = desired(topo, store)
+    state = observe(runner, objects)
+    verdicts = {obj.key: assess(obj, state).status for obj in objects}
+    attached = compose.links(topo, allocations)
+    rows = []
+    for container in topo.containers:
+        namespace = topo.namespace_of(container.name)
+        mine = [obj for obj in objects if _belongs(obj, container, attached)]
+        missing = [obj for obj in mine if verdicts[obj.key] != "present"]
+        conflicts = [obj for obj in mine if verdicts[obj.key] == "conflict"]
+        if container.mode == "host":
+            condition = "up"
+        elif container.joins is not None:
+            condition = "up" if namespace is None or namespace in (state.namespaces or ()) else "missing"
+        elif conflicts:
+            condition = "conflict"
+        elif missing:
+            condition = "partial" if len(missing) < len(mine) else "missing"
+        else:
+            condition = "up"
+        networks = tuple(
+            {
+                "network": link.network.name,
+                "interface": link.interface,
+                "host_interface": link.host_interface,
+                "address": f"{link.address}/{link.network.prefix}",
+                "bridge": link.network.bridge,
+            }
+            for link in attached
+            if link.container is container
+        )
+        rows.append(
+            ContainerStatus(
+                container.name, container.mode, namespace, networks, tuple(str(p) for p in container.ports), condition
+            )
+        )
+    return rows
+
+
+def _belongs(obj: NetObject, container: Container, attached: list[compose.Link]) -> bool:
+    if not container.owns_namespace:
+        return False
+    devices = {x.host_interface for x in attached if x.container is container}
+    netns = getattr(obj, "netns", None)
+    if netns == container.namespace or getattr(obj, "name", None) == container.namespace:
+        return True
+    return bool({getattr(obj, "name", None), getattr(obj, "peer", None), getattr(obj, "device", None)} & devices)
+
+
+def render_status(rows: list[ContainerStatus]) -> str:
+    """A plain-text table."""
+    header = ("container", "mode", "namespace", "network", "interface", "address", "ports", "state")
+    lines: list[tuple[str, ...]] = [header]
+    for row in rows:
+        nets = row.networks or ({"network": "-", "interface": "-", "address": "-"},)
+        for i, net in enumerate(nets):
+            first = i == 0
+            lines.append(
+                (
+                    row.name if first else "",
+                    row.mode if first else "",
+                    (row.namespace or "(host)") if first else "",
+                    net["network"],
+                    net["interface"],
+                    net["address"],
+                    (", ".join(row.ports) or "-") if first else "",
+                    row.state if first else "",
+                )
+            )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
