@@ -347,7 +347,7 @@ def _dnat_target(field: str, value: object) -> str:
     if not isinstance(address, ipaddress.IPv4Address):
         raise ValidationError(field, value, "iptables DNAT here takes an IPv4 address")
     if port_text:
-        if not port_text.isdigit():
+        if not (port_text.isascii() and port_text.isdigit()):
             raise ValidationError(field, value, "the port must be a number")
         v.port(field, int(port_text))
         return f"{address}:{int(port_text)}"

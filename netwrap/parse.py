@@ -139,7 +139,7 @@ def links_text(text: str) -> list[Link]:
         words = " ".join(segments[:2]).split()
         peer = peer_index = None
         if at is not None:
-            if at.startswith("if") and at[2:].isdigit():
+            if at.startswith("if") and at[2:].isascii() and at[2:].isdigit():
                 peer_index = int(at[2:])
             elif at != "NONE":
                 peer = at
@@ -169,7 +169,7 @@ def _after(words: list[str], key: str) -> str | None:
 
 
 def _int_or_none(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
+    return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
 
 def addresses(text: str) -> list[tuple[str, IPInterface]]:

@@ -93,9 +93,11 @@ class Port:
             parts = parts[1:]
         numbers = []
         for part in parts:
-            if not part.isdigit():
+            if not (part.isascii() and part.isdigit()):
                 raise ValidationError(field, text, f"{part!r} is not a port number")
-            numbers.append(v.port(field, int(part)))
+            if not 1 <= int(part) <= 65535:
+                raise ValidationError(field, text, f"port {part} must be between 1 and 65535")
+            numbers.append(int(part))
         host, container = numbers if len(numbers) == 2 else (numbers[0], numbers[0])
         return cls(host, container, "udp" if proto == "udp" else "tcp", host_ip)
 

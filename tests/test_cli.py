@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,60 @@ def test_clean_with_nothing_recorded(tmp_path: Path) -> None:
     code, _, err = run("clean", "--state-dir", str(tmp_path))
     assert code == 0
     assert "nothing to do" in err
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_graph_needs_no_root_and_runs_nothing(fp: FakeProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    code, out, _ = run("graph", "-f", str(EXAMPLES / "modes.toml"), "--state-dir", str(tmp_path))
+    assert code == 0
+    assert out.startswith("flowchart LR")
+    code, out, _ = run("graph", "--format", "dot", "-f", str(EXAMPLES / "modes.toml"), "--state-dir", str(tmp_path))
+    assert out.startswith('graph "modes" {')
+    assert len(fp.calls) == 0
+
+
+def test_a_bad_file_is_reported_whole_before_anything_runs(
+    fp: FakeProcess, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[networks.a]\nsubnet = "10.0.0.0/8"\n[networks.b]\nsubnet = "10.1.0.0/16"\n'
+                   '[containers.x]\nnetworks = ["c"]\n')  # fmt: skip
+    assert cli.main(["apply", "-f", str(bad), "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: [networks.b] subnet: 10.1.0.0/16 overlaps 10.0.0.0/8 of network 'a'" in err
+    assert f"{bad}: [containers.x] networks[0]: network 'c' is not declared" in err
+    assert len(fp.calls) == 0
+
+
+@pytest.mark.usefixtures("as_root")
+def test_plan_of_the_tutorial_file_is_the_document(fp: FakeProcess, tmp_path: Path) -> None:
+    fake(fp, empty_host(), [])
+    code, out, _ = run("plan", "-f", str(EXAMPLES / "tutorial.toml"), "--state-dir", str(tmp_path))
+    assert code == 2
+    assert out.splitlines() == DOCUMENT
+    assert mutating_calls(fp, empty_host()) == []
+    assert list(tmp_path.iterdir()) == []  # a plan writes no record
+
+
+@pytest.mark.usefixtures("as_root")
+def test_status_json_on_an_empty_host(fp: FakeProcess, tmp_path: Path) -> None:
+    fake(fp, empty_host(), [])
+    code, out, _ = run("status", "--json", "-f", str(EXAMPLES / "tutorial.toml"), "--state-dir", str(tmp_path))
+    assert code == 0
+    data = json.loads(out)
+    assert data["topology"] == "tutorial"
+    assert [(c["name"], c["state"]) for c in data["containers"]] == [("Tdocker0", "missing"), ("Tdocker1", "missing")]
+    assert data["containers"][0]["networks"][0] == {
+        "network": "tutorial", "interface": "Tveth0", "host_interface": "Tveth1",
+        "address": "172.18.0.2/24", "bridge": "Tbr0",
+    }  # fmt: skip
+
+
+def test_exec_refuses_an_unknown_container(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["exec", "-f", str(EXAMPLES / "modes.toml"), "ghost", "--", "true"]) == 1
+    assert "'ghost' is not a container of topology 'modes'" in capsys.readouterr().err
+    assert cli.main(["exec", "-f", str(EXAMPLES / "modes.toml"), "app"]) == 1
+    assert "exec needs a command after --" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from netwrap import (
     VethPair,
 )
 from netwrap.command import Command
+from netwrap.objects import Chain, Rule
 
 
 def argvs(commands: tuple[Command, ...]) -> list[tuple[str, ...]]:
@@ -180,3 +181,56 @@ def test_bad_nat_rules_are_refused(build: object, field: str) -> None:
 def test_shell_text_quotes_what_a_shell_would_split() -> None:
     command = Command("ip", ("link", "set", "x y", "alias", "it's"))
     assert command.shell() == "ip link set 'x y' alias 'it'\"'\"'s'"
+
+
+def test_a_veth_peer_can_be_made_inside_a_namespace() -> None:
+    pair = VethPair("v0-web", "eth0", peer_netns="web")
+    assert shells(pair.create_commands()) == ["ip link add v0-web type veth peer name eth0 netns web"]
+    assert pair.key == "veth::v0-web:eth0@web"
+    assert VethPair("eth0", "eth0", peer_netns="web").peer == "eth0"  # the same name, in two namespaces
+    with pytest.raises(ValidationError, match="peer_netns"):
+        VethPair("a0", "b0", netns="web", peer_netns="web")
+
+
+def test_an_isolated_port() -> None:
+    port = BridgePort("nw-q", "v0-q1", tool="ip", isolated=True)
+    assert shells(port.create_commands()) == [
+        "ip link set v0-q1 master nw-q",
+        "ip link set dev v0-q1 type bridge_slave isolated on",
+    ]
+
+
+def test_a_filter_rule_and_chain() -> None:
+    chain = Chain("NETWRAP-lab")
+    assert shells(chain.create_commands()) == ["iptables -t filter -N NETWRAP-lab"]
+    assert shells(chain.delete_commands()) == ["iptables -t filter -F NETWRAP-lab", "iptables -t filter -X NETWRAP-lab"]
+    jump = Rule("FORWARD", "NETWRAP-lab", insert=True)
+    assert shells(jump.create_commands()) == ["iptables -t filter -I FORWARD 1 -j NETWRAP-lab"]
+    assert shells(jump.delete_commands()) == ["iptables -t filter -D FORWARD -j NETWRAP-lab"]
+    accept = Rule("NETWRAP-lab", "ACCEPT", destination="10.0.0.2", out_interface="nw-a", protocol="tcp", dport=80,
+                  ctstate="DNAT")  # fmt: skip
+    assert accept.body() == ("-d", "10.0.0.2/32", "-o", "nw-a", "-p", "tcp", "-m", "tcp", "--dport", "80",
+                             "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT")  # fmt: skip
+    local = NatRule("OUTPUT", "DNAT", protocol="tcp", dport=8080, to="10.0.0.2:80", dst_type="LOCAL")
+    assert local.body()[4:8] == ("--dport", "8080", "-m", "addrtype")
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: Rule("FORWARD", "MASQUERADE"), r"Rule\.jump"),
+        (lambda: Rule("FORWARD", "ACCEPT", table="nat"), r"Rule\.chain"),
+        (lambda: Rule("FORWARD", "PREROUTING"), r"Rule\.jump"),
+        (lambda: Rule("FORWARD", "ACCEPT", ctstate="BOGUS"), r"Rule\.ctstate"),
+        (lambda: Rule("FORWARD", "ACCEPT", dst_type="LOCALISH"), r"Rule\.dst_type"),
+        (lambda: Rule("FORWARD", "ACCEPT", table="security"), r"Rule\.table"),
+        (lambda: Rule("FORWARD", "ACCEPT", source="10.0.0.0/33"), r"Rule\.source"),
+        (lambda: Rule("FORWARD", "ACCEPT", source_negated=True), r"Rule\.source_negated"),
+        (lambda: Rule("no spaces", "ACCEPT"), r"Rule\.chain"),
+        (lambda: NatRule("POSTROUTING", "MASQUERADE", table="filter"), r"NatRule\.table"),
+        (lambda: Chain("FORWARD"), r"Chain\.name"),
+    ],
+)
+def test_bad_rules_name_the_field(build: object, field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        build()  # type: ignore[operator]

@@ -1,0 +1,246 @@
+"""Topology files, IPAM and the objects a topology becomes: pure, no process started."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netwrap import NatRule, ValidationError, VethPair, compose, graph, topofile, tutorial
+from netwrap.objects import BridgePort, Chain, Rule, Sysctl
+from netwrap.topology import Port, TopologyError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(TopologyError) as caught:
+        topofile.loads(text, "lab.toml")
+    assert str(caught.value).startswith("lab.toml: ")
+    return [p.render("lab.toml") for p in caught.value.problems]
+
+
+NET = '[networks.front]\nsubnet = "10.10.0.0/24"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name = \n", "lab.toml: [file] syntax: "),
+        ("colour = 1\n", "lab.toml: [topology] colour: unknown key"),
+        ("[networks.front]\nnat = true\n", "lab.toml: [networks.front] subnet: is required"),
+        ('[networks.front]\nsubnet = "10.10.0.1/24"\n', "lab.toml: [networks.front] subnet: '10.10.0.1/24': "
+         "10.10.0.1/24 has host bits set"),
+        ('[networks.front]\nsubnet = "10.10.0.0/24"\ngateway = "10.20.0.1"\n',
+         "lab.toml: [networks.front] gateway: 10.20.0.1 is not a host address of 10.10.0.0/24"),
+        ('[networks.front]\nsubnet = "10.10.0.0/24"\nbridge = "a-very-long-bridge"\n',
+         "lab.toml: [networks.front] bridge: 'a-very-long-bridge': is 18 bytes long"),
+        ('[networks.front]\nsubnet = "10.10.0.0/24"\nnat = "yes"\n',
+         "lab.toml: [networks.front] nat: must be a bool, not str 'yes'"),
+        (NET + '[networks.back]\nsubnet = "10.10.0.128/25"\n',
+         "lab.toml: [networks.back] subnet: 10.10.0.128/25 overlaps 10.10.0.0/24 of network 'front'"),
+        (NET + '[containers.web]\nnetworks = ["back"]\n',
+         "lab.toml: [containers.web] networks[0]: network 'back' is not declared"),
+        (NET + '[containers.web]\nnetwork_mode = "overlay"\n',
+         "lab.toml: [containers.web] network_mode: 'overlay': use bridge, host, none or container:NAME"),
+        (NET + '[containers.web]\nnetwork_mode = "host"\nnetworks = ["front"]\n',
+         "lab.toml: [containers.web] networks: a container in host mode joins no networks"),
+        (NET + '[containers.web]\nnetwork_mode = "none"\nports = ["80:80"]\n',
+         "lab.toml: [containers.web] ports: a container in none mode publishes no ports"),
+        (NET + '[containers.web]\nnetwork_mode = "container:web"\n',
+         "lab.toml: [containers.web] network_mode: a container cannot join its own namespace"),
+        (NET + '[containers.web]\nnetwork_mode = "container:db"\n',
+         "lab.toml: [containers.web] network_mode: joins container 'db', which is not declared"),
+        (NET + '[containers.a]\nnetwork_mode = "container:b"\n[containers.b]\nnetwork_mode = "container:a"\n',
+         "lab.toml: [containers.a] network_mode: containers ['a', 'b'] join each other in a circle"),
+        (NET + '[containers.web]\nnetworks = ["front"]\nports = ["80:80/sctp"]\n',
+         "lab.toml: [containers.web] ports[0]: '80:80/sctp': unknown protocol 'sctp'"),
+        (NET + '[containers.web]\nnetworks = ["front"]\nports = ["80:99999"]\n',
+         "lab.toml: [containers.web] ports[0]: '80:99999': port 99999 must be between 1 and 65535"),
+        (NET + '[containers.a]\nnetworks = ["front"]\nports = ["80:80"]\n'
+               '[containers.b]\nnetworks = ["front"]\nports = ["127.0.0.1:80:8080"]\n',
+         "lab.toml: [containers.b] ports[0]: host port 80/tcp is also published by container 'a' (80:80/tcp)"),
+        (NET + '[containers.web]\nnetworks = [{ network = "front", address = "10.99.0.2" }]\n',
+         "lab.toml: [containers.web] networks[0]: address 10.99.0.2 is not a host address of 10.10.0.0/24"),
+        (NET + '[containers.web]\nnetworks = [{ network = "front", address = "10.10.0.1" }]\n',
+         "lab.toml: [containers.web] networks[0]: address 10.10.0.1 is the gateway of network 'front'"),
+        (NET + '[containers.a]\nnetworks = [{ network = "front", address = "10.10.0.9" }]\n'
+               '[containers.b]\nnetworks = [{ network = "front", address = "10.10.0.9" }]\n',
+         "lab.toml: [containers.b] networks[0]: address 10.10.0.9 is also container 'a''s"),
+        (NET + '[containers.a]\nnetworks = ["front"]\nnetns = "x"\n[containers.b]\nnetworks = ["front"]\nnetns = "x"\n',
+         "lab.toml: [containers.b] netns: namespace 'x' is also container 'a''s"),
+        (NET + '[containers."../etc"]\nnetworks = ["front"]\n',
+         "lab.toml: [containers] ../etc: '../etc': use 1-63 letters"),
+        (NET + '[containers.web]\nnetworks = ["front", "front"]\n',
+         "lab.toml: [containers.web] networks[1]: joins network 'front' twice"),
+        (NET + '[containers.web]\nnetworks = [{ network = "front", interface = "a" }]\n',
+         "lab.toml: [containers.web] networks[0].interface: 'a': `ip` would read it as the keyword 'address'"),
+    ],
+)  # fmt: skip
+def test_each_error_names_the_file_the_table_and_the_key(text: str, expected: str) -> None:
+    found = problems(text)
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = (
+        'style = "fancy"\n[networks.front]\nsubnet = "10.10.0.0/33"\n'
+        '[containers.web]\nnetworks = ["front"]\nports = ["x"]\n[containers.db]\nnetwork_mode = "bogus"\n'
+    )
+    found = problems(text)
+    assert len(found) == 4, found
+    assert "lab.toml: [topology] style: 'fancy': use docker or document" in found
+    assert not any("'front' is not declared" in line for line in found)  # no echo of the broken network
+
+
+def test_a_missing_file_is_named() -> None:
+    with pytest.raises(TopologyError, match=r"nope\.toml: \[file\] read: No such file"):
+        topofile.load("nope.toml")
+
+
+def test_examples_load() -> None:
+    for path in EXAMPLES.glob("*.toml"):
+        topo = topofile.load(path)
+        assert compose.objects(topo, compose.allocate(topo))
+
+
+@pytest.mark.parametrize(
+    ("text", "port"),
+    [
+        ("80", Port(80, 80)),
+        ("8080:80", Port(8080, 80)),
+        ("8080:80/udp", Port(8080, 80, "udp")),
+        ("127.0.0.1:5353:53/udp", Port(5353, 53, "udp", ipaddress.IPv4Address("127.0.0.1"))),
+        (8080, Port(8080, 8080)),
+    ],
+)
+def test_port_specs(text: object, port: Port) -> None:
+    assert Port.parse("ports[0]", text) == port
+
+
+@given(st.text(max_size=30))
+def test_port_parser_never_crashes(text: str) -> None:
+    try:
+        port = Port.parse("p", text)
+    except ValidationError as exc:
+        assert exc.field == "p"
+    else:
+        assert 1 <= port.host_port <= 65535
+
+
+# --- IPAM -------------------------------------------------------------------------------------
+
+IPAM = NET + '[containers.a]\nnetworks = ["front"]\n[containers.b]\nnetworks = ["front"]\n'
+
+
+def addr(text: str) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(text)
+
+
+def test_allocation_is_deterministic_and_skips_the_gateway() -> None:
+    topo = topofile.loads(IPAM)
+    first = compose.allocate(topo)
+    assert first == {("front", "a"): addr("10.10.0.2"), ("front", "b"): addr("10.10.0.3")}
+    assert compose.allocate(topo) == first
+
+
+def test_fixed_addresses_are_kept_free() -> None:
+    topo = topofile.loads(IPAM + '[containers.c]\nnetworks = [{ network = "front", address = "10.10.0.2" }]\n')
+    got = compose.allocate(topo)
+    assert got[("front", "c")] == addr("10.10.0.2")
+    assert got[("front", "a")] == addr("10.10.0.3")
+    assert len(set(got.values())) == 3
+
+
+def test_earlier_addresses_are_kept_and_a_newcomer_takes_a_free_one() -> None:
+    topo = topofile.loads(NET + '[containers.new]\nnetworks = ["front"]\n[containers.b]\nnetworks = ["front"]\n')
+    got = compose.allocate(topo, {"front/b": "10.10.0.2", "front/gone": "10.10.0.3"})
+    assert got == {("front", "b"): addr("10.10.0.2"), ("front", "new"): addr("10.10.0.3")}
+
+
+def test_an_earlier_address_that_no_longer_fits_is_replaced() -> None:
+    topo = topofile.loads(IPAM)
+    got = compose.allocate(topo, {"front/a": "192.0.2.9", "front/b": "10.10.0.1"})
+    assert got == {("front", "a"): addr("10.10.0.2"), ("front", "b"): addr("10.10.0.3")}
+
+
+def test_a_full_subnet_is_a_clear_error() -> None:
+    text = '[networks.tiny]\nsubnet = "10.10.0.0/30"\n' + "".join(
+        f'[containers.c{i}]\nnetworks = ["tiny"]\n' for i in range(3)
+    )
+    topo = topofile.loads(text)
+    with pytest.raises(TopologyError, match=r"\[containers\.c1\] networks\[0\]: network 'tiny' \(10\.10\.0\.0/30\) "
+                       "has no free address left"):  # fmt: skip
+        compose.allocate(topo)
+
+
+# --- the objects a topology becomes -------------------------------------------------------------
+
+
+def test_the_tutorial_file_is_the_tutorial() -> None:
+    topo = topofile.load(EXAMPLES / "tutorial.toml")
+    assert compose.objects(topo, compose.allocate(topo)) == tutorial.objects()
+
+
+def test_generated_names_fit_are_stable_and_traceable() -> None:
+    long = "a-container-with-a-long-name"
+    topo = topofile.loads(NET + f'[containers.{long}]\nnetworks = ["front"]\n[containers.web]\nnetworks = ["front"]\n')
+    links = compose.links(topo, compose.allocate(topo))
+    names = [link.host_interface for link in links]
+    assert names[1] == "v0-web"
+    assert names[0].startswith("v0-a-conta") and len(names[0].encode()) <= 15
+    assert names == [link.host_interface for link in compose.links(topo, compose.allocate(topo))]
+    other = topofile.loads(NET + '[containers.a-container-with-a-long-other]\nnetworks = ["front"]\n')
+    assert compose.links(other, compose.allocate(other))[0].host_interface != names[0]
+    assert topofile.short_name("nw-", "front") == "nw-front"
+
+
+def test_a_container_end_is_made_inside_its_namespace() -> None:
+    topo = topofile.loads(NET + '[containers.web]\nnetworks = ["front"]\n')
+    pair = next(o for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, VethPair))
+    assert pair.create_commands()[0].shell() == "ip link add v0-web type veth peer name eth0 netns web"
+
+
+def test_docker_style_rules() -> None:
+    topo = topofile.load(EXAMPLES / "published-ports.toml")
+    objs = compose.objects(topo, compose.allocate(topo))
+    shells = [c.shell() for o in objs for c in o.create_commands()]
+    assert "iptables -t nat -A PREROUTING -p tcp -m tcp --dport 8080 -m addrtype --dst-type LOCAL " \
+           "-j DNAT --to-destination 10.40.0.2:80" in shells  # fmt: skip
+    assert "iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT " \
+           "--to-destination 10.40.0.3:53" in shells  # fmt: skip
+    assert "sysctl net.ipv4.conf.nw-apps.route_localnet=1" in shells
+    assert shells[-1] == "iptables -t filter -I FORWARD 1 -j NETWRAP-ports"
+    assert shells.index("iptables -t filter -N NETWRAP-ports") < shells.index(
+        "iptables -t filter -A NETWRAP-ports -i nw-apps -o nw-quiet -j DROP"
+    )
+    ports = [o for o in objs if isinstance(o, BridgePort)]
+    assert {p.port: p.isolated for p in ports} == {"v0-web": False, "v0-dns": False, "v0-worker1": True,
+                                                   "v0-worker2": True}  # fmt: skip
+    assert sum(isinstance(o, Chain) for o in objs) == 1
+    assert any(isinstance(o, Sysctl) and o.name == "net.ipv4.ip_forward" for o in objs)
+
+
+def test_document_style_has_only_the_documents_rules() -> None:
+    topo = topofile.load(EXAMPLES / "tutorial.toml")
+    rules = [o for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, Rule)]
+    assert rules == [NatRule.masquerade("172.18.0.0/24", not_out="Tbr0"),
+                     NatRule.publish(80, "172.18.0.2:80", not_in="Tbr0")]  # fmt: skip
+
+
+def test_graphs_show_bridges_veths_namespaces_and_addresses() -> None:
+    topo = topofile.load(EXAMPLES / "two-networks.toml")
+    allocations = compose.allocate(topo)
+    drawing = graph.mermaid(topo, allocations)
+    assert drawing.startswith("flowchart LR\n")
+    assert 'br_front["bridge nw-front<br/>10.10.0.1/24<br/>NAT out"]' in drawing
+    assert 'c_api ---|"eth1 10.20.0.10/24 = v1-api"| br_back' in drawing
+    assert 'host -.->|"8080/tcp to 10.10.0.2:80"| c_web' in drawing
+    dotted = graph.dot(topo, allocations)
+    assert dotted.startswith('graph "twonets" {')
+    assert 'c_db -- br_back [label="eth0 10.20.0.2/24\\nv0-db"];' in dotted
+    modes = topofile.load(EXAMPLES / "modes.toml")
+    assert "c_sidecar -.- c_app" in graph.mermaid(modes, compose.allocate(modes))
