@@ -5,6 +5,7 @@ is the one place a process starts; ``ensure``/``remove`` change a host only
 where it differs from what is wanted.
 """
 
+from netwrap import apply as topology_apply
 from netwrap.build import Outcome, build, plan_for, teardown
 from netwrap.command import Command
 from netwrap.converge import check, ensure, remove, restore
@@ -38,6 +39,9 @@ from netwrap.plan import Plan, assess, plan
 from netwrap.runner import EchoRunner, RecordingRunner, Result, Runner, SubprocessRunner
 from netwrap.sandbox import Sandbox
 from netwrap.state import MemoryStore, StateFile
+from netwrap.topofile import from_dict as topology_from_dict
+from netwrap.topofile import load as load_topology
+from netwrap.topology import Topology, TopologyError
 
 __all__ = [
     "Address",
@@ -70,6 +74,8 @@ __all__ = [
     "SubprocessRunner",
     "Sysctl",
     "ToolNotFoundError",
+    "Topology",
+    "TopologyError",
     "TransientCommandError",
     "ValidationError",
     "VethPair",
@@ -77,10 +83,13 @@ __all__ = [
     "build",
     "check",
     "ensure",
+    "load_topology",
     "observe",
     "plan",
     "plan_for",
     "remove",
     "restore",
     "teardown",
+    "topology_apply",
+    "topology_from_dict",
 ]
