@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from netwrap import converge
-from netwrap.errors import CommandError, ConflictError
+from netwrap.errors import CommandError, ConflictError, StepError
 from netwrap.objects import (
     Address,
     Bridge,
@@ -128,8 +128,15 @@ def build(
         else:
             record.add(obj)
         store.save(record)
-        for command in item.commands:
-            runner.run(command)
+        try:
+            for command in item.commands:
+                runner.run(command)
+        except CommandError as exc:
+            where = store.describe()
+            raise StepError(
+                number, total, obj.key, exc,
+                f"what was made so far is recorded in {where}: run again to finish, or tear down to remove it",
+            ) from exc  # fmt: skip
         changed.append(obj.key)
     if finish:
         record.complete = True
@@ -212,9 +219,15 @@ def _undo(
     state: HostState = observe(runner, doomed, all_namespaces=True)
     changed: list[str] = []
     notes = [f"{key} is still used by {sibling.name}; handed over, not removed" for key, sibling in handed.items()]
-    for obj in reversed(doomed):
+    for number, obj in enumerate(reversed(doomed), start=1):
         if not (_goes_with_owner(obj, links, namespaces) or isinstance(obj, LinkNetns)):
-            done, note = _remove_one(obj, record, state, runner)
+            try:
+                done, note = _remove_one(obj, record, state, runner)
+            except CommandError as exc:
+                raise StepError(
+                    number, len(doomed), obj.key, exc,
+                    f"what is left is still recorded in {store.describe()}: run the teardown again",
+                ) from exc  # fmt: skip
             if done:
                 changed.append(obj.key)
             if note is not None:

@@ -9,6 +9,7 @@
     netwrap tutorial verify          check the four scenarios; exit 0 only if all pass
     netwrap tutorial down            remove what `up` created
     netwrap clean [--dry-run]        remove what crashed runs left behind
+    netwrap doctor                   what this host has and lacks, with the fix for each
     netwrap apply -f FILE            make this host match a topology file
     netwrap plan -f FILE             what apply would run (exit 0: nothing, 2: something)
     netwrap destroy -f FILE          remove what apply created
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -31,11 +33,12 @@ from pathlib import Path
 from typing import TextIO
 
 from netwrap import apply as apply_
-from netwrap import graph, snapshot, topofile, tutorial
+from netwrap import doctor, graph, snapshot, topofile, tutorial
 from netwrap.build import Outcome, Progress, build, plan_for, teardown
 from netwrap.clean import clean, survey
 from netwrap.command import Command
 from netwrap.errors import NetwrapError, ToolNotFoundError
+from netwrap.lock import StateLock
 from netwrap.objects import BridgeTool, NetObject, Sysctl
 from netwrap.plan import PlanItem
 from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
@@ -104,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         "objects removed like `down` would; finished builds and running ones are listed and left alone.",
     )
     cleaner.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
+    commands.add_parser("doctor", help="what this host has and lacks for netwrap, with the fix for each (reads only)")
     topo = argparse.ArgumentParser(add_help=False)
     topo.add_argument("-f", "--file", type=Path, required=True, help="the topology file (TOML)")
     for name, text in (
@@ -335,6 +339,27 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         parser.print_help(out)
         return EXIT_CHANGES
     verbose: bool = getattr(args, "verbose", False)
+    changes = args.command in ("apply", "destroy") or getattr(args, "action", None) in ("up", "down", "verify")
+    if changes or (args.command == "clean" and not args.dry_run):
+        _require_root(_what(args))
+        with StateLock(_state_dir(args)):
+            return _dispatch(args, parser, verbose, out, err)
+    return _dispatch(args, parser, verbose, out, err)
+
+
+def _what(args: argparse.Namespace) -> str:
+    if args.command == "tutorial":
+        return f"tutorial {args.action}"
+    return f"{args.command} -f {args.file}" if hasattr(args, "file") else args.command
+
+
+def _dispatch(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, verbose: bool, out: TextIO, err: TextIO
+) -> int:
+    if args.command == "doctor":
+        checks = doctor.diagnose(SubprocessRunner())
+        print(doctor.render(checks), file=out)
+        return EXIT_ERROR if any(c.status == "fail" for c in checks) else EXIT_OK
     if args.command == "clean":
         return _clean(args, verbose, out, err)
     if args.command in ("apply", "plan", "destroy", "status", "graph", "exec"):
@@ -362,13 +387,33 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
     return EXIT_OK
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that netwrap stops the way it does for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: netwrap's errors become a message and exit code 1."""
+    """Console entry point: netwrap's errors become a message and exit code 1.
+
+    Ctrl-C (SIGINT) and SIGTERM stop the run between two commands or kill the
+    one running; the record was written before each change, so it is true:
+    running the same command again finishes the work, and ``down``, ``destroy``
+    or ``clean`` undo it.
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return run(argv)
     except NetwrapError as exc:
         print(f"netwrap: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("netwrap: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(
+            f"netwrap: {what}; what was done so far is recorded: run the same command again to finish, "
+            "or down/destroy/clean to undo it",
+            file=sys.stderr,
+        )
+        return 143 if isinstance(exc, Terminated) else 130

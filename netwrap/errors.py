@@ -11,7 +11,8 @@
      +-- CommandError           a process exited with a code its command does not expect
           +-- PermissionDeniedError   the kernel refused: not root / no CAP_NET_ADMIN
           +-- CommandTimeoutError     the process did not finish in time
-          +-- TransientCommandError   a failure worth retrying (the xtables lock)
+          +-- TransientCommandError   a failure worth retrying (the xtables lock, a busy namespace)
+          +-- StepError               a command failed at step N of a build or teardown
 
 Every :class:`CommandError` carries the argv, exit code, stdout and stderr.
 """
@@ -100,3 +101,15 @@ class CommandTimeoutError(CommandError):
 
 class TransientCommandError(CommandError):
     """A failure that goes away by itself (another program holds the xtables lock)."""
+
+
+class StepError(CommandError):
+    """A command failed in the middle of a build or teardown; says which step, and what to do next."""
+
+    def __init__(self, step: int, total: int, key: str, cause: CommandError, advice: str) -> None:
+        self.step = step
+        self.total = total
+        self.key = key
+        self.cause = cause
+        message = f"step {step} of {total} ({key}) failed: {cause.message}; {advice}"
+        super().__init__(cause.argv, cause.returncode, cause.stdout, cause.stderr, message)

@@ -412,6 +412,19 @@ def _check_chain_name(field: str, value: object, table: str) -> str:
     return value
 
 
+def _check_comment(field: str, value: object) -> None:
+    """An iptables comment that cannot break out of its argument, in a command or an iptables-restore file."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "must be a string")
+    if len(value.encode()) > 255:
+        raise ValidationError(field, value, f"is {len(value.encode())} bytes; iptables allows at most 255")
+    for ch in value:
+        if ch in "\"'\\`$" or not ch.isprintable() or (ch.isspace() and ch != " "):
+            raise ValidationError(field, value, f"contains {ch!r}; use printable text without quotes or backslashes")
+    if not value.strip():
+        raise ValidationError(field, value, "must not be empty")
+
+
 @attrs.frozen
 class Rule:
     """One iptables rule, written the way ``iptables -S`` prints it.
@@ -442,9 +455,12 @@ class Rule:
     ctstate: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_to_words)
     table: str = attrs.field(default="filter", kw_only=True, validator=_check_table)
     insert: bool = attrs.field(default=False, kw_only=True)
+    comment: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         name = type(self).__name__
+        if self.comment is not None:
+            _check_comment(f"{name}.comment", self.comment)
         _check_chain_name(f"{name}.chain", self.chain, self.table)
         if self.jump not in TARGETS:
             _check_chain_name(f"{name}.jump", self.jump, self.table)
@@ -507,6 +523,8 @@ class Rule:
             words += ["--dst-type", self.dst_type] if self.dst_type is not None else []
         if self.ctstate:
             words += ["-m", "conntrack", "--ctstate", ",".join(self.ctstate)]
+        if self.comment is not None:
+            words += ["-m", "comment", "--comment", self.comment]
         words += ["-j", self.jump]
         if self.jump == "DNAT" and self.to is not None:
             words += ["--to-destination", self.to]

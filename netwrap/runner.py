@@ -34,7 +34,7 @@ _PERMISSION_MARKERS = (
     "you must be root",
     "must be run as root",
 )
-_TRANSIENT_MARKERS = ("xtables lock", "Resource temporarily unavailable")
+_TRANSIENT_MARKERS = ("xtables lock", "Resource temporarily unavailable", "Device or resource busy")
 
 
 @attrs.frozen

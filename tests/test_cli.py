@@ -152,7 +152,7 @@ def test_up_with_a_conflict_changes_nothing(
     err = capsys.readouterr().err
     assert err.startswith("netwrap: error: nothing was changed; the host has conflicting objects:")
     assert mutating_calls(fp, answers) == []
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]
 
 
 def test_clean_dry_run_lists_and_changes_nothing(fp: FakeProcess, tmp_path: Path) -> None:
