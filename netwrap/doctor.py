@@ -51,9 +51,11 @@ def _privileges(runner: Runner) -> Check:
     if len(have) == 2:
         return Check("privileges", "ok", f"uid {uid}, {' and '.join(have)}")
     return Check(
-        "privileges", "fail", f"uid {uid}, capabilities: {', '.join(have) or 'none'}",
+        "privileges",
+        "fail",
+        f"uid {uid}, capabilities: {', '.join(have) or 'none'}",
         "run as root (netwrap needs CAP_NET_ADMIN for links and rules, CAP_SYS_ADMIN for namespaces)",
-    )  # fmt: skip
+    )
 
 
 def _ip(runner: Runner) -> Check:
@@ -68,8 +70,13 @@ def _ip(runner: Runner) -> Check:
 
 def _bridge(runner: Runner) -> Check:
     if find_tool("brctl") is None:
-        return Check("brctl", "warn", "missing", "bridges are made with iproute2 instead (apt-get install bridge-utils "
-                     "to run the document's brctl commands)")  # fmt: skip
+        return Check(
+            "brctl",
+            "warn",
+            "missing",
+            "bridges are made with iproute2 instead (apt-get install bridge-utils "
+            "to run the document's brctl commands)",
+        )
     return Check("brctl", "ok", _read(runner, "brctl", "--version").strip() or "present")
 
 
@@ -85,7 +92,7 @@ def _iptables(runner: Runner) -> list[Check]:
                 "warn",
                 f"legacy tables present too: {', '.join(legacy)}",
                 "rules in both backends both apply; list the legacy ones with iptables-legacy-save",
-            )  # fmt: skip
+            )
         )
     else:
         checks.append(Check("iptables backends", "ok", "one backend in use"))
@@ -99,7 +106,7 @@ def _iptables(runner: Runner) -> list[Check]:
                 "DROP",
                 "the tutorial's own commands need ACCEPT (iptables -P FORWARD ACCEPT); docker-style topologies "
                 "add their own FORWARD chain and work as they are",
-            )  # fmt: skip
+            )
         )
     else:
         checks.append(Check("FORWARD policy", "ok", policy))
@@ -113,8 +120,13 @@ def _sysctls(runner: Runner) -> list[Check]:
     if bridge_nf == "1":
         checks.append(Check("br_netfilter", "ok", "loaded: bridged traffic passes iptables"))
     else:
-        checks.append(Check("br_netfilter", "ok", "not loaded: bridged traffic bypasses iptables (icc=false still "
-                            "holds through isolated bridge ports)"))  # fmt: skip
+        checks.append(
+            Check(
+                "br_netfilter",
+                "ok",
+                "not loaded: bridged traffic bypasses iptables (icc=false still holds through isolated bridge ports)",
+            )
+        )
     return checks
 
 
@@ -129,9 +141,12 @@ def diagnose(runner: Runner) -> list[Check]:
         _tool("nsenter", "the sandbox of the demo and the tests"),
     ]
     probes: list[Callable[[], Check | list[Check]]] = [
-        lambda: _privileges(runner), lambda: _ip(runner), lambda: _bridge(runner),
-        lambda: _iptables(runner), lambda: _sysctls(runner),
-    ]  # fmt: skip
+        lambda: _privileges(runner),
+        lambda: _ip(runner),
+        lambda: _bridge(runner),
+        lambda: _iptables(runner),
+        lambda: _sysctls(runner),
+    ]
     for probe in probes:
         try:
             found = probe()
