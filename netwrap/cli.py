@@ -38,7 +38,7 @@ from netwrap.build import Outcome, Progress, build, plan_for, teardown
 from netwrap.clean import clean, survey
 from netwrap.command import Command
 from netwrap.errors import NetwrapError, ToolNotFoundError
-from netwrap.lock import StateLock
+from netwrap.lock import DEFAULT_TIMEOUT, StateLock
 from netwrap.objects import BridgeTool, NetObject, Sysctl
 from netwrap.plan import PlanItem
 from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
@@ -63,6 +63,10 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
         help="also print the read-only checks (as '# COMMAND') and each object's standing",
+    )  # fmt: skip
+    common.add_argument(
+        "--lock-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
+        help="how long to wait for another netwrap working on the same state directory (default: 120)",
     )  # fmt: skip
     common.add_argument(
         "--state-dir", type=Path, default=argparse.SUPPRESS,
@@ -342,7 +346,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
     changes = args.command in ("apply", "destroy") or getattr(args, "action", None) in ("up", "down", "verify")
     if changes or (args.command == "clean" and not args.dry_run):
         _require_root(_what(args))
-        with StateLock(_state_dir(args)):
+        with StateLock(_state_dir(args), timeout=getattr(args, "lock_timeout", DEFAULT_TIMEOUT)):
             return _dispatch(args, parser, verbose, out, err)
     return _dispatch(args, parser, verbose, out, err)
 

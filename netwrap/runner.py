@@ -34,7 +34,12 @@ _PERMISSION_MARKERS = (
     "you must be root",
     "must be run as root",
 )
-_TRANSIENT_MARKERS = ("xtables lock", "Resource temporarily unavailable", "Device or resource busy")
+_TRANSIENT_MARKERS = (
+    "xtables lock",
+    "Resource temporarily unavailable",
+    "Device or resource busy",
+    "Could not fetch rule set generation id",  # nf_tables: another program changed the rule set meanwhile
+)
 
 
 @attrs.frozen
@@ -77,7 +82,12 @@ def require_tools(commands: Iterable[Command], resolve: Callable[[str], str | No
 
 
 def classify(argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> CommandError:
-    """Turn a failed process into the most precise :class:`CommandError`."""
+    """Turn a failed process into the most precise :class:`CommandError`.
+
+    The message decides before the exit code: iptables exits 4 for the xtables
+    lock (transient), for "you must be root" (permission) and for a lack of
+    memory or a kernel module (neither); exit 2 means it rejected its arguments.
+    """
     text = stderr + stdout
     if any(marker in text for marker in _TRANSIENT_MARKERS):
         return TransientCommandError(argv, returncode, stdout, stderr, "a lock is held by another program")
@@ -89,6 +99,11 @@ def classify(argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -
             stderr,
             "permission denied: netwrap must run as root (or with CAP_NET_ADMIN) to change the network",
         )
+    tool = argv[0].rsplit("/", 1)[-1] if argv else ""
+    if tool.startswith("iptables") and returncode == 2:
+        return CommandError(argv, returncode, stdout, stderr, "iptables did not accept the rule as written (exit 2)")
+    if tool.startswith("iptables") and returncode == 4:
+        return CommandError(argv, returncode, stdout, stderr, "iptables could not get a resource it needs (exit 4)")
     return CommandError(argv, returncode, stdout, stderr)
 
 

@@ -129,3 +129,26 @@ def test_echo_runner_prints_like_set_x() -> None:
     lines.clear()
     EchoRunner(RecordingRunner(), lines.append, verbose=True).run(check)
     assert lines == ["# ip netns list"]
+
+
+@pytest.mark.parametrize(
+    ("code", "stderr", "kind", "message"),
+    [
+        (4, LOCK, TransientCommandError, "a lock is held"),
+        (4, "iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Invalid argument\n",
+         TransientCommandError, "a lock is held"),
+        (4, "iptables v1.8.9 (nf_tables): Permission denied (you must be root)\n", PermissionDeniedError,
+         "must run as root"),
+        (4, "iptables v1.8.9 (nf_tables): Cannot allocate memory\n", CommandError, "could not get a resource"),
+        (2, "iptables v1.8.9 (nf_tables): unknown option \"--dportt\"\n", CommandError, "did not accept the rule"),
+        (1, "iptables: Bad rule (does a matching rule exist in that chain?).\n", CommandError, "exit code 1"),
+    ],
+)  # fmt: skip
+def test_iptables_exit_codes_are_told_apart_by_their_message(
+    fp: FakeProcess, code: int, stderr: str, kind: type[Exception], message: str
+) -> None:
+    runner = SubprocessRunner(resolve=lambda t: t, wait=0, attempts=1)
+    fp.register(["iptables", "-t", "nat", "-A", "X"], returncode=code, stderr=stderr)
+    with pytest.raises(CommandError, match=message) as caught:
+        runner.run(Command("iptables", ("-t", "nat", "-A", "X")))
+    assert type(caught.value) is kind

@@ -140,3 +140,12 @@ def test_nat_target_never_crashes(text: str) -> None:
         assert exc.field == "NatRule.to"
     else:
         assert rule.to is not None and " " not in rule.to
+
+
+@given(st.one_of(st.text(max_size=40), st.integers(), st.booleans(), st.none()))
+def test_sysctl_and_port_validators_never_crash(value: object) -> None:
+    for check in (v.sysctl_key, v.sysctl_value, v.port):
+        try:
+            check("f", value)
+        except ValidationError as exc:
+            assert exc.field == "f"
