@@ -89,9 +89,7 @@ def classify(argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -
     memory or a kernel module (neither); exit 2 means it rejected its arguments.
     """
     text = stderr + stdout
-    if any(marker in text for marker in _TRANSIENT_MARKERS):
-        return TransientCommandError(argv, returncode, stdout, stderr, "a lock is held by another program")
-    if any(marker in text for marker in _PERMISSION_MARKERS):
+    if any(marker in text for marker in _PERMISSION_MARKERS):  # before the transient ones: never retried
         return PermissionDeniedError(
             argv,
             returncode,
@@ -99,6 +97,8 @@ def classify(argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -
             stderr,
             "permission denied: netwrap must run as root (or with CAP_NET_ADMIN) to change the network",
         )
+    if any(marker in text for marker in _TRANSIENT_MARKERS):
+        return TransientCommandError(argv, returncode, stdout, stderr, "a lock is held by another program")
     tool = argv[0].rsplit("/", 1)[-1] if argv else ""
     if tool.startswith("iptables") and returncode == 2:
         return CommandError(argv, returncode, stdout, stderr, "iptables did not accept the rule as written (exit 2)")

@@ -139,6 +139,8 @@ def test_echo_runner_prints_like_set_x() -> None:
          TransientCommandError, "a lock is held"),
         (4, "iptables v1.8.9 (nf_tables): Permission denied (you must be root)\n", PermissionDeniedError,
          "must run as root"),
+        (4, "iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be "
+            "root)\n", PermissionDeniedError, "must run as root"),
         (4, "iptables v1.8.9 (nf_tables): Cannot allocate memory\n", CommandError, "could not get a resource"),
         (2, "iptables v1.8.9 (nf_tables): unknown option \"--dportt\"\n", CommandError, "did not accept the rule"),
         (1, "iptables: Bad rule (does a matching rule exist in that chain?).\n", CommandError, "exit code 1"),
