@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import attr
 import attrs
 import pytest
+import tenacity
 
+import netwrap
 from netwrap import Sandbox, StateFile, StepError, build, snapshot, teardown, tutorial
 from netwrap.command import Command
 from netwrap.errors import CommandError
@@ -144,3 +149,30 @@ def test_clean_after_a_killed_apply(sandbox: Sandbox, tmp_path: Path) -> None:
     kill_after(process, 30)
     assert cli(sandbox, "clean", "--state-dir", str(tmp_path)).returncode == 0
     assert before.differences(snapshot.take(sandbox.runner)) == []
+
+
+def test_a_non_root_user_gets_the_clear_error(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A real process of uid 65534 (nobody), through the system's python and a world-readable copy of netwrap."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    assert python is not None, "the system python3 (Debian's python3.11) is needed to run as another user"
+    readable = Path(tempfile.mkdtemp(prefix="netwrap-nobody-"))
+    try:
+        readable.chmod(0o755)
+        for module in (netwrap, attr, attrs, tenacity):
+            source = Path(module.__file__ or "").parent
+            shutil.copytree(source, readable / source.name)
+        for path in readable.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        for argv in (("tutorial", "up"), ("apply", "-f", str(readable / "missing.toml")), ("tutorial",)):
+            command = Command(
+                "setpriv",
+                ("--reuid=65534", "--regid=65534", "--clear-groups", "--", "env", f"PYTHONPATH={readable}",
+                 python, "-m", "netwrap", *argv, *(("--state-dir", str(readable / "state")) if len(argv) > 1 else ())),
+                ok_codes=frozenset({0, 1, 2}),
+            )  # fmt: skip
+            result = sandbox.runner.run(command)
+            assert result.returncode == 1, result.stderr
+            assert "root" in result.stderr
+            assert "Traceback" not in result.stderr
+    finally:
+        shutil.rmtree(readable)
