@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from netwrap import compose
+from netwrap.batch import Mode
 from netwrap.build import Outcome, Progress, build, teardown
 from netwrap.command import Command
 from netwrap.objects import NetObject
@@ -53,7 +54,7 @@ class TopologyPlan:
         return not self.commands and not self.conflicts
 
 
-def plan_topology(topo: Topology, runner: Runner, store: StateFile) -> TopologyPlan:
+def plan_topology(topo: Topology, runner: Runner, store: StateFile, mode: Mode = "batch") -> TopologyPlan:
     """Observe the host and work out what ``apply`` would run, running only reads.
 
     The apply itself is run against a :class:`~netwrap.runner.DryRunner` and a
@@ -68,20 +69,26 @@ def plan_topology(topo: Topology, runner: Runner, store: StateFile) -> TopologyP
     record = store.load()
     copy = MemoryStore(Record.from_json(record.to_json()) if record is not None else None)
     dry = DryRunner(runner)
-    apply(topo, dry, copy)
+    apply(topo, dry, copy, mode=mode)
     return TopologyPlan(current, tuple(dry.changes), ())
 
 
-def apply(topo: Topology, runner: Runner, store: Store, progress: Progress | None = None) -> Outcome:
-    """Make the host match ``topo``: remove what it no longer has, create what is missing."""
+def apply(
+    topo: Topology, runner: Runner, store: Store, progress: Progress | None = None, mode: Mode = "batch"
+) -> Outcome:
+    """Make the host match ``topo``: remove what it no longer has, create what is missing.
+
+    ``mode="batch"`` (the default) regroups the commands into a few processes;
+    ``"verbatim"`` runs them one by one. Both reach the same state.
+    """
     objects, allocations = desired(topo, store)
     keys = {f"{compose.allocation_key(net, name)}": str(addr) for (net, name), addr in allocations.items()}
-    return build(objects, runner, store, action="apply", prune=True, allocations=keys, progress=progress)
+    return build(objects, runner, store, action="apply", prune=True, allocations=keys, progress=progress, mode=mode)
 
 
-def destroy(runner: Runner, store: StateFile) -> Outcome:
+def destroy(runner: Runner, store: StateFile, mode: Mode = "batch") -> Outcome:
     """Remove what the topology's record lists (handing over what another record still uses)."""
-    return teardown(runner, store, siblings=siblings(store))
+    return teardown(runner, store, siblings=siblings(store), mode=mode)
 
 
 @attrs.frozen

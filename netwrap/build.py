@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from netwrap import converge
+from netwrap.batch import Mode, Step, StepFailure, execute
+from netwrap.command import Command
 from netwrap.errors import CommandError, ConflictError, StepError
 from netwrap.objects import (
     Address,
@@ -82,13 +84,16 @@ def build(
     prune: bool = False,
     allocations: dict[str, str] | None = None,
     progress: Progress | None = None,
+    mode: Mode = "verbatim",
 ) -> Outcome:
     """Create what is missing of ``objects``, in order; conflicts stop it before any change.
 
     ``finish`` marks the record complete at the end (a network meant to stay);
     without it the record stays "in progress" until :func:`teardown`, so that
     ``netwrap clean`` removes it if this process dies first. ``prune`` first
-    removes what the record holds but ``objects`` no longer want.
+    removes what the record holds but ``objects`` no longer want. ``mode``
+    runs the commands one by one (``verbatim``) or regrouped into a few
+    processes (``batch``, see :mod:`netwrap.batch`); the result is the same.
     """
     record = store.load()
     changed: list[str] = []
@@ -97,7 +102,7 @@ def build(
     if prune and record is not None:
         stale = [obj for obj in record.created if obj.key not in wanted]
         if stale:
-            removed = _undo(stale, record, runner, store, siblings=())
+            removed = _undo(stale, record, runner, store, siblings=(), mode=mode)
             changed += removed.changed
             notes += removed.notes
     state = observe(runner, objects)
@@ -113,31 +118,22 @@ def build(
     if allocations is not None:
         record.allocations = dict(allocations)
     store.save(record)
-    total = len(current.changes)
-    for number, item in enumerate(current.changes, start=1):
+    advice = f"what was made so far is recorded in {store.describe()}: run again to finish, or tear down to remove it"
+
+    def claim(item: PlanItem) -> None:
         obj = item.obj
-        if progress is not None:
-            progress(number, total, item)
         if isinstance(obj, Sysctl):
             seen = state.sysctls.get((obj.netns, obj.name))
             previous = seen if seen is not None else _read_setting(obj, runner)
             if previous is None:
-                record.add(obj)  # the device it belongs to is not there yet (a dry run): nothing to restore
+                record.add(obj)  # the device it belongs to is not there yet: nothing to restore
             else:
                 record.add_sysctl(obj, previous)
         else:
             record.add(obj)
         store.save(record)
-        try:
-            for command in item.commands:
-                runner.run(command)
-        except CommandError as exc:
-            where = store.describe()
-            raise StepError(
-                number, total, obj.key, exc,
-                f"what was made so far is recorded in {where}: run again to finish, or tear down to remove it",
-            ) from exc  # fmt: skip
-        changed.append(obj.key)
+
+    changed += _create(current.changes, runner, claim=claim, advice=advice, mode=mode, progress=progress)
     if finish:
         record.complete = True
     store.save(record)
@@ -151,6 +147,39 @@ def _read_setting(obj: Sysctl, runner: Runner) -> str | None:
         if "cannot stat /proc/sys/" in exc.stderr:
             return None
         raise
+
+
+def _create(
+    items: Sequence[PlanItem],
+    runner: Runner,
+    *,
+    claim: Callable[[PlanItem], None],
+    advice: str,
+    mode: Mode,
+    progress: Progress | None,
+) -> list[str]:
+    """Run the items' commands, claiming each in the record before it is made; StepError on failure."""
+    total = len(items)
+    if mode == "batch":
+        for item in items:  # every claim is written before the first change
+            claim(item)
+        steps = [Step(n, c) for n, item in enumerate(items, start=1) for c in item.commands]
+        try:
+            execute(steps, runner, mode)
+        except StepFailure as failure:
+            key = items[failure.item - 1].obj.key
+            raise StepError(failure.item, total, key, failure.cause, advice) from failure.cause
+        return [item.obj.key for item in items]
+    for number, item in enumerate(items, start=1):
+        if progress is not None:
+            progress(number, total, item)
+        claim(item)
+        try:
+            for command in item.commands:
+                runner.run(command)
+        except CommandError as exc:
+            raise StepError(number, total, item.obj.key, exc, advice) from exc
+    return [item.obj.key for item in items]
 
 
 def _goes_with_owner(obj: NetObject, links: set[str], namespaces: set[str]) -> bool:
@@ -205,7 +234,13 @@ def _hand_over(obj: NetObject, record: Record, siblings: Sequence[StateFile]) ->
 
 
 def _undo(
-    targets: Sequence[NetObject], record: Record, runner: Runner, store: Store, siblings: Sequence[StateFile]
+    targets: Sequence[NetObject],
+    record: Record,
+    runner: Runner,
+    store: Store,
+    *,
+    siblings: Sequence[StateFile],
+    mode: Mode = "verbatim",
 ) -> Outcome:
     """Remove ``targets`` (owned by ``record``) in reverse order; drop them from the record as they go."""
     kept = [obj for obj in record.created if obj not in targets]
@@ -219,16 +254,40 @@ def _undo(
     state: HostState = observe(runner, doomed, all_namespaces=True)
     changed: list[str] = []
     notes = [f"{key} is still used by {sibling.name}; handed over, not removed" for key, sibling in handed.items()]
-    for number, obj in enumerate(reversed(doomed), start=1):
+    advice = f"what is left is still recorded in {store.describe()}: run the teardown again"
+    order = list(reversed(doomed))
+    if mode == "batch":
+        steps: list[Step] = []
+        for number, obj in enumerate(order, start=1):
+            if _goes_with_owner(obj, links, namespaces) or isinstance(obj, LinkNetns):
+                continue
+            commands, note = _removal(obj, record, state)
+            steps += [Step(number, command) for command in commands]
+            if commands:
+                changed.append(obj.key)
+            if note is not None:
+                notes.append(note)
+        try:
+            execute(_grouped(steps, order, state), runner, mode, removing=True)
+        except StepFailure as failure:
+            if not _already_gone(failure.cause):
+                key = order[failure.item - 1].key
+                raise StepError(failure.item, len(order), key, failure.cause, advice) from failure.cause
+            # something went away meanwhile: finish one command at a time, taking "gone" for done
+            for step in steps:
+                _run_tolerant(step.command, runner)
+        record.created = [o for o in record.created if o.key in {k.key for k in kept}]
+        store.save(record)
+        return Outcome(tuple(changed), tuple(notes))
+    for number, obj in enumerate(order, start=1):
         if not (_goes_with_owner(obj, links, namespaces) or isinstance(obj, LinkNetns)):
+            commands, note = _removal(obj, record, state)
             try:
-                done, note = _remove_one(obj, record, state, runner)
+                for command in commands:
+                    _run_tolerant(command, runner)
             except CommandError as exc:
-                raise StepError(
-                    number, len(doomed), obj.key, exc,
-                    f"what is left is still recorded in {store.describe()}: run the teardown again",
-                ) from exc  # fmt: skip
-            if done:
+                raise StepError(number, len(order), obj.key, exc, advice) from exc
+            if commands:
                 changed.append(obj.key)
             if note is not None:
                 notes.append(note)
@@ -238,31 +297,51 @@ def _undo(
     return Outcome(tuple(changed), tuple(notes))
 
 
-def _remove_one(obj: NetObject, record: Record, state: HostState, runner: Runner) -> tuple[bool, str | None]:
-    """Remove (or restore) one object: whether anything changed, and a note when it is left alone."""
-    if isinstance(obj, Sysctl):
-        previous = record.previous.get(obj.key)
-        if previous is None or state.sysctls.get((obj.netns, obj.name)) == previous:
-            return False, None
-        for command in obj.restore_commands(previous):
-            runner.run(command)
-        return True, None
-    verdict = assess(obj, state)
-    if verdict.status == "conflict":
-        return False, f"{obj.key} left alone: {verdict.reason}"
-    if verdict.status != "present":
-        return False, None
+def _run_tolerant(command: Command, runner: Runner) -> None:
     try:
-        for command in converge.delete_commands(obj, state):
-            runner.run(command)
+        runner.run(command)
     except CommandError as exc:
         if not _already_gone(exc):
             raise
-        return False, None
-    return True, None
 
 
-def teardown(runner: Runner, store: Store, *, siblings: Sequence[StateFile] = ()) -> Outcome:
+def _grouped(steps: list[Step], order: list[NetObject], state: HostState) -> list[Step]:
+    """Replace the deletions of veths that share a link group, all of them ours, by one ``link del group G``."""
+    by_group: dict[int, list[Step]] = {}
+    for step in steps:
+        obj = order[step.item - 1]
+        if isinstance(obj, VethPair) and obj.group is not None and obj.netns is None and step.command.netns is None:
+            by_group.setdefault(obj.group, []).append(step)
+    result = list(steps)
+    host = state.view(None).links or ()
+    for group, members in by_group.items():
+        pairs = [order[step.item - 1] for step in members]
+        ours = {name for pair in pairs if isinstance(pair, VethPair) for name in (pair.name, pair.peer)}
+        in_group = {link.name for link in host if link.group == group}
+        if len(members) < 2 or not in_group <= ours:
+            continue  # someone else's device is in that group too: delete ours one by one
+        first = members[0]
+        replacement = Step(first.item, Command("ip", ("link", "del", "group", str(group))))
+        result = [replacement if step is first else step for step in result if step is first or step not in members]
+    return result
+
+
+def _removal(obj: NetObject, record: Record, state: HostState) -> tuple[tuple[Command, ...], str | None]:
+    """The commands that remove (or restore) one object as observed, and a note when it is left alone."""
+    if isinstance(obj, Sysctl):
+        previous = record.previous.get(obj.key)
+        if previous is None or state.sysctls.get((obj.netns, obj.name)) == previous:
+            return (), None
+        return obj.restore_commands(previous), None
+    verdict = assess(obj, state)
+    if verdict.status == "conflict":
+        return (), f"{obj.key} left alone: {verdict.reason}"
+    if verdict.status != "present":
+        return (), None
+    return converge.delete_commands(obj, state), None
+
+
+def teardown(runner: Runner, store: Store, *, siblings: Sequence[StateFile] = (), mode: Mode = "verbatim") -> Outcome:
     """Undo, in reverse order, what the record in ``store`` says was created; then drop the record.
 
     With no record nothing is removed: netwrap never deletes what it cannot
@@ -274,6 +353,6 @@ def teardown(runner: Runner, store: Store, *, siblings: Sequence[StateFile] = ()
         return Outcome((), (f"no record of what netwrap created in {store.describe()}; nothing removed",))
     record.complete, record.writer, record.action = False, Writer.current(), "down"
     store.save(record)
-    outcome = _undo(list(record.created), record, runner, store, siblings)
+    outcome = _undo(list(record.created), record, runner, store, siblings=siblings, mode=mode)
     store.clear()
     return outcome

@@ -34,6 +34,7 @@ from typing import TextIO
 
 from netwrap import apply as apply_
 from netwrap import doctor, graph, snapshot, topofile, tutorial
+from netwrap.batch import Mode
 from netwrap.build import Outcome, Progress, build, plan_for, teardown
 from netwrap.clean import clean, survey
 from netwrap.command import Command
@@ -63,6 +64,16 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
         help="also print the read-only checks (as '# COMMAND') and each object's standing",
+    )  # fmt: skip
+    style = common.add_mutually_exclusive_group()
+    style.add_argument(
+        "--batch", dest="mode", action="store_const", const="batch", default=argparse.SUPPRESS,
+        help="regroup the commands into a few processes (ip -batch, iptables-restore); the default for "
+        "docker-style topologies",
+    )  # fmt: skip
+    style.add_argument(
+        "--verbatim", dest="mode", action="store_const", const="verbatim", default=argparse.SUPPRESS,
+        help="run each command on its own, as written; the default for the tutorial and document-style files",
     )  # fmt: skip
     common.add_argument(
         "--lock-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
@@ -146,6 +157,8 @@ def _commands_of(objects: Sequence[NetObject], *, with_probes: bool) -> list[Com
     """Every command that work on ``objects`` may start (to find a missing tool before the first change)."""
     commands = [c for obj in objects for c in (obj.check_command(), *obj.create_commands())]
     commands += [c for obj in objects if not isinstance(obj, Sysctl) for c in obj.delete_commands()]
+    if any(c.tool == "iptables" for c in commands):
+        commands.append(Command("iptables-restore", ("--version",), mutates=False))
     if with_probes:
         commands.append(Command("ping", ("-V",), mutates=False))
     return commands
@@ -279,12 +292,13 @@ def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO)
         return _exec(topo, args.container, args.argv)
     _require_root(f"{args.command} -f {args.file}")
     runner = _echo(out, verbose)
+    mode: Mode = getattr(args, "mode", "verbatim" if topo.style == "document" else "batch")
     if args.command == "apply":
         require_tools(_commands_of(apply_.desired(topo, store)[0], with_probes=False))
-        _report(apply_.apply(topo, runner, store, _progress(err)), f"apply {topo.name}", err)
+        _report(apply_.apply(topo, runner, store, _progress(err), mode=mode), f"apply {topo.name}", err)
         return EXIT_OK
     if args.command == "destroy":
-        _report(apply_.destroy(runner, store), f"destroy {topo.name}", err)
+        _report(apply_.destroy(runner, store, mode=mode), f"destroy {topo.name}", err)
         return EXIT_OK
     if args.command == "status":
         rows = apply_.status(topo, runner, store)
@@ -294,7 +308,7 @@ def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO)
         else:
             print(apply_.render_status(rows), file=out)
         return EXIT_OK
-    result = apply_.plan_topology(topo, runner, store)
+    result = apply_.plan_topology(topo, runner, store, mode=mode)
     if verbose:
         for line in result.plan.describe():
             print(f"# {line}", file=out)
@@ -382,10 +396,12 @@ def _dispatch(
     runner = _echo(out, verbose)
     if action == "plan":
         return _plan(runner, tool, verbose, out, err)
+    mode: Mode = getattr(args, "mode", "verbatim")
+    store = StateFile.in_dir(state_dir, tutorial.STATE_NAME)
     if action == "up":
-        _report(build(tutorial.objects(tool), runner, StateFile.in_dir(state_dir, tutorial.STATE_NAME)), "up", err)
+        _report(build(tutorial.objects(tool), runner, store, mode=mode), "up", err)
     elif action == "down":
-        _report(teardown(runner, StateFile.in_dir(state_dir, tutorial.STATE_NAME)), "down", err)
+        _report(teardown(runner, store, mode=mode), "down", err)
     else:
         return _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME), out)
     return EXIT_OK

@@ -23,6 +23,7 @@ PACKAGES: dict[str, str] = {
     "unshare": "util-linux",
     "mount": "mount",
     "findmnt": "util-linux",
+    "iptables-restore": "iptables",
     "cat": "coreutils",
 }
 
@@ -47,7 +48,8 @@ class Command:
 
     ``mutates`` says whether running it changes the host (checks and reads do not).
     ``ok_codes`` are the exit codes that are results, not failures: ``iptables -C``
-    exiting 1 means "absent".
+    exiting 1 means "absent". ``input`` is fed to the process's standard input
+    (the lines of an ``ip -batch -`` or an ``iptables-restore``).
     """
 
     tool: str
@@ -55,6 +57,7 @@ class Command:
     netns: str | None = None
     mutates: bool = True
     ok_codes: frozenset[int] = frozenset({0})
+    input: str | None = None
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -69,8 +72,11 @@ class Command:
         return ("ip", self.tool) if self.netns is not None and self.tool != "ip" else (self.tool,)
 
     def shell(self) -> str:
-        """Shell text of :attr:`argv`, quoted with :mod:`shlex`."""
-        return shell_join(self.argv)
+        """Shell text of :attr:`argv`, quoted with :mod:`shlex`; standard input as a here-document."""
+        text = shell_join(self.argv)
+        if self.input is None:
+            return text
+        return f"{text} <<'EOF'\n{self.input.rstrip(chr(10))}\nEOF"
 
     def __str__(self) -> str:
         return self.shell()

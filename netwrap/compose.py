@@ -17,6 +17,7 @@ so that networks stay isolated from one another.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from typing import Literal
@@ -130,6 +131,11 @@ def links(topo: Topology, allocations: Allocations) -> list[Link]:
     return found
 
 
+def link_group(topo: Topology) -> int:
+    """The link group of this topology's host-side veths: stable, from its name (see ``ip link del group``)."""
+    return 4096 + int(hashlib.sha256(topo.name.encode()).hexdigest()[:7], 16)
+
+
 def chain_name(topo: Topology) -> str:
     """The filter chain of this topology's own."""
     return f"NETWRAP-{topo.name}"
@@ -140,11 +146,12 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
     attached = links(topo, allocations)
     own = [c for c in topo.containers if c.owns_namespace]
     out: list[NetObject] = [Namespace(c.namespace) for c in own]
+    group = link_group(topo) if topo.style == "docker" else None
     for link in attached:
         if link.moved:
             out.append(VethPair(link.interface, link.host_interface))
         else:
-            out.append(VethPair(link.host_interface, link.interface, peer_netns=link.netns))
+            out.append(VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group))
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
     out += [Bridge(net.bridge, tool=net.bridge_tool) for net in topo.networks]
     for link in attached:

@@ -84,7 +84,9 @@ class VethPair:
     """A veth pair ``name``/``peer`` created in ``netns`` (the host when None).
 
     With ``peer_netns`` the peer is made directly inside that namespace, so its
-    name need only be unique there (``eth0`` in every container). Deleting
+    name need only be unique there (``eth0`` in every container). ``group``
+    puts the end made here in a link group, so that a teardown can delete a
+    whole network's veths in one request (``ip link del group G``). Deleting
     either end deletes both, so :meth:`delete_commands` names ``peer``, the end
     that stays where the pair was made when ``name`` is moved away (as in the
     tutorial, which deletes ``Tveth1``).
@@ -94,8 +96,11 @@ class VethPair:
     peer: str = attrs.field(validator=_name)
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
     peer_netns: str | None = attrs.field(default=None, validator=_opt_netns)
+    group: int | None = attrs.field(default=None, kw_only=True, eq=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.group is not None and (isinstance(self.group, bool) or not 0 < self.group < 2**31):
+            raise ValidationError("VethPair.group", self.group, "must be a link group number from 1 to 2**31-1")
         if self.name == self.peer and self.peer_netns in (None, self.netns):
             raise ValidationError("VethPair.peer", self.peer, "must differ from VethPair.name")
         if self.peer_netns is not None and self.peer_netns == self.netns:
@@ -108,7 +113,8 @@ class VethPair:
 
     def create_commands(self) -> tuple[Command, ...]:
         """``ip link add NAME type veth peer name PEER [netns PEER_NETNS]``: one command, even across namespaces."""
-        args: tuple[str, ...] = ("link", "add", self.name, "type", "veth", "peer", "name", self.peer)
+        group = ("group", str(self.group)) if self.group is not None else ()
+        args: tuple[str, ...] = ("link", "add", self.name, *group, "type", "veth", "peer", "name", self.peer)
         if self.peer_netns is not None:
             args += ("netns", self.peer_netns)
         return (_ip(*args, netns=self.netns),)

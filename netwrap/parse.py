@@ -38,6 +38,7 @@ class Link:
     peer_netnsid: int | None = None
     peer_netns: str | None = None
     isolated: bool = False
+    group: int | None = None
 
 
 @attrs.frozen
@@ -109,6 +110,7 @@ def links(text: str) -> list[Link]:
                 peer_index=_int(item.get("link_index")),
                 peer_netnsid=_int(item.get("link_netnsid")),
                 isolated=isinstance(port, dict) and port.get("isolated") is True,
+                group=_int_or_none(_str(item.get("group"))),
             )
         )
     return found
@@ -156,6 +158,7 @@ def links_text(text: str) -> list[Link]:
                 peer_netnsid=_int_or_none(_after(words, "link-netnsid")),
                 peer_netns=_after(words, "link-netns"),
                 isolated=any(seg.startswith("bridge_slave") and " isolated on" in seg for seg in segments),
+                group=_int_or_none(_after(words, "group")),
             )
         )
     return found

@@ -18,7 +18,7 @@ from typing import Protocol
 import attrs
 import tenacity
 
-from netwrap.command import PACKAGES, Command, shell_join
+from netwrap.command import PACKAGES, Command
 from netwrap.errors import (
     CommandError,
     CommandTimeoutError,
@@ -139,7 +139,8 @@ class SubprocessRunner:
         try:
             proc = subprocess.run(
                 argv,
-                stdin=subprocess.DEVNULL,
+                input=command.input,
+                stdin=subprocess.DEVNULL if command.input is None else None,
                 capture_output=True,
                 text=True,
                 errors="replace",
@@ -227,9 +228,9 @@ class EchoRunner:
 
     def run(self, command: Command) -> Result:
         if command.mutates:
-            self.write(f"+ {shell_join(command.argv)}")
+            self.write(f"+ {command.shell()}")
         elif self.verbose:
-            self.write(f"# {shell_join(command.argv)}")
+            self.write(f"# {command.shell()}")
         return self.inner.run(command)
 
 

@@ -201,7 +201,9 @@ def test_generated_names_fit_are_stable_and_traceable() -> None:
 def test_a_container_end_is_made_inside_its_namespace() -> None:
     topo = topofile.loads(NET + '[containers.web]\nnetworks = ["front"]\n')
     pair = next(o for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, VethPair))
-    assert pair.create_commands()[0].shell() == "ip link add v0-web type veth peer name eth0 netns web"
+    group = compose.link_group(topo)
+    assert pair.create_commands()[0].shell() == f"ip link add v0-web group {group} type veth peer name eth0 netns web"
+    assert 4096 <= group < 2**31
 
 
 def test_docker_style_rules() -> None:

@@ -144,7 +144,8 @@ def test_clean_after_a_killed_apply(sandbox: Sandbox, tmp_path: Path) -> None:
     before = snapshot.take(sandbox.runner)
     topo = tmp_path / "t4.toml"
     topo.write_text(TOPOLOGY)
-    argv = [*sandbox.prefix, sys.executable, "-m", "netwrap", "apply", "-f", str(topo), "--state-dir", str(tmp_path)]
+    argv = [*sandbox.prefix, sys.executable, "-m", "netwrap", "apply", "--verbatim", "-f", str(topo),
+            "--state-dir", str(tmp_path)]  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     kill_after(process, 30)
     assert cli(sandbox, "clean", "--state-dir", str(tmp_path)).returncode == 0

@@ -101,7 +101,8 @@ def test_apply_twice_is_a_no_op_and_destroy_restores_the_sandbox(
     assert planned.returncode == 2
     first = netwrap(sandbox, "apply", *state_args(topo_file, tmp_path))
     assert first.returncode == 0, first.stderr
-    assert plus_lines(first.stdout) == planned.stdout.splitlines()  # plan said exactly what apply ran
+    ran = [line.removeprefix("+ ") for line in first.stdout.splitlines()]
+    assert ran == planned.stdout.splitlines()  # plan said exactly what apply ran (batched: ip -batch, restore)
     again = netwrap(sandbox, "apply", *state_args(topo_file, tmp_path))
     assert again.returncode == 0
     assert plus_lines(again.stdout) == []
@@ -187,7 +188,7 @@ def test_reapply_keeps_addresses_removes_what_is_gone_and_reuses_freed_ones(
     topo_file.write_text(text)
     result = netwrap(sandbox, "apply", *state_args(topo_file, tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "+ ip netns del client" in result.stdout
+    assert "\nnetns del client\n" in result.stdout
     rows = json.loads(netwrap(sandbox, "status", "--json", *state_args(topo_file, tmp_path)).stdout)["containers"]
     addresses = {row["name"]: [n["address"] for n in row["networks"]] for row in rows}
     assert addresses["web"] == [f"{WEB}/24"]

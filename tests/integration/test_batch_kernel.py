@@ -1,0 +1,90 @@
+"""Verbatim and batched runs on the real kernel: the same state, and processes that grow with namespaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+
+from netwrap import MemoryStore, Sandbox, build, snapshot, teardown, topofile, tutorial
+from netwrap import topology_apply as apply_
+from netwrap.command import Command
+from netwrap.runner import Result, Runner
+from netwrap.state import StateFile
+from tests.integration.test_topology_kernel import TOPOLOGY
+
+pytestmark = pytest.mark.integration
+
+
+@attrs.define
+class Counting:
+    inner: Runner
+    seen: list[Command] = attrs.field(factory=list)
+
+    def run(self, command: Command) -> Result:
+        self.seen.append(command)
+        return self.inner.run(command)
+
+    @property
+    def mutating(self) -> list[Command]:
+        return [c for c in self.seen if c.mutates]
+
+
+def _apply(mode: str, tmp_path: Path) -> snapshot.Snapshot:
+    topo = topofile.loads(TOPOLOGY, "t4.toml")
+    with Sandbox() as sandbox:
+        store = StateFile.in_dir(tmp_path / mode, "t4")
+        apply_.apply(topo, sandbox.runner, store, mode=mode)  # type: ignore[arg-type]
+        picture = snapshot.take(sandbox.runner)
+        before_teardown = picture
+        apply_.destroy(sandbox.runner, store, mode=mode)  # type: ignore[arg-type]
+        assert snapshot.take(sandbox.runner).namespaces == ()
+    return before_teardown
+
+
+def test_verbatim_and_batched_reach_the_same_state(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert _apply("verbatim", tmp_path) == _apply("batch", tmp_path)
+
+
+def test_the_tutorial_batched_is_the_tutorial_verbatim(tmp_path: Path) -> None:
+    pictures = []
+    for mode in ("verbatim", "batch"):
+        with Sandbox() as sandbox:
+            build(tutorial.objects("ip"), sandbox.runner, MemoryStore(), mode=mode)
+            pictures.append(snapshot.take(sandbox.runner))
+    assert pictures[0] == pictures[1]
+
+
+@pytest.mark.parametrize("n", [10, 40])
+def test_processes_grow_with_namespaces_not_objects(sandbox: Sandbox, tmp_path: Path, n: int) -> None:
+    text = '[networks.net]\nsubnet = "10.0.0.0/16"\n' + "".join(
+        f'[containers.c{i}]\nnetworks = ["net"]\nports = ["{10000 + i}:80"]\n' for i in range(n)
+    )
+    topo = topofile.loads(text, "count.toml")
+    before = snapshot.take(sandbox.runner)
+    store = StateFile.in_dir(tmp_path, "count")
+    first = Counting(sandbox.runner)
+    apply_.apply(topo, first, store)
+    # reads: namespace list, per namespace links/addresses/routes, host facts, 2 tables, sysctls;
+    # changes: one host batch, one per namespace, one sysctl, one iptables-restore
+    assert len(first.mutating) == n + 3
+    assert len(first.seen) <= 3 * n + 12
+    again = Counting(sandbox.runner)
+    apply_.apply(topo, again, store)
+    assert again.mutating == []
+    assert len(again.seen) <= 3 * n + 12
+    down = Counting(sandbox.runner)
+    apply_.destroy(down, store)
+    assert len(down.mutating) == 3  # one iptables-restore, one sysctl, one host ip batch
+    assert before.differences(snapshot.take(sandbox.runner)) == []
+
+
+def test_tutorial_teardown_batched(sandbox: Sandbox) -> None:
+    before = snapshot.take(sandbox.runner)
+    store = MemoryStore()
+    build(tutorial.objects("ip"), sandbox.runner, store, mode="batch")
+    counting = Counting(sandbox.runner)
+    teardown(counting, store, mode="batch")
+    assert [c.tool for c in counting.mutating] == ["iptables-restore", "sysctl", "ip"]
+    assert before.differences(snapshot.take(sandbox.runner)) == []

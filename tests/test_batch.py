@@ -1,0 +1,121 @@
+"""Batched execution: the same commands, regrouped by stage, with failures mapped back to their step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from netwrap import StateFile, StepError, build, compose, topofile, tutorial
+from netwrap.batch import Step, batches
+from netwrap.command import Command
+from netwrap.objects import Rule
+from netwrap.runner import SubprocessRunner
+from tests.test_tutorial import built_host, empty_host, fake, seen
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def tutorial_steps(tool: str = "ip") -> list[Step]:
+    return [Step(n, c) for n, o in enumerate(tutorial.objects(tool), start=1) for c in o.create_commands()]  # type: ignore[arg-type]
+
+
+def test_the_tutorial_in_five_processes() -> None:
+    found = batches(tutorial_steps())
+    assert [b.command.shell().splitlines()[0] for b in found] == [
+        "ip -batch - <<'EOF'",
+        "ip -n Tdocker0 -batch - <<'EOF'",
+        "ip -n Tdocker1 -batch - <<'EOF'",
+        "sysctl -w net.ipv4.ip_forward=1",
+        "iptables-restore --noflush <<'EOF'",
+    ]
+    host = found[0].command.input or ""
+    assert host.splitlines() == [
+        "netns add Tdocker0", "netns add Tdocker1",
+        "link add Tveth0 type veth peer name Tveth1", "link add Tveth2 type veth peer name Tveth3",
+        "link set Tveth0 netns Tdocker0", "link set Tveth2 netns Tdocker1",
+        "link add Tbr0 type bridge", "link set Tveth1 master Tbr0", "link set Tveth3 master Tbr0",
+        "link set Tveth1 up", "link set Tveth3 up", "addr add 172.18.0.1/24 dev Tbr0", "link set Tbr0 up",
+    ]  # fmt: skip
+    assert (found[1].command.input or "").splitlines() == [
+        "addr add 172.18.0.2/24 dev Tveth0", "link set Tveth0 up", "route add default via 172.18.0.1 dev Tveth0",
+    ]  # fmt: skip
+    assert (found[4].command.input or "").splitlines() == [
+        "*nat",
+        "-A POSTROUTING -s 172.18.0.0/24 ! -o Tbr0 -j MASQUERADE",
+        "-A PREROUTING ! -i Tbr0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.18.0.2:80",
+        "COMMIT",
+    ]
+
+
+def test_commands_that_cannot_be_batched_run_in_their_place() -> None:
+    found = batches(tutorial_steps("brctl"))
+    heads = [b.command.shell().splitlines()[0] for b in found]
+    brctl = ["brctl addbr Tbr0", "brctl addif Tbr0 Tveth1", "brctl addif Tbr0 Tveth3"]
+    assert heads[:5] == ["ip -batch - <<'EOF'", *brctl, "ip -batch - <<'EOF'"]
+
+
+def test_removal_runs_the_stages_the_other_way_round() -> None:
+    steps = [Step(n, c) for n, o in enumerate(reversed(tutorial.objects("ip")), start=1) for c in o.create_commands()]
+    assert [b.command.tool for b in batches(steps, removing=True)] == ["iptables-restore", "sysctl", "ip", "ip", "ip"]
+
+
+def test_a_topology_of_n_containers_needs_processes_per_namespace_not_per_object() -> None:
+    for n in (10, 50, 200):
+        text = '[networks.net]\nsubnet = "10.0.0.0/16"\n' + "".join(
+            f'[containers.c{i}]\nnetworks = ["net"]\nports = ["{10000 + i}:80"]\n' for i in range(n)
+        )
+        topo = topofile.loads(text)
+        objects = compose.objects(topo, compose.allocate(topo))
+        steps = [Step(k, c) for k, o in enumerate(objects, start=1) for c in o.create_commands()]
+        found = batches(steps)
+        assert len(steps) > 8 * n
+        assert len(found) == 1 + n + 1 + 1  # host, one per namespace, sysctls, rules
+
+
+@pytest.mark.parametrize("line", [4, 11, 13])
+def test_a_failing_host_line_is_the_step_it_came_from(
+    fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path, line: int
+) -> None:
+    fake(fp, empty_host(), [])
+    failed = f"RTNETLINK answers: File exists\nCommand failed -:{line}\n"
+    fp.register(["ip", "-batch", "-"], returncode=1, stderr=failed)
+    with pytest.raises(StepError) as caught:
+        build(tutorial.objects("ip"), runner, StateFile(tmp_path / "t.json"), mode="batch")
+    host = batches(tutorial_steps())[0]
+    assert caught.value.step == host.lines[line - 1]
+    failed_line = (host.command.input or "").splitlines()[line - 1]
+    obj = tutorial.objects("ip")[caught.value.step - 1]
+    assert caught.value.key == obj.key
+    assert failed_line in {" ".join(c.args) for c in obj.create_commands()}
+    assert "File exists" in caught.value.stderr
+
+
+def test_a_failing_restore_line_is_the_rule_it_came_from(
+    fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path
+) -> None:
+    fake(fp, empty_host(), [])
+    fp.register(["ip", "-batch", "-"])
+    fp.register(["ip", "-n", "Tdocker0", "-batch", "-"])
+    fp.register(["ip", "-n", "Tdocker1", "-batch", "-"])
+    fp.register(["sysctl", "-w", "net.ipv4.ip_forward=1"])
+    fp.register(["iptables-restore", "--noflush"], returncode=2,
+                stderr="iptables-restore v1.8.9 (nf_tables): unknown option\nError occurred at line: 3\n")  # fmt: skip
+    with pytest.raises(StepError) as caught:
+        build(tutorial.objects("ip"), runner, StateFile(tmp_path / "t.json"), mode="batch")
+    assert (caught.value.step, caught.value.total) == (22, 22)
+    assert caught.value.key.startswith("nat:PREROUTING:")
+
+
+def test_a_built_host_needs_no_batch_at_all(fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path) -> None:
+    fake(fp, built_host(), [])
+    assert build(tutorial.objects(), runner, StateFile(tmp_path / "t.json"), mode="batch").changed == ()
+    assert all(not call[0].endswith("restore") and "-batch" not in call for call in seen(fp))
+
+
+def test_a_comment_with_spaces_survives_the_restore_file() -> None:
+    rule = Rule("FORWARD", "ACCEPT", comment="netwrap lab")
+    (batch,) = batches([Step(1, rule.create_commands()[0])])
+    assert '-A FORWARD -m comment --comment "netwrap lab" -j ACCEPT' in (batch.command.input or "")
+    assert Command("ip", ("-V",)).shell() == "ip -V"
