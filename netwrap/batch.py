@@ -8,7 +8,8 @@ command is the point. Batched regroups the same commands by stage into
 - one ``iptables-restore --noflush`` for every rule of every table (atomic),
 
 so that the number of processes grows with the number of namespaces, not of
-objects. Building runs the stages host, namespaces, sysctls, rules; removing
+objects; the namespaces' batches run a few at a time. Building runs the stages host,
+namespaces, sysctls, rules; removing
 runs them the other way round. Commands that cannot be batched (``brctl``) run
 on their own, in their place. Both ways reach the same kernel state.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import attrs
@@ -49,6 +51,7 @@ class Batch:
 
     command: Command
     lines: tuple[int, ...]  # lines[i]: the item of input line i + 1 (0 where the line is framing)
+    stage: int = -1  # batches of one namespace stage do not depend on each other: they may run at once
 
     def item_at(self, failure: CommandError) -> int:
         """The plan item whose line made the batch fail (the first one if the tool did not say)."""
@@ -86,10 +89,10 @@ def _stage(kind: tuple[str, str | None], removing: bool) -> int:
     return 3 - order if removing else order
 
 
-def _ip_batch(steps: list[Step], netns: str | None) -> Batch:
+def _ip_batch(steps: list[Step], netns: str | None, stage: int) -> Batch:
     text = "".join(" ".join(step.command.args) + "\n" for step in steps)
     args = ("-n", netns, "-batch", "-") if netns else ("-batch", "-")
-    return Batch(Command("ip", args, input=text), tuple(step.item for step in steps))
+    return Batch(Command("ip", args, input=text), tuple(step.item for step in steps), stage if netns else -1)
 
 
 def _sysctl_batch(steps: list[Step], netns: str | None) -> Batch:
@@ -147,7 +150,7 @@ def batches(steps: Sequence[Step], *, removing: bool = False) -> list[Batch]:
             for kind, step in [*members, (("end", None), Step(0, Command("true", ())))]:
                 if kind[0] != run_kind and run:
                     if run_kind == "ip":
-                        result.append(_ip_batch(run, netns))
+                        result.append(_ip_batch(run, netns, stage))
                     elif run_kind == "sysctl":
                         result.append(_sysctl_batch(run, netns))
                     else:
@@ -167,11 +170,27 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
             except CommandError as exc:
                 raise StepFailure(step.item, exc) from exc
         return
-    for batch in batches(steps, removing=removing):
-        try:
-            runner.run(batch.command)
-        except CommandError as exc:
-            raise StepFailure(batch.item_at(exc), exc, batch) from exc
+    pending = batches(steps, removing=removing)
+    while pending:
+        group = [pending.pop(0)]
+        while group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:
+            group.append(pending.pop(0))
+        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(group))) as pool:
+            outcomes = list(pool.map(lambda batch: _attempt(batch, runner), group))
+        for batch, failure in zip(group, outcomes, strict=True):
+            if failure is not None:
+                raise StepFailure(batch.item_at(failure), failure, batch) from failure
+
+
+PARALLEL = 4  # namespaces configured at once
+
+
+def _attempt(batch: Batch, runner: Runner) -> CommandError | None:
+    try:
+        runner.run(batch.command)
+    except CommandError as exc:
+        return exc
+    return None
 
 
 class StepFailure(Exception):

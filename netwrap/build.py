@@ -110,8 +110,13 @@ def build(
     if current.conflicts:
         raise _conflict_error([item.assessment.reason for item in current.conflicts])
     uses = [obj.key for obj in objects]
-    settled = record is not None and record.complete == finish and record.uses == uses
-    if not current.changes and not changed and (record is None or settled) and allocations is None:
+    settled = (
+        record is not None
+        and record.complete == finish
+        and record.uses == uses
+        and (allocations is None or record.allocations == allocations)
+    )
+    if not current.changes and not changed and (settled or (record is None and allocations is None)):
         return Outcome()
     record = record or Record()
     record.complete, record.writer, record.action, record.uses = False, Writer.current(), action, uses
@@ -131,9 +136,16 @@ def build(
                 record.add_sysctl(obj, previous)
         else:
             record.add(obj)
-        store.save(record)
 
-    changed += _create(current.changes, runner, claim=claim, advice=advice, mode=mode, progress=progress)
+    changed += _create(
+        current.changes,
+        runner,
+        claim=claim,
+        save=lambda: store.save(record),
+        advice=advice,
+        mode=mode,
+        progress=progress,
+    )
     if finish:
         record.complete = True
     store.save(record)
@@ -154,6 +166,7 @@ def _create(
     runner: Runner,
     *,
     claim: Callable[[PlanItem], None],
+    save: Callable[[], None],
     advice: str,
     mode: Mode,
     progress: Progress | None,
@@ -161,8 +174,9 @@ def _create(
     """Run the items' commands, claiming each in the record before it is made; StepError on failure."""
     total = len(items)
     if mode == "batch":
-        for item in items:  # every claim is written before the first change
+        for item in items:
             claim(item)
+        save()  # every claim is written before the first change
         steps = [Step(n, c) for n, item in enumerate(items, start=1) for c in item.commands]
         try:
             execute(steps, runner, mode)
@@ -174,6 +188,7 @@ def _create(
         if progress is not None:
             progress(number, total, item)
         claim(item)
+        save()
         try:
             for command in item.commands:
                 runner.run(command)
@@ -243,15 +258,18 @@ def _undo(
     mode: Mode = "verbatim",
 ) -> Outcome:
     """Remove ``targets`` (owned by ``record``) in reverse order; drop them from the record as they go."""
-    kept = [obj for obj in record.created if obj not in targets]
+    target_keys = {obj.key for obj in targets}
+    kept = [obj for obj in record.created if obj.key not in target_keys]
     handed = {}
-    for obj in targets:
+    for obj in targets if siblings else ():
         sibling = _hand_over(obj, record, siblings)
         if sibling is not None:
             handed[obj.key] = sibling
     doomed = [obj for obj in targets if obj.key not in handed]
     links, namespaces = _owners(doomed)
-    state: HostState = observe(runner, doomed, all_namespaces=True)
+    # What goes away with its owner needs no look: observe only what is removed one by one.
+    removed = [o for o in doomed if not (_goes_with_owner(o, links, namespaces) or isinstance(o, LinkNetns))]
+    state: HostState = observe(runner, removed)
     changed: list[str] = []
     notes = [f"{key} is still used by {sibling.name}; handed over, not removed" for key, sibling in handed.items()]
     advice = f"what is left is still recorded in {store.describe()}: run the teardown again"
@@ -276,7 +294,8 @@ def _undo(
             # something went away meanwhile: finish one command at a time, taking "gone" for done
             for step in steps:
                 _run_tolerant(step.command, runner)
-        record.created = [o for o in record.created if o.key in {k.key for k in kept}]
+        kept_keys = {k.key for k in kept}
+        record.created = [o for o in record.created if o.key in kept_keys]
         store.save(record)
         return Outcome(tuple(changed), tuple(notes))
     for number, obj in enumerate(order, start=1):
@@ -291,9 +310,11 @@ def _undo(
                 changed.append(obj.key)
             if note is not None:
                 notes.append(note)
-        record.created = [o for o in record.created if o.key != obj.key]
+        gone = obj.key
+        record.created = [o for o in record.created if o.key != gone]
         store.save(record)
-    record.created = [o for o in record.created if o.key in {k.key for k in kept}]
+    kept_keys = {k.key for k in kept}
+    record.created = [o for o in record.created if o.key in kept_keys]
     return Outcome(tuple(changed), tuple(notes))
 
 
@@ -322,7 +343,8 @@ def _grouped(steps: list[Step], order: list[NetObject], state: HostState) -> lis
             continue  # someone else's device is in that group too: delete ours one by one
         first = members[0]
         replacement = Step(first.item, Command("ip", ("link", "del", "group", str(group))))
-        result = [replacement if step is first else step for step in result if step is first or step not in members]
+        dropped = {id(step) for step in members[1:]}
+        result = [replacement if step is first else step for step in result if id(step) not in dropped]
     return result
 
 

@@ -86,15 +86,17 @@ def allocate(topo: Topology, previous: Mapping[str, str] | None = None) -> Alloc
             earlier = ipaddress.IPv4Address(previous.get(allocation_key(att.network, container.name), ""))
         except ValueError:
             earlier = None
-        if earlier is not None and earlier in set(net.subnet.hosts()) and earlier not in used[net.name]:
+        usable = earlier is not None and earlier in net.subnet and earlier not in (net.subnet[0], net.subnet[-1])
+        if earlier is not None and usable and earlier not in used[net.name]:
             result[(net.name, container.name)] = earlier
             used[net.name].add(earlier)
         else:
             later.append((container, index, att))
     problems = []
+    candidates = {net.name: net.subnet.hosts() for net in topo.networks}
     for container, index, att in later:
         net = topo.network(att.network)
-        free = next((a for a in net.subnet.hosts() if a not in used[net.name]), None)
+        free = next((a for a in candidates[net.name] if a not in used[net.name]), None)
         if free is None:
             problems.append(
                 Problem(

@@ -120,10 +120,15 @@ class VethPair:
         return (_ip(*args, netns=self.netns),)
 
     def delete_commands(self, end: str | None = None) -> tuple[Command, ...]:
-        """``ip link del END``: ``peer`` unless another ``end`` of the pair is named."""
+        """``ip link del END``: by default the end that stays where the pair was made.
+
+        That is ``peer``, as in the tutorial (the pair's ``name`` is moved away), or
+        ``name`` when the peer was made in another namespace (``peer_netns``).
+        """
         if end not in (None, self.name, self.peer):
             raise ValidationError("end", end, f"is not an end of the pair {self.name}/{self.peer}")
-        return (_ip("link", "del", end or self.peer, netns=self.netns),)
+        default = self.name if self.peer_netns is not None else self.peer
+        return (_ip("link", "del", end or default, netns=self.netns),)
 
     def check_command(self) -> Command:
         return _links(self.netns)

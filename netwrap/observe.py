@@ -10,7 +10,9 @@ iproute2), the ``ip -o`` text forms are read instead.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import attrs
@@ -70,6 +72,17 @@ class HostState:
     rules: Mapping[str, tuple[parse.IptablesRule, ...]] = attrs.field(factory=dict)
     chains: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     sysctls: Mapping[tuple[str | None, str], str] = attrs.field(factory=dict)
+    _rule_index: dict[str, frozenset[tuple[str, tuple[str, ...]]]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
+    )
+
+    def has_rule(self, table: str, chain: str, words: tuple[str, ...]) -> bool:
+        """Whether ``table`` lists ``-A CHAIN WORDS`` (by a set built once per table)."""
+        index = self._rule_index.get(table)
+        if index is None:
+            index = frozenset((rule.chain, rule.words) for rule in self.rules.get(table, ()))
+            self._rule_index[table] = index
+        return (chain, words) in index
 
     def has_netns(self, name: str) -> bool:
         return self.namespaces is None or name in self.namespaces
@@ -151,6 +164,55 @@ def read_routes(runner: Runner, netns: str | None) -> tuple[parse.RouteEntry, ..
 
 
 _LINK_FACTS = (VethPair, LinkNetns, Bridge, BridgePort, LinkUp)
+READERS = 8  # namespaces read at once
+_SHOW = {"links": "link show", "addresses": "addr show", "routes": "route show"}
+
+
+def _json_arrays(text: str) -> list[str]:
+    """Split ``[...][...]`` (what ``ip -json -batch`` prints) into one JSON text per command."""
+    decoder = json.JSONDecoder()
+    found: list[str] = []
+    at = 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return found
+        start = at
+        try:
+            _, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return []
+        found.append(text[start:at])
+
+
+def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> NetnsView:
+    """The facts of one namespace in one process (``ip -d -json [-n NS] -batch -``), or fact by fact
+    where ``ip`` has no ``-json``."""
+    if not facts:
+        return NetnsView()
+    where = ("-n", netns) if netns is not None else ()
+    batch = Command(
+        "ip", ("-d", "-json", *where, "-batch", "-"), mutates=False, input="".join(f"{_SHOW[f]}\n" for f in facts)
+    )
+    parts: list[str] = []
+    try:
+        parts = _json_arrays(runner.run(batch).stdout)
+    except CommandError as exc:
+        if _NO_JSON not in exc.stderr + exc.stdout:
+            raise
+    if len(parts) == len(facts):
+        got = dict(zip(facts, parts, strict=True))
+        return NetnsView(
+            links=tuple(parse.links(got["links"])) if "links" in got else None,
+            addresses=tuple(parse.addresses(got["addresses"])) if "addresses" in got else None,
+            routes=tuple(parse.routes(got["routes"])) if "routes" in got else None,
+        )
+    return NetnsView(
+        links=read_links(runner, netns) if "links" in facts else None,
+        addresses=read_addresses(runner, netns) if "addresses" in facts else None,
+        routes=read_routes(runner, netns) if "routes" in facts else None,
+    )
 
 
 def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: bool = False) -> HostState:
@@ -167,16 +229,21 @@ def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: boo
     places = link_places | addr_places | route_places
     if all_namespaces:
         places |= {HOST, *(namespaces or ())}
-    views: dict[str | None, NetnsView] = {}
+    wanted: dict[str | None, tuple[str, ...]] = {}
     for netns in sorted(places, key=lambda p: (p is not None, p or "")):
         if netns is not None and namespaces is not None and netns not in namespaces:
             continue
+        wanted[netns] = tuple(
+            fact
+            for fact, where in (("links", link_places), ("addresses", addr_places), ("routes", route_places))
+            if netns in where or all_namespaces
+        )
+    views: dict[str | None, NetnsView] = {}
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        futures = {netns: pool.submit(read_view, runner, netns, facts) for netns, facts in wanted.items()}
+    for netns, future in futures.items():
         try:
-            views[netns] = NetnsView(
-                links=read_links(runner, netns) if netns in link_places or all_namespaces else None,
-                addresses=read_addresses(runner, netns) if netns in addr_places or all_namespaces else None,
-                routes=read_routes(runner, netns) if netns in route_places or all_namespaces else None,
-            )
+            views[netns] = future.result()
         except CommandError as exc:
             if netns is None or _NO_NETNS not in exc.stderr:
                 raise

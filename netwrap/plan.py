@@ -117,7 +117,7 @@ def _rule(obj: Rule, state: HostState) -> Assessment:
     listed = state.rules.get(obj.table)
     if listed is None:
         return _missing(f"the {obj.table} table was not read")
-    if any(rule.chain == obj.chain and rule.words == obj.body() for rule in listed):
+    if state.has_rule(obj.table, obj.chain, obj.body()):
         return _present(f"the rule is in {obj.table} {obj.chain}")
     if obj.jump == "DNAT":
         for rule in listed:

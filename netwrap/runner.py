@@ -230,7 +230,7 @@ class EchoRunner:
         if command.mutates:
             self.write(f"+ {command.shell()}")
         elif self.verbose:
-            self.write(f"# {command.shell()}")
+            self.write("\n".join(f"# {line}" for line in command.shell().splitlines()))
         return self.inner.run(command)
 
 

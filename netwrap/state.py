@@ -71,15 +71,39 @@ class Record:
     action: str = ""
     uses: list[str] = attrs.field(factory=list)
     allocations: dict[str, str] = attrs.field(factory=dict)
+    _index: tuple[list[NetObject], int, set[str]] | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def copy(self) -> Record:
+        """A record with the same contents and lists of its own (the objects are immutable)."""
+        return Record(
+            list(self.created),
+            dict(self.previous),
+            self.complete,
+            self.writer,
+            self.action,
+            list(self.uses),
+            dict(self.allocations),
+        )
 
     def owns(self, obj: NetObject) -> bool:
-        return any(o.key == obj.key for o in self.created)
+        return obj.key in self._keys()
+
+    def _keys(self) -> set[str]:
+        # created may be replaced wholesale; the index follows it by identity and length
+        cached = self._index
+        if cached is None or cached[0] is not self.created or cached[1] != len(self.created):
+            cached = (self.created, len(self.created), {o.key for o in self.created})
+            self._index = cached
+        return cached[2]
 
     def add(self, obj: NetObject) -> bool:
         """Record ``obj`` as created; False if it already was."""
-        if self.owns(obj):
+        keys = self._keys()
+        if obj.key in keys:
             return False
         self.created.append(obj)
+        keys.add(obj.key)
+        self._index = (self.created, len(self.created), keys)
         return True
 
     def add_sysctl(self, obj: Sysctl, previous: str) -> None:
@@ -168,11 +192,17 @@ class StateFile:
 
     def load(self) -> Record | None:
         try:
+            stamp = self._stamp()
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        cached = _LOADED.get(self.path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1].copy()
         try:
-            return Record.from_json(json.loads(text))
+            record = Record.from_json(json.loads(text))
+            _LOADED[self.path] = (stamp, record.copy())
+            return record
         except json.JSONDecodeError as exc:
             raise NetwrapError(f"state file {self.path} is not valid JSON: {exc}") from None
         except NetwrapError as exc:
@@ -183,19 +213,30 @@ class StateFile:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(record.to_json(), fh, indent=1)
+                json.dump(record.to_json(), fh, separators=(",", ":"))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _LOADED[self.path] = (self._stamp(), record.copy())
+
+    def _stamp(self) -> tuple[int, int, int]:
+        info = self.path.stat()
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        _LOADED.pop(self.path, None)
 
     def describe(self) -> str:
         return str(self.path)
+
+
+# Records read or written by this process, by path: rebuilding thousands of validated objects
+# costs more than the read; the file's inode, mtime and size tell when another process changed it.
+_LOADED: dict[Path, tuple[tuple[int, int, int], Record]] = {}
 
 
 def state_files(directory: Path | str) -> list[StateFile]:

@@ -31,9 +31,9 @@ from netwrap import (
 from netwrap.runner import SubprocessRunner
 from tests.conftest import fixture_text
 
-LINKS = ["ip", "-d", "-json", "link", "show"]
-ADDRS = ["ip", "-json", "addr", "show"]
-IN_DOCKER0 = ["ip", "netns", "exec", "Tdocker0"]
+# observe reads each namespace's facts in one `ip -d -json [-n NS] -batch -`
+LINKS = ADDRS = ["ip", "-d", "-json", "-batch", "-"]
+D0 = ["ip", "-d", "-json", "-n", "Tdocker0", "-batch", "-"]
 
 
 def calls(fp: FakeProcess) -> list[list[str]]:
@@ -54,7 +54,7 @@ def test_ensure_finds_a_namespace_with_an_id(fp: FakeProcess, runner: Subprocess
 
 
 NETNS = ["ip", "netns", "list"]
-ROUTES = ["ip", "-json", "route", "show"]
+ROUTES = LINKS
 NAT = ["iptables", "-t", "nat", "-S"]
 SYSCTL = ["sysctl", "-n", "net.ipv4.ip_forward"]
 
@@ -63,16 +63,16 @@ SYSCTL = ["sysctl", "-n", "net.ipv4.ip_forward"]
     ("obj", "reads"),
     [
         (VethPair("Tveth0", "Tveth1"), [(NETNS, "tutorial_netns_list.txt"), (LINKS, "tutorial_host_links.json")]),
-        (LinkNetns("Tveth0", "Tdocker0"), [(IN_DOCKER0 + LINKS, "tutorial_docker0_links.json")]),
+        (LinkNetns("Tveth0", "Tdocker0"), [(D0, "tutorial_docker0_links.json")]),
         (Bridge("Tbr0"), [(LINKS, "tutorial_host_links.json")]),
         (Bridge("Tbr0", tool="ip"), [(LINKS, "tutorial_host_links.json")]),
         (BridgePort("Tbr0", "Tveth3"), [(LINKS, "tutorial_host_links.json")]),
-        (Address("Tveth0", "172.18.0.2/24", netns="Tdocker0"), [(IN_DOCKER0 + ADDRS, "tutorial_docker0_addr.json")]),
+        (Address("Tveth0", "172.18.0.2/24", netns="Tdocker0"), [(D0, "tutorial_docker0_addr.json")]),
         (Address("Tbr0", "172.18.0.1/24"), [(ADDRS, "tutorial_host_addr.json")]),
-        (LinkUp("Tveth0", netns="Tdocker0"), [(IN_DOCKER0 + LINKS, "tutorial_docker0_links.json")]),
+        (LinkUp("Tveth0", netns="Tdocker0"), [(D0, "tutorial_docker0_links.json")]),
         (LinkUp("Tbr0"), [(LINKS, "tutorial_host_links.json")]),
         (Route("default", "172.18.0.1", "Tveth0", netns="Tdocker0"),
-         [(IN_DOCKER0 + ROUTES, "tutorial_docker0_routes.json")]),
+         [(D0, "tutorial_docker0_routes.json")]),
         (Sysctl("net.ipv4.ip_forward", "1"), [(SYSCTL, "ip_forward_1.txt")]),
         (NatRule.masquerade("172.18.0.0/24", not_out="Tbr0"), [(NAT, "tutorial_nat_S.txt")]),
         (NatRule.publish(80, "172.18.0.2:80", not_in="Tbr0"), [(NAT, "foreign_nat_S.txt")]),
@@ -124,7 +124,7 @@ def test_ensure_creates_when_missing(
          "Tother exists on the host but is a bridge, not a veth"),
         (Address("Tbr0", "172.18.0.1/24"), [(ADDRS, "conflict_addr.json")], "172.18.0.1 is already on Tother"),
         (Route("default", "172.18.0.9", "Tveth0", netns="Tdocker0"),
-         [(IN_DOCKER0 + ROUTES, "tutorial_docker0_routes.json")],
+         [(D0, "tutorial_docker0_routes.json")],
          "a route to default via 172.18.0.1 dev Tveth0 already exists in namespace Tdocker0"),
         (NatRule.publish(80, "172.18.0.3:80", not_in="Tbr0"), [(NAT, "tutorial_nat_S.txt")],
          "tcp port 80 is already published to 172.18.0.2:80"),
@@ -157,11 +157,10 @@ def test_a_published_port_on_another_port_or_protocol_is_no_conflict(fp: FakePro
 
 
 def host_everything(fp: FakeProcess, links: str, netns: str = "empty_netns_list.txt") -> None:
-    """What remove() of a veth reads: the namespaces and every fact of each."""
+    """What remove() of a veth reads: the namespaces and every fact of each (one process each)."""
     fp.register(NETNS, stdout=fixture_text(netns))
-    fp.register(LINKS, stdout=fixture_text(links))
-    fp.register(ADDRS, stdout=fixture_text("empty_addr.json"))
-    fp.register(ROUTES, stdout=fixture_text("empty_routes.json"))
+    facts = [fixture_text(links), fixture_text("empty_addr.json"), fixture_text("empty_routes.json")]
+    fp.register(LINKS, stdout="\n".join(f.strip() for f in facts))
 
 
 def test_remove_deletes_the_veth_through_the_end_that_is_left(fp: FakeProcess, runner: SubprocessRunner) -> None:
@@ -192,9 +191,9 @@ def test_remove_leaves_a_conflicting_device_alone(fp: FakeProcess, runner: Subpr
 
 def test_objects_in_a_missing_namespace_are_absent(fp: FakeProcess, runner: SubprocessRunner) -> None:
     stderr = 'Cannot open network namespace "Tdocker0": No such file or directory\n'
-    fp.register([*IN_DOCKER0, *ADDRS], returncode=255, stderr=stderr)
+    fp.register(D0, returncode=255, stderr=stderr)
     assert check(Address("Tveth0", "172.18.0.2/24", netns="Tdocker0"), runner) is False
-    fp.register([*IN_DOCKER0, *LINKS], returncode=255, stderr=stderr)
+    fp.register(D0, returncode=255, stderr=stderr)
     assert remove(LinkNetns("Tveth0", "Tdocker0"), runner) is False
 
 

@@ -10,11 +10,13 @@ from tests.conftest import fixture_text
 
 LINKS_JSON = ["ip", "-d", "-json", "link", "show"]
 LINKS_TEXT = ["ip", "-o", "-d", "link", "show"]
+HOST = ["ip", "-d", "-json", "-batch", "-"]
 # What iproute2 releases before -json (4.x) print: captured from their source's messages.
 NO_JSON = 'Option "-json" is unknown, try "ip -help".\n'
 
 
 def test_an_ip_without_json_is_read_in_its_text_form(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    fp.register(HOST, returncode=255, stderr=NO_JSON)
     fp.register(LINKS_JSON, returncode=255, stderr=NO_JSON)
     fp.register(LINKS_TEXT, stdout=fixture_text("tutorial_host_links_o.txt"))
     state = observe(runner, [LinkUp("Tbr0")])
@@ -26,7 +28,9 @@ def test_an_ip_without_json_is_read_in_its_text_form(fp: FakeProcess, runner: Su
 
 def test_an_ip_that_ignores_json_is_read_in_its_text_form(fp: FakeProcess, runner: SubprocessRunner) -> None:
     """Some old releases accept -json and print plain text with exit 0."""
-    fp.register(LINKS_JSON, stdout="1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n")
+    plain = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n"
+    fp.register(HOST, stdout=plain)
+    fp.register(LINKS_JSON, stdout=plain)
     fp.register(LINKS_TEXT, stdout=fixture_text("tutorial_host_links_o.txt"))
     state = observe(runner, [LinkUp("Tveth1")])
     link = state.view(None).link("Tveth1")
@@ -34,31 +38,33 @@ def test_an_ip_that_ignores_json_is_read_in_its_text_form(fp: FakeProcess, runne
     assert link.master == "Tbr0"
 
 
+def _facts(*names: str) -> str:
+    return "\n".join(fixture_text(name).strip() for name in names) + "\n"
+
+
 def test_the_tutorial_is_observed_with_one_read_per_namespace_and_fact(
     fp: FakeProcess, runner: SubprocessRunner
 ) -> None:
     fp.register(["ip", "netns", "list"], stdout=fixture_text("tutorial_netns_list.txt"))
-    fp.register(LINKS_JSON, stdout=fixture_text("tutorial_host_links.json"))
-    fp.register(["ip", "-json", "addr", "show"], stdout=fixture_text("tutorial_host_addr.json"))
+    fp.register(HOST, stdout=_facts("tutorial_host_links.json", "tutorial_host_addr.json"))
     for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
-        exec_ = ["ip", "netns", "exec", ns, "ip"]
-        fp.register([*exec_, "-d", "-json", "link", "show"], stdout=fixture_text(f"tutorial_docker{n}_links.json"))
-        fp.register([*exec_, "-json", "addr", "show"], stdout=fixture_text(f"tutorial_docker{n}_addr.json"))
-        fp.register([*exec_, "-json", "route", "show"], stdout=fixture_text(f"tutorial_docker{n}_routes.json"))
+        names = (f"tutorial_docker{n}_links.json", f"tutorial_docker{n}_addr.json", f"tutorial_docker{n}_routes.json")
+        fp.register(["ip", "-d", "-json", "-n", ns, "-batch", "-"], stdout=_facts(*names))
     fp.register(["iptables", "-t", "nat", "-S"], stdout=fixture_text("tutorial_nat_S.txt"))
     fp.register(["sysctl", "-n", "net.ipv4.ip_forward"], stdout="1\n")
     state = observe(runner, tutorial.objects())
-    assert len(fp.calls) == 11
+    assert len(fp.calls) == 6  # namespaces; the host; each container; nat; ip_forward
     assert state.namespaces == ("Tdocker1", "Tdocker0")
     # the host end's peer is found across namespaces, through the netns id
     host_end = state.view(None).link("Tveth1")
     assert host_end is not None
     assert state.peer_name(host_end, None) == ("Tdocker0", "Tveth0")
+    assert state.view("Tdocker0").routes is not None
 
 
 def test_namespaces_that_do_not_exist_are_not_entered(fp: FakeProcess, runner: SubprocessRunner) -> None:
     fp.register(["ip", "netns", "list"], stdout="")
-    fp.register(LINKS_JSON, stdout=fixture_text("empty_links.json"))
+    fp.register(HOST, stdout=fixture_text("empty_links.json"))
     state = observe(runner, [Namespace("Tdocker0"), VethPair("Tveth0", "Tveth1"), LinkUp("Tveth0", netns="Tdocker0")])
     assert len(fp.calls) == 2
     assert state.view("Tdocker0").link("Tveth0") is None

@@ -103,12 +103,9 @@ def test_clean_tears_down_only_crashed_runs(fp: FakeProcess, runner: SubprocessR
     crashed = _record(tmp_path / "a.json", complete=False, writer=Writer(2**22 + 1, 1))
     kept = _record(tmp_path / "c.json", complete=True, writer=Writer(2**22 + 1, 1))
     fp.register(["ip", "netns", "list"], stdout=fixture_text("tutorial_netns_list.txt"))
-    fp.register(["ip", "-d", "-json", "link", "show"], stdout=fixture_text("empty_links.json"))
-    fp.register(["ip", "-json", "addr", "show"], stdout=fixture_text("empty_addr.json"))
-    fp.register(["ip", "-json", "route", "show"], stdout=fixture_text("empty_routes.json"))
+    fp.register(["ip", "-d", "-json", "-batch", "-"], stdout=fixture_text("empty_links.json") + "[]\n[]\n")
     for ns in ("Tdocker1", "Tdocker0"):
-        for fact in (["-d", "-json", "link", "show"], ["-json", "addr", "show"], ["-json", "route", "show"]):
-            fp.register(["ip", "netns", "exec", ns, "ip", *fact], stdout="[]")
+        fp.register(["ip", "-d", "-json", "-n", ns, "-batch", "-"], stdout="[]\n[]\n[]\n")
     fp.register(["ip", "netns", "del", "Tdocker0"])
     ((item, outcome),) = clean(runner, tmp_path)
     assert item.file == crashed
