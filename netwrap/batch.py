@@ -8,7 +8,8 @@ command is the point. Batched regroups the same commands by stage into
 - one ``iptables-restore --noflush`` for every rule of every table (atomic),
 
 so that the number of processes grows with the number of namespaces, not of
-objects; the namespaces' batches run a few at a time. Building runs the stages host,
+objects; the namespaces' batches run a few at a time (one after another for a
+runner whose ``concurrent`` is false, such as the dry run behind a plan). Building runs the stages host,
 namespaces, sysctls, rules; removing
 runs them the other way round. Commands that cannot be batched (``brctl``) run
 on their own, in their place. Both ways reach the same kernel state.
@@ -171,9 +172,10 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
                 raise StepFailure(step.item, exc) from exc
         return
     pending = batches(steps, removing=removing)
+    parallel = getattr(runner, "concurrent", True)
     while pending:
         group = [pending.pop(0)]
-        while group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:
+        while parallel and group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:
             group.append(pending.pop(0))
         with ThreadPoolExecutor(max_workers=min(PARALLEL, len(group))) as pool:
             outcomes = list(pool.map(lambda batch: _attempt(batch, runner), group))

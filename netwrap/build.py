@@ -27,11 +27,13 @@ from netwrap.objects import (
     Address,
     Bridge,
     BridgePort,
+    Chain,
     LinkNetns,
     LinkUp,
     Namespace,
     NetObject,
     Route,
+    Rule,
     Sysctl,
     VethPair,
 )
@@ -197,7 +199,9 @@ def _create(
     return [item.obj.key for item in items]
 
 
-def _goes_with_owner(obj: NetObject, links: set[str], namespaces: set[str]) -> bool:
+def _goes_with_owner(
+    obj: NetObject, links: set[str], namespaces: set[str], chains: frozenset[tuple[str, str]] = frozenset()
+) -> bool:
     netns = getattr(obj, "netns", None)
     if netns is not None and netns in namespaces:
         return True
@@ -213,6 +217,8 @@ def _goes_with_owner(obj: NetObject, links: set[str], namespaces: set[str]) -> b
         case Sysctl():
             parts = obj.name.split(".")
             return len(parts) > 4 and parts[2] == "conf" and parts[3] in links
+        case Rule():
+            return (obj.table, obj.chain) in chains  # flushed with its chain
     return False
 
 
@@ -268,38 +274,25 @@ def _undo(
     doomed = [obj for obj in targets if obj.key not in handed]
     links, namespaces = _owners(doomed)
     # What goes away with its owner needs no look: observe only what is removed one by one.
-    removed = [o for o in doomed if not (_goes_with_owner(o, links, namespaces) or isinstance(o, LinkNetns))]
+    chains = frozenset((o.table, o.name) for o in doomed if isinstance(o, Chain))
+
+    def skipped(obj: NetObject) -> bool:
+        return _goes_with_owner(obj, links, namespaces, chains) or isinstance(obj, LinkNetns)
+
+    removed = [o for o in doomed if not skipped(o)]
     state: HostState = observe(runner, removed)
     changed: list[str] = []
     notes = [f"{key} is still used by {sibling.name}; handed over, not removed" for key, sibling in handed.items()]
     advice = f"what is left is still recorded in {store.describe()}: run the teardown again"
     order = list(reversed(doomed))
     if mode == "batch":
-        steps: list[Step] = []
-        for number, obj in enumerate(order, start=1):
-            if _goes_with_owner(obj, links, namespaces) or isinstance(obj, LinkNetns):
-                continue
-            commands, note = _removal(obj, record, state)
-            steps += [Step(number, command) for command in commands]
-            if commands:
-                changed.append(obj.key)
-            if note is not None:
-                notes.append(note)
-        try:
-            execute(_grouped(steps, order, state), runner, mode, removing=True)
-        except StepFailure as failure:
-            if not _already_gone(failure.cause):
-                key = order[failure.item - 1].key
-                raise StepError(failure.item, len(order), key, failure.cause, advice) from failure.cause
-            # something went away meanwhile: finish one command at a time, taking "gone" for done
-            for step in steps:
-                _run_tolerant(step.command, runner)
+        batched = _undo_batched(order, skipped, record=record, state=state, runner=runner, advice=advice)
         kept_keys = {k.key for k in kept}
         record.created = [o for o in record.created if o.key in kept_keys]
         store.save(record)
-        return Outcome(tuple(changed), tuple(notes))
+        return Outcome((*changed, *batched.changed), tuple(notes + list(batched.notes)))
     for number, obj in enumerate(order, start=1):
-        if not (_goes_with_owner(obj, links, namespaces) or isinstance(obj, LinkNetns)):
+        if not skipped(obj):
             commands, note = _removal(obj, record, state)
             try:
                 for command in commands:
@@ -315,6 +308,40 @@ def _undo(
         store.save(record)
     kept_keys = {k.key for k in kept}
     record.created = [o for o in record.created if o.key in kept_keys]
+    return Outcome(tuple(changed), tuple(notes))
+
+
+def _undo_batched(
+    order: list[NetObject],
+    skipped: Callable[[NetObject], bool],
+    *,
+    record: Record,
+    state: HostState,
+    runner: Runner,
+    advice: str,
+) -> Outcome:
+    """The removals of ``order`` (already reversed), regrouped into a few processes."""
+    steps: list[Step] = []
+    changed: list[str] = []
+    notes: list[str] = []
+    for number, obj in enumerate(order, start=1):
+        if skipped(obj):
+            continue
+        commands, note = _removal(obj, record, state)
+        steps += [Step(number, command) for command in commands]
+        if commands:
+            changed.append(obj.key)
+        if note is not None:
+            notes.append(note)
+    try:
+        execute(_grouped(steps, order, state), runner, "batch", removing=True)
+    except StepFailure as failure:
+        if not _already_gone(failure.cause):
+            key = order[failure.item - 1].key
+            raise StepError(failure.item, len(order), key, failure.cause, advice) from failure.cause
+        # something went away meanwhile: finish one command at a time, taking "gone" for done
+        for step in steps:
+            _run_tolerant(step.command, runner)
     return Outcome(tuple(changed), tuple(notes))
 
 

@@ -8,11 +8,13 @@ The order follows the document's phases, so that ``examples/tutorial.toml``
 renders exactly the tutorial's 22 commands: namespaces; veth pairs; moves into
 namespaces; bridges; bridge ports; addresses and links up inside containers;
 host ends up; bridge addresses and bridges up; default routes; ``ip_forward``;
-NAT rules. In ``docker`` style, Docker's other rules follow: published ports
-reachable from the host itself (nat OUTPUT, ``route_localnet``) and from other
-containers (hairpin), and a filter chain of the topology's own, jumped to first
-from FORWARD, so that all this keeps working when FORWARD's policy is DROP, and
-so that networks stay isolated from one another.
+NAT rules. In ``docker`` style, Docker's other rules follow: published ports in
+a nat chain of the topology's own, entered for every local address from
+PREROUTING and OUTPUT (so the host itself reaches them, 127.0.0.1 included with
+``route_localnet``), hairpin masquerade for other containers, and a filter
+chain of the topology's own, jumped to first from FORWARD, so that all this
+keeps working when FORWARD's policy is DROP, and so that networks stay
+isolated from one another.
 """
 
 from __future__ import annotations
@@ -241,8 +243,13 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
                 "POSTROUTING", "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, ctstate="DNAT"
             )
             out.append(hairpin)
-    for pub in ports:
-        for chain in ("PREROUTING", "OUTPUT"):
+    chain = chain_name(topo)
+    if ports:
+        # Published ports live in a nat chain of the topology's own, entered for traffic to any local
+        # address (from other machines through PREROUTING, from the host itself through OUTPUT), as
+        # Docker's DOCKER chain is; a teardown flushes it in one line.
+        out.append(Chain(chain, table="nat"))
+        for pub in ports:
             dnat = NatRule(
                 chain,
                 "DNAT",
@@ -250,10 +257,9 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
                 protocol=pub.protocol,
                 dport=pub.host_port,
                 to=pub.target,
-                dst_type=None if pub.host_ip else "LOCAL",
             )
             out.append(dnat)
-    chain = chain_name(topo)
+        out += [NatRule(entry, chain, dst_type="LOCAL") for entry in ("PREROUTING", "OUTPUT")]
     out.append(Chain(chain))
     # Replies first: a connection that was let in may answer, even across networks.
     for net in topo.networks:

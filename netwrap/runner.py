@@ -190,6 +190,7 @@ class RecordingRunner:
 
     responses: Mapping[tuple[str, ...], tuple[int, str]] = attrs.field(factory=dict)
     commands: list[Command] = attrs.field(factory=list)
+    concurrent: bool = False
 
     def run(self, command: Command) -> Result:
         self.commands.append(command)
@@ -206,10 +207,15 @@ class RecordingRunner:
 
 @attrs.define
 class DryRunner:
-    """Runs reads for real and records changes without running them: what an operation *would* do."""
+    """Runs reads for real and records changes without running them: what an operation *would* do.
+
+    Not ``concurrent``: batches are recorded one after another, so a plan lists
+    them in a stable order.
+    """
 
     inner: Runner
     changes: list[Command] = attrs.field(factory=list)
+    concurrent: bool = False
 
     def run(self, command: Command) -> Result:
         if command.mutates:

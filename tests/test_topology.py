@@ -210,10 +210,12 @@ def test_docker_style_rules() -> None:
     topo = topofile.load(EXAMPLES / "published-ports.toml")
     objs = compose.objects(topo, compose.allocate(topo))
     shells = [c.shell() for o in objs for c in o.create_commands()]
-    assert "iptables -t nat -A PREROUTING -p tcp -m tcp --dport 8080 -m addrtype --dst-type LOCAL " \
-           "-j DNAT --to-destination 10.40.0.2:80" in shells  # fmt: skip
-    assert "iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT " \
+    assert "iptables -t nat -N NETWRAP-ports" in shells
+    assert "iptables -t nat -A NETWRAP-ports -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.40.0.2:80" in shells
+    assert "iptables -t nat -A NETWRAP-ports -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT " \
            "--to-destination 10.40.0.3:53" in shells  # fmt: skip
+    for entry in ("PREROUTING", "OUTPUT"):
+        assert f"iptables -t nat -A {entry} -m addrtype --dst-type LOCAL -j NETWRAP-ports" in shells
     assert "sysctl net.ipv4.conf.nw-apps.route_localnet=1" in shells
     assert shells[-1] == "iptables -t filter -I FORWARD 1 -j NETWRAP-ports"
     assert shells.index("iptables -t filter -N NETWRAP-ports") < shells.index(
@@ -222,7 +224,10 @@ def test_docker_style_rules() -> None:
     ports = [o for o in objs if isinstance(o, BridgePort)]
     assert {p.port: p.isolated for p in ports} == {"v0-web": False, "v0-dns": False, "v0-worker1": True,
                                                    "v0-worker2": True}  # fmt: skip
-    assert sum(isinstance(o, Chain) for o in objs) == 1
+    assert [(o.table, o.name) for o in objs if isinstance(o, Chain)] == [
+        ("nat", "NETWRAP-ports"),
+        ("filter", "NETWRAP-ports"),
+    ]
     assert any(isinstance(o, Sysctl) and o.name == "net.ipv4.ip_forward" for o in objs)
 
 
