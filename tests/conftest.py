@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
-from netwrap.runner import SubprocessRunner
+from netwrap.command import Command
+from netwrap.runner import Result, Runner, SubprocessRunner
 from netwrap.sandbox import Sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -44,3 +46,23 @@ def sandbox() -> Iterator[Sandbox]:
     require_root()
     with Sandbox() as box:
         yield box
+
+
+@attrs.define
+class Counting:
+    """Passes commands on and remembers them (to count processes, or to see what changed)."""
+
+    inner: Runner
+    seen: list[Command] = attrs.field(factory=list)
+
+    def run(self, command: Command) -> Result:
+        self.seen.append(command)
+        return self.inner.run(command)
+
+    @property
+    def mutating(self) -> list[Command]:
+        return [c for c in self.seen if c.mutates]
+
+    @property
+    def mutating_shells(self) -> list[str]:
+        return [c.shell() for c in self.mutating]

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import pytest
 
 from netwrap import MemoryStore, Sandbox, build, snapshot, teardown, topofile, tutorial
 from netwrap import topology_apply as apply_
-from netwrap.command import Command
-from netwrap.runner import Result, Runner
 from netwrap.state import StateFile
+from tests.conftest import Counting
 from tests.integration.test_topology_kernel import TOPOLOGY
 
 pytestmark = pytest.mark.integration
-
-
-@attrs.define
-class Counting:
-    inner: Runner
-    seen: list[Command] = attrs.field(factory=list)
-
-    def run(self, command: Command) -> Result:
-        self.seen.append(command)
-        return self.inner.run(command)
-
-    @property
-    def mutating(self) -> list[Command]:
-        return [c for c in self.seen if c.mutates]
 
 
 def _apply(mode: str, tmp_path: Path) -> snapshot.Snapshot:

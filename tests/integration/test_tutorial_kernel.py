@@ -11,33 +11,16 @@ import os
 import sys
 from pathlib import Path
 
-import attrs
 import pytest
 
 from netwrap import MemoryStore, NatRule, Sandbox, SandboxError, StateFile, build, remove, snapshot, teardown, tutorial
 from netwrap.command import Command
-from netwrap.runner import Result, Runner, SubprocessRunner
+from netwrap.runner import Result, SubprocessRunner
 from netwrap.verify import verify
-from tests.conftest import require_root
+from tests.conftest import Counting, require_root
 from tests.test_tutorial import DOCUMENT
 
 pytestmark = pytest.mark.integration
-
-
-@attrs.define
-class Counting:
-    """Passes commands on and remembers them."""
-
-    inner: Runner
-    seen: list[Command] = attrs.field(factory=list)
-
-    def run(self, command: Command) -> Result:
-        self.seen.append(command)
-        return self.inner.run(command)
-
-    @property
-    def mutating(self) -> list[str]:
-        return [c.shell() for c in self.seen if c.mutates]
 
 
 @pytest.mark.parametrize("tool", ["brctl", "ip"])
@@ -50,7 +33,7 @@ def test_up_verify_up_again_down(sandbox: Sandbox, tool: str) -> None:
     build(objects, first, store)
     expected = DOCUMENT if tool == "brctl" else None
     if expected is not None:
-        assert first.mutating == expected
+        assert first.mutating_shells == expected
     assert len(first.mutating) == 22
 
     results = verify(sandbox.runner)
@@ -58,7 +41,7 @@ def test_up_verify_up_again_down(sandbox: Sandbox, tool: str) -> None:
 
     again = Counting(sandbox.runner)
     assert build(objects, again, store).changed == ()
-    assert again.mutating == []
+    assert again.mutating_shells == []
 
     teardown(sandbox.runner, store)
     after = snapshot.take(sandbox.runner)
@@ -92,7 +75,7 @@ def test_a_second_down_is_a_no_op(sandbox: Sandbox, tmp_path: Path) -> None:
     teardown(sandbox.runner, store)
     second = Counting(sandbox.runner)
     assert teardown(second, store).changed == ()
-    assert second.mutating == []
+    assert second.mutating_shells == []
 
 
 def test_down_keeps_ip_forward_that_was_already_on(sandbox: Sandbox, tmp_path: Path) -> None:
