@@ -24,9 +24,9 @@ from netwrap.state import MemoryStore, Record, StateFile, Store, state_files
 from netwrap.topology import Container, Topology
 
 
-def store_for(topo: Topology, state_dir: Path | str) -> StateFile:
-    """Where a topology's record is kept."""
-    return StateFile.in_dir(state_dir, f"topology-{topo.name}")
+def store_for(topo: Topology, state_dir: Path | str, host: str = "") -> StateFile:
+    """Where a topology's record is kept (``host``: ``@[user@]machine`` for another machine's)."""
+    return StateFile.in_dir(state_dir, f"topology-{topo.name}{host}")
 
 
 def siblings(store: StateFile) -> list[StateFile]:

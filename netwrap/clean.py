@@ -57,6 +57,19 @@ def survey(state_dir: Path | str) -> list[Leftover]:
     return found
 
 
-def clean(runner: Runner, state_dir: Path | str) -> list[tuple[Leftover, Outcome]]:
-    """Tear down every crashed run's record; returns what each teardown did."""
-    return [(item, teardown(runner, item.file)) for item in survey(state_dir) if item.status == "crashed"]
+def clean(runner: Runner, state_dir: Path | str, host: str = "") -> list[tuple[Leftover, Outcome]]:
+    """Tear down every crashed run's record of this machine (``host`` ``""``) or of ``@[user@]machine``.
+
+    A record's name ends with ``@[user@]machine`` when it describes another machine; only the records of
+    the machine ``runner`` reaches are torn down.
+    """
+    return [
+        (item, teardown(runner, item.file))
+        for item in survey(state_dir)
+        if item.status == "crashed" and _machine(item.file.name) == host
+    ]
+
+
+def _machine(name: str) -> str:
+    at = name.find("@")
+    return name[at:] if at >= 0 else ""

@@ -44,6 +44,7 @@ from netwrap.objects import BridgeTool, NetObject, Sysctl
 from netwrap.plan import PlanItem
 from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
 from netwrap.sandbox import Sandbox
+from netwrap.ssh import SshRunner, parse_destination
 from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store
 from netwrap.topology import Topology
 from netwrap.verify import render_table, verify
@@ -74,6 +75,18 @@ def _common() -> argparse.ArgumentParser:
     style.add_argument(
         "--verbatim", dest="mode", action="store_const", const="verbatim", default=argparse.SUPPRESS,
         help="run each command on its own, as written; the default for the tutorial and document-style files",
+    )  # fmt: skip
+    common.add_argument(
+        "--ssh", metavar="[USER@]HOST", default=argparse.SUPPRESS,
+        help="work on another machine through OpenSSH (records stay here, in --state-dir)",
+    )  # fmt: skip
+    common.add_argument(
+        "--ssh-option", metavar="OPTION", action="append", default=argparse.SUPPRESS,
+        help="an option for ssh, as one word: --ssh-option=-p2222 --ssh-option=-i/path/key (repeatable)",
+    )  # fmt: skip
+    common.add_argument(
+        "--ssh-sudo", action="store_true", default=argparse.SUPPRESS,
+        help="run the commands with sudo -n on the far side (a login that is not root)",
     )  # fmt: skip
     common.add_argument(
         "--lock-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
@@ -206,8 +219,8 @@ def _plan(runner: Runner, tool: BridgeTool, verbose: bool, out: TextIO, err: Tex
     return EXIT_CHANGES
 
 
-def _verify(runner: Runner, store: Store, out: TextIO) -> int:
-    results = verify(runner, store)
+def _verify(runner: Runner, store: Store, out: TextIO, python: str | None = None) -> int:
+    results = verify(runner, store, python)
     print(render_table(results), file=out)
     return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
 
@@ -246,8 +259,19 @@ def _demo(verbose: bool, tool: BridgeTool, out: TextIO, err: TextIO) -> int:
     return code
 
 
-def _echo(out: TextIO, verbose: bool) -> EchoRunner:
-    return EchoRunner(SubprocessRunner(), lambda line: print(line, file=out, flush=True), verbose)
+def _remote(args: argparse.Namespace) -> SshRunner | None:
+    destination: str | None = getattr(args, "ssh", None)
+    if destination is None:
+        return None
+    return SshRunner(
+        parse_destination(destination), tuple(getattr(args, "ssh_option", [])), sudo=getattr(args, "ssh_sudo", False)
+    )
+
+
+def _echo(out: TextIO, verbose: bool, args: argparse.Namespace | None = None) -> EchoRunner:
+    remote = _remote(args) if args is not None else None
+    inner: Runner = remote if remote is not None else SubprocessRunner()
+    return EchoRunner(inner, lambda line: print(line, file=out, flush=True), verbose)
 
 
 def _clean(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
@@ -263,8 +287,10 @@ def _clean(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) ->
                 print(f"  would remove {obj.key}" if args.dry_run else f"  owns {obj.key}", file=out)
     if args.dry_run:
         return EXIT_OK
-    _require_root("clean")
-    for item, outcome in clean(_echo(out, verbose), state_dir):
+    remote = _remote(args)
+    if remote is None:
+        _require_root("clean")
+    for item, outcome in clean(_echo(out, verbose, args), state_dir, host=_at(remote)):
         _report(outcome, f"clean {item.file.name}", err)
     return EXIT_OK
 
@@ -282,19 +308,24 @@ def _progress(err: TextIO) -> Progress | None:
 
 def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
     topo = topofile.load(args.file)
-    store = apply_.store_for(topo, _state_dir(args))
+    remote = _remote(args)
+    store = apply_.store_for(topo, _state_dir(args), _at(remote))
     if args.command == "graph":
         allocations = apply_.desired(topo, store)[1]
         drawing = graph.dot if args.format == "dot" else graph.mermaid
         out.write(drawing(topo, allocations))
         return EXIT_OK
     if args.command == "exec":
+        if remote is not None:
+            raise NetwrapError("exec runs on this machine; on another one: ssh HOST ip netns exec NAMESPACE CMD")
         return _exec(topo, args.container, args.argv)
-    _require_root(f"{args.command} -f {args.file}")
-    runner = _echo(out, verbose)
+    if remote is None:
+        _require_root(f"{args.command} -f {args.file}")
+    runner = _echo(out, verbose, args)
     mode: Mode = getattr(args, "mode", "verbatim" if topo.style == "document" else "batch")
-    if args.command == "apply":
+    if args.command == "apply" and remote is None:
         require_tools(_commands_of(apply_.desired(topo, store)[0], with_probes=False))
+    if args.command == "apply":
         _report(apply_.apply(topo, runner, store, _progress(err), mode=mode), f"apply {topo.name}", err)
         return EXIT_OK
     if args.command == "destroy":
@@ -359,7 +390,8 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
     verbose: bool = getattr(args, "verbose", False)
     changes = args.command in ("apply", "destroy") or getattr(args, "action", None) in ("up", "down", "verify")
     if changes or (args.command == "clean" and not args.dry_run):
-        _require_root(_what(args))
+        if _remote(args) is None:
+            _require_root(_what(args))
         with StateLock(_state_dir(args), timeout=getattr(args, "lock_timeout", DEFAULT_TIMEOUT)):
             return _dispatch(args, parser, verbose, out, err)
     return _dispatch(args, parser, verbose, out, err)
@@ -382,7 +414,9 @@ def _dispatch(
         return _clean(args, verbose, out, err)
     if args.command in ("apply", "plan", "destroy", "status", "graph", "exec"):
         return _topology(args, verbose, out, err)
-    tool = _bridge_tool(getattr(args, "bridge_tool", "auto"))
+    remote = _remote(args)
+    requested = getattr(args, "bridge_tool", "auto")
+    tool = _bridge_tool("ip" if remote is not None and requested == "auto" else requested)
     action: str | None = args.action
     if action is None:
         return _demo(verbose, tool, out, err)
@@ -390,21 +424,29 @@ def _dispatch(
         step_list = tutorial.steps(tool)
         out.write(tutorial.render_down_script(step_list) if args.down else tutorial.render_script(step_list))
         return EXIT_OK
-    _require_root(f"tutorial {action}")
-    require_tools(_commands_of(tutorial.objects(tool), with_probes=action == "verify"))
+    if remote is None:
+        _require_root(f"tutorial {action}")
+        require_tools(_commands_of(tutorial.objects(tool), with_probes=action == "verify"))
     state_dir = _state_dir(args)
-    runner = _echo(out, verbose)
+    runner = _echo(out, verbose, args)
     if action == "plan":
         return _plan(runner, tool, verbose, out, err)
     mode: Mode = getattr(args, "mode", "verbatim")
-    store = StateFile.in_dir(state_dir, tutorial.STATE_NAME)
+    where = _at(remote)
+    store = StateFile.in_dir(state_dir, tutorial.STATE_NAME + where)
     if action == "up":
         _report(build(tutorial.objects(tool), runner, store, mode=mode), "up", err)
     elif action == "down":
         _report(teardown(runner, store, mode=mode), "down", err)
     else:
-        return _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME), out)
+        python = "python3" if remote is not None else None
+        return _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME + where), out, python)
     return EXIT_OK
+
+
+def _at(remote: SshRunner | None) -> str:
+    """The suffix that keeps another machine's records apart from this one's."""
+    return f"@{remote.destination}" if remote is not None else ""
 
 
 class Terminated(KeyboardInterrupt):

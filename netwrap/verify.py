@@ -110,11 +110,12 @@ def tcp_probe(
     *,
     listen_port: int | None = None,
     timeout: float = PROBE_TIMEOUT,
+    python: str | None = None,
 ) -> tuple[bool, str]:
     """Listen once in ``server_netns`` (on ``listen_port``, default ``port``), connect from ``client_netns``
     to ``host:port``, and check that the listener's random token comes back."""
     token = secrets.token_hex(8)
-    python = sys.executable
+    python = python or sys.executable
     listen = Command(
         python, ("-c", _LISTEN, token, str(listen_port or port), str(timeout)), netns=server_netns,
         mutates=False, ok_codes=frozenset({0, 1}),
@@ -156,11 +157,13 @@ def _scenario(number: int, title: str, hint: str, probe: Callable[[], tuple[bool
     return ScenarioResult(number, title, passed, detail)
 
 
-def verify(runner: Runner, store: Store | None = None) -> list[ScenarioResult]:
+def verify(runner: Runner, store: Store | None = None, python: str | None = None) -> list[ScenarioResult]:
     """Run the four scenarios; the simulated outside is made first and removed afterwards.
 
     The outside is recorded in ``store`` (give a :class:`~netwrap.state.StateFile`
     so that ``netwrap clean`` can remove it if this process dies half-way).
+    ``python`` runs the TCP probes (default: this interpreter; ``python3`` on
+    another machine).
     """
     c0, c1 = CONTAINERS
     a0, a1 = CONTAINER_ADDRESSES
@@ -175,7 +178,7 @@ def verify(runner: Runner, store: Store | None = None) -> list[ScenarioResult]:
             _scenario(3, "container to the outside", "needs steps 18-21: routes, ip_forward, MASQUERADE",
                       lambda: _pings(runner, [(c0, OUTSIDE_ADDRESS), (c1, OUTSIDE_ADDRESS)])),
             _scenario(4, f"outside to published port {PUBLISHED_PORT}", "needs steps 18-20 and 22: DNAT",
-                      lambda: tcp_probe(runner, c0, OUTSIDE, HOST_UPLINK_ADDRESS, PUBLISHED_PORT)),
+                      lambda: tcp_probe(runner, c0, OUTSIDE, HOST_UPLINK_ADDRESS, PUBLISHED_PORT, python=python)),
         ]  # fmt: skip
     finally:
         try:

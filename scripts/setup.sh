@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Prepare a Debian machine for netwrap: the tools it drives (apt) and a virtual
 # environment with netwrap and its test tools (.venv). Safe to run again.
+# Extra Debian packages may be named as arguments (the tests add openssh-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 bridge-utils iptables iputils-ping procps util-linux mount coreutils)
+packages=(iproute2 bridge-utils iptables iputils-ping procps util-linux mount coreutils openssh-client "$@")
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
