@@ -28,6 +28,7 @@ from netwrap.objects import (
     Bridge,
     BridgePort,
     Chain,
+    FdbEntry,
     LinkNetns,
     LinkUp,
     Namespace,
@@ -36,6 +37,7 @@ from netwrap.objects import (
     Rule,
     Sysctl,
     VethPair,
+    Vxlan,
 )
 from netwrap.observe import HostState, observe
 from netwrap.plan import Plan, PlanItem, assess, plan
@@ -219,6 +221,8 @@ def _goes_with_owner(
             return len(parts) > 4 and parts[2] == "conf" and parts[3] in links
         case Rule():
             return (obj.table, obj.chain) in chains  # flushed with its chain
+        case FdbEntry():
+            return obj.device in links
     return False
 
 
@@ -233,7 +237,7 @@ def _owners(created: Sequence[NetObject]) -> tuple[set[str], set[str]]:
         match obj:
             case VethPair():
                 links |= {obj.name, obj.peer}
-            case Bridge():
+            case Bridge() | Vxlan():
                 links.add(obj.name)
             case Namespace():
                 namespaces.add(obj.name)

@@ -14,6 +14,7 @@ import attrs
 # The Debian package that provides each tool netwrap may start.
 PACKAGES: dict[str, str] = {
     "ip": "iproute2",
+    "bridge": "iproute2",
     "brctl": "bridge-utils",
     "iptables": "iptables",
     "iptables-save": "iptables",

@@ -97,6 +97,7 @@ class VethPair:
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
     peer_netns: str | None = attrs.field(default=None, validator=_opt_netns)
     group: int | None = attrs.field(default=None, kw_only=True, eq=False)
+    mtu: int | None = attrs.field(default=None, kw_only=True, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.group is not None and (isinstance(self.group, bool) or not 0 < self.group < 2**31):
@@ -114,7 +115,20 @@ class VethPair:
     def create_commands(self) -> tuple[Command, ...]:
         """``ip link add NAME type veth peer name PEER [netns PEER_NETNS]``: one command, even across namespaces."""
         group = ("group", str(self.group)) if self.group is not None else ()
-        args: tuple[str, ...] = ("link", "add", self.name, *group, "type", "veth", "peer", "name", self.peer)
+        mtu = ("mtu", str(self.mtu)) if self.mtu is not None else ()
+        args: tuple[str, ...] = (
+            "link",
+            "add",
+            self.name,
+            *mtu,
+            *group,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            self.peer,
+            *mtu,
+        )
         if self.peer_netns is not None:
             args += ("netns", self.peer_netns)
         return (_ip(*args, netns=self.netns),)
@@ -634,3 +648,77 @@ class Chain:
 
     def check_command(self) -> Command:
         return Command("iptables", ("-t", self.table, "-S"), mutates=False)
+
+
+@attrs.frozen
+class Vxlan:
+    """A VXLAN device for an overlay between machines: ``ip link add NAME type vxlan id VNI local IP ...``.
+
+    Unicast only (``nolearning``): the peers are listed with :class:`FdbEntry`.
+    ``mtu`` leaves room for the 50 bytes of encapsulation.
+    """
+
+    name: str = attrs.field(validator=_name)
+    vni: int
+    local: IPAddress = attrs.field(converter=_gateway)
+    port: int = attrs.field(default=4789, validator=v.validator(v.port))
+    device: str | None = attrs.field(default=None, validator=_opt_name)
+    mtu: int | None = None
+    netns: str | None = attrs.field(default=None, validator=_opt_netns)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.vni, bool) or not isinstance(self.vni, int) or not 0 < self.vni < 2**24:
+            raise ValidationError("Vxlan.vni", self.vni, "must be a VXLAN id from 1 to 16777215")
+        if self.mtu is not None and (isinstance(self.mtu, bool) or not 68 <= self.mtu <= 65535):
+            raise ValidationError("Vxlan.mtu", self.mtu, "must be from 68 to 65535")
+
+    @property
+    def key(self) -> str:
+        return f"vxlan:{_where(self.netns)}:{self.name}"
+
+    def create_commands(self) -> tuple[Command, ...]:
+        mtu = ("mtu", str(self.mtu)) if self.mtu is not None else ()
+        dev = ("dev", self.device) if self.device is not None else ()
+        args = ("link", "add", self.name, *mtu, "type", "vxlan", "id", str(self.vni), "local", str(self.local),
+                "dstport", str(self.port), "nolearning", *dev)  # fmt: skip
+        return (_ip(*args, netns=self.netns),)
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        return (_ip("link", "del", self.name, netns=self.netns),)
+
+    def check_command(self) -> Command:
+        return _links(self.netns)
+
+
+@attrs.frozen
+class FdbEntry:
+    """A forwarding entry of a VXLAN device: frames for ``mac`` go to the peer ``dst``.
+
+    The all-zero MAC floods broadcasts and unknown destinations to every listed peer.
+    """
+
+    device: str = attrs.field(validator=_name)
+    dst: IPAddress = attrs.field(converter=_gateway)
+    mac: str = "00:00:00:00:00:00"
+    netns: str | None = attrs.field(default=None, validator=_opt_netns)
+
+    def __attrs_post_init__(self) -> None:
+        if not re.fullmatch(r"(?:[0-9a-f]{2}:){5}[0-9a-f]{2}", self.mac):
+            raise ValidationError("FdbEntry.mac", self.mac, "must be a MAC address like 00:00:00:00:00:00")
+
+    @property
+    def key(self) -> str:
+        return f"fdb:{_where(self.netns)}:{self.device}:{self.mac}:{self.dst}"
+
+    def create_commands(self) -> tuple[Command, ...]:
+        return (
+            Command("bridge", ("fdb", "append", self.mac, "dev", self.device, "dst", str(self.dst)), netns=self.netns),
+        )
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        return (
+            Command("bridge", ("fdb", "del", self.mac, "dev", self.device, "dst", str(self.dst)), netns=self.netns),
+        )
+
+    def check_command(self) -> Command:
+        return Command("bridge", ("-json", "fdb", "show"), netns=self.netns, mutates=False)

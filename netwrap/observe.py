@@ -25,6 +25,7 @@ from netwrap.objects import (
     Bridge,
     BridgePort,
     Chain,
+    FdbEntry,
     IPInterface,
     LinkNetns,
     LinkUp,
@@ -34,6 +35,7 @@ from netwrap.objects import (
     Rule,
     Sysctl,
     VethPair,
+    Vxlan,
 )
 from netwrap.runner import Runner
 
@@ -69,6 +71,7 @@ class HostState:
     namespaces: tuple[str, ...] | None = None
     netns_ids: Mapping[int, str] = attrs.field(factory=dict)
     views: Mapping[str | None, NetnsView] = attrs.field(factory=dict)
+    fdb: Mapping[str | None, tuple[tuple[str, str, str | None], ...]] = attrs.field(factory=dict)
     rules: Mapping[str, tuple[parse.IptablesRule, ...]] = attrs.field(factory=dict)
     chains: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     sysctls: Mapping[tuple[str | None, str], str] = attrs.field(factory=dict)
@@ -163,7 +166,7 @@ def read_routes(runner: Runner, netns: str | None) -> tuple[parse.RouteEntry, ..
     )
 
 
-_LINK_FACTS = (VethPair, LinkNetns, Bridge, BridgePort, LinkUp)
+_LINK_FACTS = (VethPair, LinkNetns, Bridge, BridgePort, LinkUp, Vxlan)
 READERS = 8  # namespaces read at once
 _SHOW = {"links": "link show", "addresses": "addr show", "routes": "route show"}
 
@@ -247,6 +250,13 @@ def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: boo
         except CommandError as exc:
             if netns is None or _NO_NETNS not in exc.stderr:
                 raise
+    fdb: dict[str | None, tuple[tuple[str, str, str | None], ...]] = {}
+    for netns in sorted({o.netns for o in objects if isinstance(o, FdbEntry)}, key=lambda p: p or ""):
+        try:
+            fdb[netns] = tuple(parse.fdb_entries(_read(runner, ("-json", "fdb", "show"), netns, tool="bridge")))
+        except CommandError as exc:
+            if netns is None or _NO_NETNS not in exc.stderr:
+                raise
     rules: dict[str, tuple[parse.IptablesRule, ...]] = {}
     chains: dict[str, tuple[str, ...]] = {}
     for table in sorted({o.table for o in objects if isinstance(o, Rule | Chain)}):
@@ -266,4 +276,4 @@ def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: boo
                     raise
                 continue
             sysctls[(obj.netns, obj.name)] = parse.sysctl_value(out)
-    return HostState(namespaces, ids, views, rules, chains, sysctls)
+    return HostState(namespaces, ids, views, fdb, rules, chains, sysctls)

@@ -304,6 +304,17 @@ def brctl_ports(text: str) -> dict[str, list[str]]:
     return bridges
 
 
+def fdb_entries(text: str) -> list[tuple[str, str, str | None]]:
+    """``(device, mac, dst)`` from ``bridge -json fdb show`` (``dst`` for VXLAN peers, else None)."""
+    found = []
+    for item in _json_list(text, "bridge fdb"):
+        device, mac = item.get("ifname"), item.get("mac")
+        if not isinstance(device, str) or not isinstance(mac, str):
+            continue
+        found.append((device, mac, _str(item.get("dst"))))
+    return found
+
+
 def sysctl_value(text: str) -> str:
     """The value ``sysctl -n KEY`` printed (tabs between numbers folded to spaces)."""
     value = " ".join(text.split())

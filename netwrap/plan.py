@@ -20,6 +20,7 @@ from netwrap.objects import (
     Bridge,
     BridgePort,
     Chain,
+    FdbEntry,
     LinkNetns,
     LinkUp,
     Namespace,
@@ -28,6 +29,7 @@ from netwrap.objects import (
     Rule,
     Sysctl,
     VethPair,
+    Vxlan,
 )
 from netwrap.observe import HostState
 from netwrap.parse import IptablesRule, Link
@@ -175,6 +177,18 @@ def assess(obj: NetObject, state: HostState) -> Assessment:
             return _missing(f"{obj.name} is {current if current is not None else 'unknown'}, not {obj.value}")
         case Rule():
             return _rule(obj, state)
+        case Vxlan():
+            link, verdict = _link_in(obj.netns, obj.name, state)
+            if link is None:
+                return verdict or _missing("")
+            if link.kind != "vxlan":
+                return _conflict(f"{obj.name} exists {_where(obj.netns)} but is a {_kind(link)}, not a vxlan")
+            return _present(f"vxlan {obj.name} exists")
+        case FdbEntry():
+            entries = state.fdb.get(obj.netns, ())
+            if (obj.device, obj.mac, str(obj.dst)) in entries:
+                return _present(f"{obj.device} sends {obj.mac} to {obj.dst}")
+            return _missing(f"{obj.device} has no entry for {obj.mac} to {obj.dst}")
         case Chain():
             if obj.name in state.chains.get(obj.table, ()):
                 return _present(f"chain {obj.name} exists in {obj.table}")

@@ -17,6 +17,7 @@ from netwrap.objects import (
     Bridge,
     BridgePort,
     Chain,
+    FdbEntry,
     LinkNetns,
     LinkUp,
     Namespace,
@@ -26,6 +27,7 @@ from netwrap.objects import (
     Rule,
     Sysctl,
     VethPair,
+    Vxlan,
 )
 
 TYPES: dict[str, type[Any]] = {
@@ -43,6 +45,8 @@ TYPES: dict[str, type[Any]] = {
         Rule,
         NatRule,
         Chain,
+        Vxlan,
+        FdbEntry,
     )
 }
 

@@ -111,9 +111,11 @@ def tcp_probe(
     listen_port: int | None = None,
     timeout: float = PROBE_TIMEOUT,
     python: str | None = None,
+    client_runner: Runner | None = None,
 ) -> tuple[bool, str]:
     """Listen once in ``server_netns`` (on ``listen_port``, default ``port``), connect from ``client_netns``
-    to ``host:port``, and check that the listener's random token comes back."""
+    to ``host:port``, and check that the listener's random token comes back. ``client_runner``
+    connects from another machine than ``runner`` listens on."""
     token = secrets.token_hex(8)
     python = python or sys.executable
     listen = Command(
@@ -135,7 +137,7 @@ def tcp_probe(
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     try:
-        answer = runner.run(connect).stdout
+        answer = (client_runner or runner).run(connect).stdout
     finally:
         server.join(timeout + 5)
     if errors:
