@@ -32,8 +32,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
+import attrs
+
 from netwrap import apply as apply_
-from netwrap import doctor, graph, snapshot, topofile, tutorial
+from netwrap import clusterfile, doctor, graph, multihost, snapshot, topofile, tutorial
 from netwrap.batch import Mode
 from netwrap.build import Outcome, Progress, build, plan_for, teardown
 from netwrap.clean import clean, survey
@@ -42,10 +44,10 @@ from netwrap.errors import NetwrapError, ToolNotFoundError
 from netwrap.lock import DEFAULT_TIMEOUT, StateLock
 from netwrap.objects import BridgeTool, NetObject, Sysctl
 from netwrap.plan import PlanItem
-from netwrap.runner import EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
+from netwrap.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
 from netwrap.sandbox import Sandbox
 from netwrap.ssh import SshRunner, parse_destination
-from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store
+from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
 from netwrap.topology import Topology
 from netwrap.verify import render_table, verify
 
@@ -306,7 +308,59 @@ def _progress(err: TextIO) -> Progress | None:
     return show
 
 
+def _cluster(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
+    """apply / plan / destroy / status of a file with [hosts]: every machine at once, reported per machine."""
+    spec = clusterfile.load(args.file)
+    state_dir = _state_dir(args)
+    mode: Mode = getattr(args, "mode", "batch")
+
+    def echo(name: str, runner: Runner) -> Runner:
+        return EchoRunner(runner, lambda line: print(f"[{name}] {line}", file=out, flush=True), verbose)
+
+    if args.command in ("graph", "exec"):
+        raise NetwrapError(f"{args.command} works on files without [hosts] for now")
+    if args.command == "plan":
+        cluster = spec.cluster()
+        dries = {m.name: DryRunner(m.runner) for m in cluster.machines}
+        planned = attrs.evolve(cluster, machines=tuple(attrs.evolve(m, runner=dries[m.name]) for m in cluster.machines))
+        with tempfile.TemporaryDirectory(prefix="netwrap-plan-") as copy:
+            for file in state_files(state_dir):
+                if file.name.startswith(f"cluster-{spec.name}@"):
+                    shutil.copy(file.path, Path(copy) / file.path.name)
+            multihost.apply(planned, copy, mode=mode, parallel=False)
+        for name, dry in dries.items():
+            for command in dry.changes:
+                print(f"[{name}] {command.shell()}", file=out)
+        count = sum(len(d.changes) for d in dries.values())
+        print(f"netwrap: plan {spec.name}: {count} command(s) on {len(dries)} machine(s)", file=err)
+        return EXIT_CHANGES if count else EXIT_OK
+    cluster = spec.cluster(echo)
+    if args.command == "apply":
+        outcomes = multihost.apply(cluster, state_dir, mode=mode)
+    elif args.command == "destroy":
+        outcomes = multihost.destroy(cluster, state_dir, mode=mode)
+    else:
+        rows = []
+        for index, machine in enumerate(cluster.machines):
+            topo = multihost.machine_topology(cluster, index)
+            store = StateFile.in_dir(state_dir, f"cluster-{spec.name}@{machine.name}")
+            rows += [
+                attrs.evolve(r, name=f"{r.name}@{machine.name}") for r in apply_.status(topo, machine.runner, store)
+            ]
+        if args.json:
+            json.dump({"cluster": spec.name, "containers": [r.to_json() for r in rows]}, out, indent=2)
+            out.write("\n")
+        else:
+            print(apply_.render_status(rows), file=out)
+        return EXIT_OK
+    for name, outcome in outcomes.items():
+        _report(outcome, f"{args.command} {spec.name} on {name}", err)
+    return EXIT_OK
+
+
 def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
+    if clusterfile.is_cluster_file(args.file):
+        return _cluster(args, verbose, out, err)
     topo = topofile.load(args.file)
     remote = _remote(args)
     store = apply_.store_for(topo, _state_dir(args), _at(remote))

@@ -131,6 +131,11 @@ def _extras(cluster: Cluster, index: int, network: Network) -> tuple[NetObject, 
     return tuple(extras)
 
 
+def machine_topology(cluster: Cluster, index: int) -> Topology:
+    """The part of the cluster that machine ``index`` holds, as a topology of its own."""
+    return _machine_topology(cluster, index)[0]
+
+
 def objects(cluster: Cluster, index: int) -> tuple[NetObject, ...]:
     """What machine ``index`` needs, in build order."""
     topo, extras = _machine_topology(cluster, index)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from netwrap import Sandbox, snapshot
 from netwrap import multihost as mh
 from netwrap.command import Command
 from netwrap.lab import Lab
+from netwrap.runner import Result
 from netwrap.verify import ping, tcp_probe
 from tests.conftest import require_root
+from tests.integration.sshd import make_keys, one_word_options, sshd
 
 pytestmark = pytest.mark.integration
 CONTAINERS = {"a": ("a1", "a2"), "b": ("b1", "b2"), "c": ("c1", "c2")}
@@ -89,3 +93,56 @@ def test_a_failing_machine_is_reported_with_the_others(machines: dict[str, Sandb
     assert "c: FAILED: nothing was changed; the host has conflicting objects" in text
     with contextlib.suppress(mh.ClusterError):
         mh.destroy(lab, tmp_path)
+
+
+def test_a_cluster_file_over_ssh_to_three_machines(lab: Lab, tmp_path: Path) -> None:
+    """The command line, on the switch, drives three machines through their own sshd."""
+    switch = lab.switch
+    assert switch is not None
+    switch.runner.run(Command("ip", ("addr", "add", "192.0.2.1/24", "dev", "sw")))
+    keys = tmp_path / "ssh"
+    options = ", ".join(f'"{word}"' for word in one_word_options_for(keys, lab))
+    hosts = "".join(
+        f'[hosts.{name}]\nssh = "root@{address}"\nssh_options = [{options}]\nunderlay = "{address}"\n'
+        'device = "under0"\n\n'
+        for name, address in lab.addresses.items()
+    )
+    cluster_table = '[cluster]\nnetwork = "pods"\nsupernet = "10.250.0.0/16"\nmethod = "vxlan"\n\n'
+    containers = '[containers.a1]\nhost = "a"\n[containers.b1]\nhost = "b"\nports = ["8080:80"]\n'
+    text = f'name = "lab"\n\n{hosts}{cluster_table}{containers}[containers.c1]\nhost = "c"\n'
+    file = tmp_path / "lab.toml"
+    file.write_text(text)
+    before = {name: snapshot.take(box.runner) for name, box in lab.boxes.items()}
+    with contextlib.ExitStack() as stack:
+        for name, box in lab.boxes.items():
+            stack.enter_context(sshd(box, keys, str(lab.addresses[name]), client=switch))
+        args = ("-f", str(file), "--state-dir", str(tmp_path / "state"))
+
+        def netwrap(*words: str) -> Result:
+            command = Command(sys.executable, ("-m", "netwrap", *words, *args), ok_codes=frozenset({0, 1, 2}))
+            return switch.runner.run(command)
+
+        planned = netwrap("plan")
+        assert planned.returncode == 2, planned.stderr
+        assert {line.split("]")[0] for line in planned.stdout.splitlines() if line.startswith("[")} == {
+            "[a", "[b", "[c",
+        }  # fmt: skip
+        applied = netwrap("apply")
+        assert applied.returncode == 0, applied.stderr
+        for name in ("a", "b", "c"):
+            assert f"apply lab on {name}:" in applied.stderr
+        assert netwrap("plan").returncode == 0  # nothing left to do anywhere
+        status = json.loads(netwrap("status", "--json").stdout)
+        assert {row["name"]: row["state"] for row in status["containers"]} == {
+            "a1@a": "up", "b1@b": "up", "c1@c": "up",
+        }  # fmt: skip
+        assert ping(lab.boxes["a"].runner, status["containers"][2]["networks"][0]["address"].split("/")[0], "a1")
+        assert netwrap("destroy").returncode == 0
+    for name, box in lab.boxes.items():
+        assert before[name].differences(snapshot.take(box.runner)) == [], name
+
+
+def one_word_options_for(keys: Path, lab: Lab) -> list[str]:
+    assert lab.switch is not None
+    make_keys(lab.switch, keys)
+    return one_word_options(keys)

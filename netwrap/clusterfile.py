@@ -1,0 +1,208 @@
+"""Read a cluster (several machines, one network) from TOML.
+
+::
+
+    name = "lab"
+
+    [hosts.a]
+    ssh = "root@192.0.2.11"       # leave out for this machine
+    ssh_options = ["-p2222"]      # each one word, as with --ssh-option
+    sudo = false                  # sudo -n on the far side
+    underlay = "192.0.2.11"       # the machine's address on the network between machines
+    device = "eth0"               # and its device there
+
+    [cluster]
+    network = "pods"
+    supernet = "10.250.0.0/16"
+    method = "host-gw"            # or "vxlan"
+    vni = 4242
+    underlay_mtu = 1500
+
+    [containers.a1]
+    host = "a"
+    ports = ["8080:80"]
+
+A topology file with a ``[hosts]`` table is a cluster file; every problem is
+reported at once, each naming the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from netwrap import validate as v
+from netwrap.errors import ValidationError
+from netwrap.multihost import Cluster, Machine
+from netwrap.runner import Runner, SubprocessRunner
+from netwrap.ssh import SshRunner
+from netwrap.topology import Port, Problem, TopologyError
+
+_TOP = {"name", "hosts", "cluster", "containers"}
+_HOST = {"ssh", "ssh_options", "sudo", "underlay", "device"}
+_CLUSTER = {"network", "supernet", "method", "vni", "underlay_mtu"}
+_CONTAINER = {"host", "ports"}
+
+
+@attrs.frozen
+class HostSpec:
+    """A machine as the file names it (the runner is made from it)."""
+
+    name: str
+    underlay: ipaddress.IPv4Address
+    device: str
+    ssh: str | None = None
+    ssh_options: tuple[str, ...] = ()
+    sudo: bool = False
+
+    def runner(self) -> Runner:
+        if self.ssh is None:
+            return SubprocessRunner()
+        return SshRunner(self.ssh, self.ssh_options, sudo=self.sudo)
+
+
+@attrs.frozen
+class ClusterSpec:
+    """Everything a cluster file says; :meth:`cluster` adds the runners."""
+
+    name: str
+    hosts: tuple[HostSpec, ...]
+    network: str
+    supernet: ipaddress.IPv4Network
+    method: str
+    vni: int
+    underlay_mtu: int
+    containers: dict[str, tuple[str, ...]]
+    ports: dict[str, tuple[str, ...]]
+
+    def cluster(self, wrap: Callable[[str, Runner], Runner] = lambda name, runner: runner) -> Cluster:
+        machines = tuple(Machine(h.name, h.underlay, h.device, wrap(h.name, h.runner())) for h in self.hosts)
+        return Cluster(
+            self.name, self.network, self.supernet, self.method,  # type: ignore[arg-type]
+            machines, self.containers, self.ports, self.vni, self.underlay_mtu,
+        )  # fmt: skip
+
+
+def is_cluster_file(path: Path | str) -> bool:
+    """Whether a topology file names hosts (a syntax error is left to the reader that reports it)."""
+    try:
+        return "hosts" in tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def load(path: Path | str) -> ClusterSpec:
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TopologyError(str(file), [Problem("file", "read", exc.strerror or str(exc))]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(str(file), [Problem("file", "syntax", str(exc))]) from None
+    return from_dict(data, str(file), file.stem)
+
+
+def _check(problems: list[Problem], table: str, key: str, convert: Callable[[str, Any], Any], value: Any) -> Any:
+    try:
+        return convert(key, value)
+    except ValidationError as exc:
+        problems.append(Problem(table, key, f"{exc.value!r}: {exc.reason}"))
+        return None
+
+
+def _unknown(problems: list[Problem], table: str, data: dict[str, Any], allowed: set[str]) -> None:
+    for key in sorted(set(data) - allowed):
+        problems.append(Problem(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}"))
+
+
+def _ipv4(field: str, value: Any) -> ipaddress.IPv4Address:
+    address = v.ip_address(field, value)
+    if not isinstance(address, ipaddress.IPv4Address):
+        raise ValidationError(field, value, "must be an IPv4 address")
+    return address
+
+
+def _subnet(field: str, value: Any) -> ipaddress.IPv4Network:
+    network = v.ip_network(field, value)
+    if not isinstance(network, ipaddress.IPv4Network):
+        raise ValidationError(field, value, "must be an IPv4 network")
+    return network
+
+
+def _host(problems: list[Problem], name: str, data: Any) -> HostSpec | None:
+    table = f"hosts.{name}"
+    if not isinstance(data, dict):
+        problems.append(Problem("hosts", name, "must be a table"))
+        return None
+    _unknown(problems, table, data, _HOST)
+    underlay = _check(problems, table, "underlay", _ipv4, data.get("underlay"))
+    device = _check(problems, table, "device", v.interface_name, data.get("device"))
+    ssh = data.get("ssh")
+    if ssh is not None:
+        try:
+            SshRunner(ssh)
+        except ValidationError as exc:
+            problems.append(Problem(table, "ssh", f"{ssh!r}: {exc.reason}"))
+    options = data.get("ssh_options", [])
+    if not isinstance(options, list) or not all(isinstance(o, str) and o.startswith("-") for o in options):
+        problems.append(Problem(table, "ssh_options", "must be a list of ssh options, each one word like '-p2222'"))
+        options = []
+    sudo = data.get("sudo", False)
+    if not isinstance(sudo, bool):
+        problems.append(Problem(table, "sudo", "must be true or false"))
+    if underlay is None or device is None:
+        return None
+    return HostSpec(name, underlay, device, ssh, tuple(options), sudo is True)
+
+
+def from_dict(data: dict[str, Any], source: str, default_name: str = "cluster") -> ClusterSpec:
+    problems: list[Problem] = []
+    _unknown(problems, "topology", data, _TOP)
+    name = data.get("name", default_name)
+    hosts_data = data.get("hosts", {})
+    hosts = [h for key, item in hosts_data.items() if (h := _host(problems, key, item))]
+    cluster = data.get("cluster")
+    if not isinstance(cluster, dict):
+        problems.append(Problem("cluster", "network", "a file with hosts needs a [cluster] table"))
+        cluster = {}
+    _unknown(problems, "cluster", cluster, _CLUSTER)
+    supernet = _check(problems, "cluster", "supernet", _subnet, cluster.get("supernet"))
+    method = cluster.get("method", "host-gw")
+    if method not in ("host-gw", "vxlan"):
+        problems.append(Problem("cluster", "method", f"{method!r}: use host-gw or vxlan"))
+    containers: dict[str, list[str]] = {}
+    ports: dict[str, tuple[str, ...]] = {}
+    for key, item in data.get("containers", {}).items():
+        table = f"containers.{key}"
+        if not isinstance(item, dict):
+            problems.append(Problem("containers", key, "must be a table"))
+            continue
+        _unknown(problems, table, item, _CONTAINER)
+        host = item.get("host")
+        if not isinstance(host, str) or host not in hosts_data:
+            problems.append(Problem(table, "host", f"{host!r} is not one of the [hosts]"))
+            continue
+        containers.setdefault(host, []).append(key)
+        specs = item.get("ports", [])
+        for index, port in enumerate(specs if isinstance(specs, list) else []):
+            _check(problems, table, f"ports[{index}]", Port.parse, port)
+        ports[key] = tuple(str(s) for s in specs) if isinstance(specs, list) else ()
+    result: ClusterSpec | None = None
+    if not problems and supernet is not None:
+        result = ClusterSpec(
+            name, tuple(hosts), str(cluster.get("network", "pods")), supernet, method,
+            int(cluster.get("vni", 4242)), int(cluster.get("underlay_mtu", 1500)),
+            {h: tuple(c) for h, c in containers.items()}, ports,
+        )  # fmt: skip
+        try:
+            result.cluster()
+        except ValidationError as exc:
+            problems.append(Problem("cluster", exc.field.split(".")[-1], f"{exc.value!r}: {exc.reason}"))
+    if problems or result is None:
+        raise TopologyError(source, problems or [Problem("cluster", "supernet", "is required")])
+    return result
