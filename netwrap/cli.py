@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -85,6 +86,10 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--ssh-option", metavar="OPTION", action="append", default=argparse.SUPPRESS,
         help="an option for ssh, as one word: --ssh-option=-p2222 --ssh-option=-i/path/key (repeatable)",
+    )  # fmt: skip
+    common.add_argument(
+        "--ssh-command", metavar="COMMAND", default=argparse.SUPPRESS,
+        help="the ssh client to start, split like a shell would (default: ssh), e.g. 'ssh -F lab.conf'",
     )  # fmt: skip
     common.add_argument(
         "--ssh-sudo", action="store_true", default=argparse.SUPPRESS,
@@ -265,9 +270,11 @@ def _remote(args: argparse.Namespace) -> SshRunner | None:
     destination: str | None = getattr(args, "ssh", None)
     if destination is None:
         return None
-    return SshRunner(
-        parse_destination(destination), tuple(getattr(args, "ssh_option", [])), sudo=getattr(args, "ssh_sudo", False)
-    )
+    client = tuple(shlex.split(getattr(args, "ssh_command", "ssh")))
+    if not client:
+        raise NetwrapError("--ssh-command is empty")
+    options = tuple(getattr(args, "ssh_option", []))
+    return SshRunner(parse_destination(destination), options, ssh=client, sudo=getattr(args, "ssh_sudo", False))
 
 
 def _echo(out: TextIO, verbose: bool, args: argparse.Namespace | None = None) -> EchoRunner:

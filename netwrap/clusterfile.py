@@ -7,6 +7,7 @@
     [hosts.a]
     ssh = "root@192.0.2.11"       # leave out for this machine
     ssh_options = ["-p2222"]      # each one word, as with --ssh-option
+    ssh_command = ["ssh"]         # the client to start
     sudo = false                  # sudo -n on the far side
     underlay = "192.0.2.11"       # the machine's address on the network between machines
     device = "eth0"               # and its device there
@@ -44,7 +45,7 @@ from netwrap.ssh import SshRunner
 from netwrap.topology import Port, Problem, TopologyError
 
 _TOP = {"name", "hosts", "cluster", "containers"}
-_HOST = {"ssh", "ssh_options", "sudo", "underlay", "device"}
+_HOST = {"ssh", "ssh_command", "ssh_options", "sudo", "underlay", "device"}
 _CLUSTER = {"network", "supernet", "method", "vni", "underlay_mtu"}
 _CONTAINER = {"host", "ports"}
 
@@ -59,11 +60,12 @@ class HostSpec:
     ssh: str | None = None
     ssh_options: tuple[str, ...] = ()
     sudo: bool = False
+    ssh_command: tuple[str, ...] = ("ssh",)
 
     def runner(self) -> Runner:
         if self.ssh is None:
             return SubprocessRunner()
-        return SshRunner(self.ssh, self.ssh_options, sudo=self.sudo)
+        return SshRunner(self.ssh, self.ssh_options, ssh=self.ssh_command, sudo=self.sudo)
 
 
 @attrs.frozen
@@ -152,12 +154,18 @@ def _host(problems: list[Problem], name: str, data: Any) -> HostSpec | None:
     if not isinstance(options, list) or not all(isinstance(o, str) and o.startswith("-") for o in options):
         problems.append(Problem(table, "ssh_options", "must be a list of ssh options, each one word like '-p2222'"))
         options = []
+    command = data.get("ssh_command", ["ssh"])
+    if not isinstance(command, list) or not command or not all(isinstance(w, str) and w for w in command):
+        problems.append(
+            Problem(table, "ssh_command", 'must be a non-empty list of words, like ["ssh", "-F", "lab.conf"]')
+        )
+        command = ["ssh"]
     sudo = data.get("sudo", False)
     if not isinstance(sudo, bool):
         problems.append(Problem(table, "sudo", "must be true or false"))
     if underlay is None or device is None:
         return None
-    return HostSpec(name, underlay, device, ssh, tuple(options), sudo is True)
+    return HostSpec(name, underlay, device, ssh, tuple(options), sudo is True, tuple(command))
 
 
 def from_dict(data: dict[str, Any], source: str, default_name: str = "cluster") -> ClusterSpec:

@@ -82,3 +82,16 @@ def test_a_bad_ssh_destination_stops_the_cli_before_anything_runs(
     assert cli.main(["tutorial", "up", "--ssh=-oProxyCommand=x", "--state-dir", str(tmp_path)]) == 1
     assert "--ssh '-oProxyCommand=x'" in capsys.readouterr().err
     assert len(fp.calls) == 0
+
+
+def test_the_ssh_client_is_configurable(fp: FakeProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setattr("netwrap.runner.find_tool", lambda name: name)
+    listing = Command("ip", ("netns", "list"), mutates=False)
+    remote = SshRunner("root@lab1").remote_command(listing)
+    fp.register(["ssh", "-F", "lab.conf", "-o", "BatchMode=yes", "--", "root@lab1", remote], stdout="")
+    fp.register(["ssh", "-F", "lab.conf", "-o", "BatchMode=yes", "--", "root@lab1", fp.any()], occurrences=50)
+    code = cli.main(["tutorial", "plan", "--ssh", "root@lab1", "--ssh-command", "ssh -F lab.conf",
+                     "--state-dir", str(tmp_path)])  # fmt: skip
+    assert code == 1  # the fake far side prints no sysctl value, which is an error
+    assert len(fp.calls) >= 3
+    assert all([str(word) for word in call][:3] == ["ssh", "-F", "lab.conf"] for call in fp.calls)
