@@ -122,27 +122,13 @@ def _unknown(problems: list[Problem], table: str, data: dict[str, Any], allowed:
         problems.append(Problem(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}"))
 
 
-def _ipv4(field: str, value: Any) -> ipaddress.IPv4Address:
-    address = v.ip_address(field, value)
-    if not isinstance(address, ipaddress.IPv4Address):
-        raise ValidationError(field, value, "must be an IPv4 address")
-    return address
-
-
-def _subnet(field: str, value: Any) -> ipaddress.IPv4Network:
-    network = v.ip_network(field, value)
-    if not isinstance(network, ipaddress.IPv4Network):
-        raise ValidationError(field, value, "must be an IPv4 network")
-    return network
-
-
 def _host(problems: list[Problem], name: str, data: Any) -> HostSpec | None:
     table = f"hosts.{name}"
     if not isinstance(data, dict):
         problems.append(Problem("hosts", name, "must be a table"))
         return None
     _unknown(problems, table, data, _HOST)
-    underlay = _check(problems, table, "underlay", _ipv4, data.get("underlay"))
+    underlay = _check(problems, table, "underlay", v.ipv4_address, data.get("underlay"))
     device = _check(problems, table, "device", v.interface_name, data.get("device"))
     ssh = data.get("ssh")
     if ssh is not None:
@@ -179,7 +165,7 @@ def from_dict(data: dict[str, Any], source: str, default_name: str = "cluster") 
         problems.append(Problem("cluster", "network", "a file with hosts needs a [cluster] table"))
         cluster = {}
     _unknown(problems, "cluster", cluster, _CLUSTER)
-    supernet = _check(problems, "cluster", "supernet", _subnet, cluster.get("supernet"))
+    supernet = _check(problems, "cluster", "supernet", v.ipv4_network, cluster.get("supernet"))
     method = cluster.get("method", "host-gw")
     if method not in ("host-gw", "vxlan"):
         problems.append(Problem("cluster", "method", f"{method!r}: use host-gw or vxlan"))

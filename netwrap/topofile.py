@@ -26,7 +26,6 @@ Every problem is reported at once, each naming the file, the table and the key.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import tomllib
 from collections.abc import Callable
@@ -85,20 +84,6 @@ class _Reader:
             self.fail(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
 
 
-def _ipv4_subnet(field: str, value: Any) -> ipaddress.IPv4Network:
-    network = v.ip_network(field, value)
-    if not isinstance(network, ipaddress.IPv4Network):
-        raise ValidationError(field, value, "must be an IPv4 subnet")
-    return network
-
-
-def _ipv4(field: str, value: Any) -> ipaddress.IPv4Address:
-    address = v.ip_address(field, value)
-    if not isinstance(address, ipaddress.IPv4Address):
-        raise ValidationError(field, value, "must be an IPv4 address")
-    return address
-
-
 def _name(field: str, value: Any) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
         raise ValidationError(
@@ -117,11 +102,11 @@ def _network(r: _Reader, name: str, data: Any) -> Network | None:
     if "subnet" not in data:
         r.fail(table, "subnet", 'is required, like subnet = "10.10.0.0/24"')
         return None
-    subnet = r.check(table, "subnet", _ipv4_subnet, data["subnet"])
+    subnet = r.check(table, "subnet", v.ipv4_network, data["subnet"])
     bridge = r.check(table, "bridge", v.interface_name, data.get("bridge", short_name("nw-", name)))
     gateway = None
     if subnet is not None:
-        gateway = r.check(table, "gateway", _ipv4, data.get("gateway", str(subnet.network_address + 1)))
+        gateway = r.check(table, "gateway", v.ipv4_address, data.get("gateway", str(subnet.network_address + 1)))
     nat = r.get(table, data, "nat", bool, True)
     icc = r.get(table, data, "icc", bool, True)
     tool = r.get(table, data, "bridge_tool", str, "ip")
@@ -144,7 +129,7 @@ def _attachment(r: _Reader, table: str, key: str, item: Any) -> Attachment | Non
     if not isinstance(network, str):
         r.fail(table, f"{key}.network", "is required: the name of a network")
         return None
-    address = r.check(table, f"{key}.address", _ipv4, item["address"]) if "address" in item else None
+    address = r.check(table, f"{key}.address", v.ipv4_address, item["address"]) if "address" in item else None
     interface = r.check(table, f"{key}.interface", v.interface_name, item["interface"]) if "interface" in item else None
     host_if = (
         r.check(table, f"{key}.host_interface", v.interface_name, item["host_interface"])

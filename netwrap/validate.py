@@ -141,6 +141,22 @@ def ip_network(field: str, value: object) -> ipaddress.IPv4Network | ipaddress.I
         raise ValidationError(field, value, reason) from None
 
 
+def ipv4_address(field: str, value: object) -> ipaddress.IPv4Address:
+    """:func:`ip_address`, IPv4 only."""
+    address = ip_address(field, value)
+    if not isinstance(address, ipaddress.IPv4Address):
+        raise ValidationError(field, value, "must be an IPv4 address")
+    return address
+
+
+def ipv4_network(field: str, value: object) -> ipaddress.IPv4Network:
+    """:func:`ip_network`, IPv4 only."""
+    network = ip_network(field, value)
+    if not isinstance(network, ipaddress.IPv4Network):
+        raise ValidationError(field, value, "must be an IPv4 network")
+    return network
+
+
 def port(field: str, value: object) -> int:
     """A TCP or UDP port number, 1..65535."""
     if isinstance(value, bool) or not isinstance(value, int):
