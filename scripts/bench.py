@@ -18,7 +18,9 @@ number of processes netwrap started. Figures only: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,12 +29,12 @@ from pathlib import Path
 
 import attrs
 
-from netwrap import compose, topofile
+from netwrap import compose, state, topofile
 from netwrap import topology_apply as apply_
 from netwrap.batch import Step, batches
 from netwrap.command import Command
 from netwrap.objects import NetObject, Rule, Sysctl
-from netwrap.runner import Result, Runner
+from netwrap.runner import Result, Runner, SubprocessRunner
 from netwrap.sandbox import Sandbox
 from netwrap.state import StateFile
 from netwrap.topology import Topology
@@ -83,21 +85,43 @@ def run_script(sandbox: Sandbox, text: str, folder: Path) -> None:
     sandbox.runner.run(Command("bash", (str(path),)))
 
 
-def netwrap_run(topo: Topology) -> dict[str, float]:
-    """Apply, re-apply and destroy in a fresh sandbox: seconds and processes of each."""
-    found: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="netwrap-bench-") as folder, Sandbox(timeout=300) as sandbox:
+def netwrap_run(n: int) -> dict[str, float]:
+    """Apply, re-apply and destroy in a fresh sandbox: seconds and processes of each.
+
+    netwrap runs *inside* the sandbox (this script, started there once with
+    ``--inside``), so that its commands start as they would on a host, without
+    an ``nsenter`` in front of each; the shell scripts run the same way.
+    """
+    with Sandbox(timeout=300) as sandbox:
+        result = sandbox.runner.run(
+            Command(sys.executable, (str(Path(__file__).resolve()), "--inside", str(n)), mutates=False)
+        )
+    figures: dict[str, float] = json.loads(result.stdout)
+    return figures
+
+
+def inside(n: int) -> dict[str, float]:
+    """The netwrap figures, measured from within a sandbox (refuses to run anywhere else)."""
+    found = subprocess.run(
+        ["findmnt", "-n", "-o", "SOURCE", "/run"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    if found != ["netwrap-sandbox"]:
+        raise SystemExit("--inside runs only inside a netwrap sandbox (its /run is not the sandbox's tmpfs)")
+    topo = topology(n)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="netwrap-bench-") as folder:
         store = StateFile.in_dir(folder, "bench")
         for name in ("setup", "no-op re-apply", "teardown"):
-            counting = Counting(sandbox.runner)
+            state._LOADED.clear()  # as a new netwrap process would: the record is read from disk
+            counting = Counting(SubprocessRunner(timeout=300))
             start = time.perf_counter()
             if name == "teardown":
                 apply_.destroy(counting, store)
             else:
                 apply_.apply(topo, counting, store)
-            found[f"netwrap {name}"] = time.perf_counter() - start
-            found[f"netwrap {name} processes"] = counting.processes
-    return found
+            figures[f"netwrap {name}"] = time.perf_counter() - start
+            figures[f"netwrap {name} processes"] = counting.processes
+    return figures
 
 
 def script_run(up: list[Command], down: list[Command]) -> tuple[float, float]:
@@ -121,7 +145,7 @@ def measure(n: int, runs: int) -> dict[str, list[float]]:
         figures.setdefault(name, []).append(value)
 
     for _ in range(runs):
-        for name, value in netwrap_run(topo).items():
+        for name, value in netwrap_run(n).items():
             add(name, value)
         for name, up, down in (
             ("one command per step", creates, removes),
@@ -137,7 +161,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--inside", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.inside is not None:
+        print(json.dumps(inside(args.inside)))
+        return 0
     print(f"{'N':>4}  {'way':<22} {'setup':>8} {'teardown':>9} {'no-op':>8}  {'vs netwrap (setup/teardown)':<28}")
     for n in args.sizes:
         figures = measure(n, args.runs)
