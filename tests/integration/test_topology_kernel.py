@@ -212,3 +212,25 @@ def test_the_tutorial_file_reproduces_the_document(sandbox: Sandbox, tmp_path: P
     checked = netwrap(sandbox, "tutorial", "verify", "--state-dir", str(tmp_path))
     assert "4 of 4 scenarios passed" in checked.stdout, checked.stdout
     assert netwrap(sandbox, "destroy", *args).returncode == 0
+
+
+def test_two_topologies_share_ip_forward_and_hand_it_over(sandbox: Sandbox, tmp_path: Path) -> None:
+    """ip_forward is set by the first topology and wanted by the second: destroying the first keeps it on."""
+    before = snapshot.take(sandbox.runner)
+    first, second = tmp_path / "one.toml", tmp_path / "two.toml"
+    first.write_text('name = "one"\n[networks.a]\nsubnet = "10.70.0.0/24"\n[containers.x]\nnetworks = ["a"]\n')
+    second.write_text('name = "two"\n[networks.b]\nsubnet = "10.71.0.0/24"\n[containers.y]\nnetworks = ["b"]\n')
+    state = ("--state-dir", str(tmp_path / "state"))
+    assert netwrap(sandbox, "apply", "-f", str(first), *state).returncode == 0
+    assert netwrap(sandbox, "apply", "-f", str(second), *state).returncode == 0
+
+    def forwarding() -> str:
+        return sandbox.runner.run(Command("sysctl", ("-n", "net.ipv4.ip_forward"), mutates=False)).stdout.strip()
+
+    destroyed = netwrap(sandbox, "destroy", "-f", str(first), *state)
+    assert "still used by topology-two; handed over" in destroyed.stderr
+    assert forwarding() == "1"
+    assert ping(sandbox.runner, "10.71.0.1", "y")  # the second one still works
+    netwrap(sandbox, "destroy", "-f", str(second), *state)
+    assert forwarding() == before.ip_forward
+    assert before.differences(snapshot.take(sandbox.runner)) == []
