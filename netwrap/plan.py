@@ -99,6 +99,16 @@ def _link_in(obj_netns: str | None, name: str, state: HostState) -> tuple[Link |
     return link, None
 
 
+def _device_of_kind(name: str, netns: str | None, kind: str, state: HostState) -> Assessment:
+    """A device that must be of ``kind``: present, missing, or a conflict when the name is another kind's."""
+    link, verdict = _link_in(netns, name, state)
+    if link is None:
+        return verdict or _missing(f"{name} does not exist {_where(netns)}")
+    if link.kind != kind:
+        return _conflict(f"{name} exists {_where(netns)} but is a {_kind(link)}, not a {kind}")
+    return _present(f"{kind} {name} exists")
+
+
 def _dnat_overlaps(ours: Rule, rule: IptablesRule) -> bool:
     if rule.chain != ours.chain or rule.option("-j") != "DNAT" or ours.protocol is None:
         return False
@@ -144,12 +154,7 @@ def assess(obj: NetObject, state: HostState) -> Assessment:
             link, verdict = _link_in(obj.netns, obj.device, state)
             return verdict or _present(f"{obj.device} is in namespace {obj.netns}")
         case Bridge():
-            link, verdict = _link_in(obj.netns, obj.name, state)
-            if link is None:
-                return verdict or _missing("")
-            if link.kind != "bridge":
-                return _conflict(f"{obj.name} exists {_where(obj.netns)} but is a {_kind(link)}, not a bridge")
-            return _present(f"bridge {obj.name} exists")
+            return _device_of_kind(obj.name, obj.netns, "bridge", state)
         case BridgePort():
             link, verdict = _link_in(obj.netns, obj.port, state)
             if link is None:
@@ -178,12 +183,7 @@ def assess(obj: NetObject, state: HostState) -> Assessment:
         case Rule():
             return _rule(obj, state)
         case Vxlan():
-            link, verdict = _link_in(obj.netns, obj.name, state)
-            if link is None:
-                return verdict or _missing("")
-            if link.kind != "vxlan":
-                return _conflict(f"{obj.name} exists {_where(obj.netns)} but is a {_kind(link)}, not a vxlan")
-            return _present(f"vxlan {obj.name} exists")
+            return _device_of_kind(obj.name, obj.netns, "vxlan", state)
         case FdbEntry():
             entries = state.fdb.get(obj.netns, ())
             if (obj.device, obj.mac, str(obj.dst)) in entries:
