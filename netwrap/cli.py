@@ -454,8 +454,8 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         if _remote(args) is None:
             _require_root(_what(args))
         with StateLock(_state_dir(args), timeout=getattr(args, "lock_timeout", DEFAULT_TIMEOUT)):
-            return _dispatch(args, parser, verbose, out, err)
-    return _dispatch(args, parser, verbose, out, err)
+            return _dispatch(args, verbose, out, err)
+    return _dispatch(args, verbose, out, err)
 
 
 def _what(args: argparse.Namespace) -> str:
@@ -464,9 +464,7 @@ def _what(args: argparse.Namespace) -> str:
     return f"{args.command} -f {args.file}" if hasattr(args, "file") else args.command
 
 
-def _dispatch(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, verbose: bool, out: TextIO, err: TextIO
-) -> int:
+def _dispatch(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
     if args.command == "doctor":
         checks = doctor.diagnose(SubprocessRunner())
         print(doctor.render(checks), file=out)
