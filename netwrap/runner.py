@@ -64,8 +64,21 @@ class Runner(Protocol):
 
 
 def find_tool(tool: str) -> str | None:
-    """The absolute path of ``tool`` in the system directories (the caller's PATH is ignored)."""
-    return shutil.which(tool, path=SYSTEM_PATH)
+    """The absolute path of ``tool`` in the system directories (the caller's PATH is ignored).
+
+    A path found is kept for the life of the process (a search costs a dozen
+    ``stat`` calls, and a batch of reads runs hundreds of commands); a tool not
+    found is searched again next time, so that installing it is seen at once.
+    """
+    found = _FOUND.get(tool)
+    if found is None:
+        found = shutil.which(tool, path=SYSTEM_PATH)
+        if found is not None:
+            _FOUND[tool] = found
+    return found
+
+
+_FOUND: dict[str, str] = {}
 
 
 def require_tools(commands: Iterable[Command], resolve: Callable[[str], str | None] | None = None) -> None:
@@ -123,6 +136,9 @@ class SubprocessRunner:
     attempts: int = 5
     wait: float = 0.2
     resolve: Callable[[str], str | None] | None = None
+    _retrying: tuple[tuple[int, float], tenacity.Retrying] | None = attrs.field(
+        default=None, init=False, repr=False, eq=False
+    )
 
     def _resolve(self, command: Command) -> tuple[str, ...]:
         lookup = self.resolve or find_tool
@@ -161,14 +177,21 @@ class SubprocessRunner:
         return Result(command, proc.returncode, proc.stdout, proc.stderr)
 
     def run(self, command: Command) -> Result:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientCommandError),
-            stop=tenacity.stop_after_attempt(max(1, self.attempts)),
-            wait=tenacity.wait_exponential(multiplier=self.wait, max=max(self.wait, 2.0)),
-            reraise=True,
-        )
-        result: Result = retrying(self._run_once, command)
+        result: Result = self._retry_policy()(self._run_once, command)
         return result
+
+    def _retry_policy(self) -> tenacity.Retrying:
+        # Built once per setting (tenacity keeps each call's state apart, per thread).
+        settings = (self.attempts, self.wait)
+        if self._retrying is None or self._retrying[0] != settings:
+            policy = tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(TransientCommandError),
+                stop=tenacity.stop_after_attempt(max(1, self.attempts)),
+                wait=tenacity.wait_exponential(multiplier=self.wait, max=max(self.wait, 2.0)),
+                reraise=True,
+            )
+            self._retrying = (settings, policy)
+        return self._retrying[1]
 
 
 def _text(data: str | bytes | None) -> str:

@@ -212,8 +212,10 @@ class StateFile:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
+            # dumps, not dump: dump streams through the pure-Python encoder, several times slower
+            text = json.dumps(record.to_json(), separators=(",", ":"))
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(record.to_json(), fh, separators=(",", ":"))
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)

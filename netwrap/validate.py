@@ -7,6 +7,7 @@ names the field and the value. Nothing here starts a process.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import unicodedata
 from typing import Any
@@ -61,41 +62,59 @@ def _require_str(field: str, value: object) -> str:
 def interface_name(field: str, value: object) -> str:
     """A network device name the kernel keeps as written and `ip` reads as a name."""
     name = _require_str(field, value)
+    problem = _interface_problem(name)
+    if problem is not None:
+        raise ValidationError(field, value, problem)
+    return name
+
+
+# The checks of a name depend on the name alone: a topology names each bridge, namespace and
+# device many times over (and a record rebuilds thousands of objects), so each name is judged once.
+@functools.lru_cache(maxsize=4096)
+def _interface_problem(name: str) -> str | None:
     size = len(name.encode("utf-8"))
     if size >= IFNAMSIZ:
-        raise ValidationError(field, value, f"is {size} bytes long; the kernel allows at most {IFNAMSIZ - 1}")
+        return f"is {size} bytes long; the kernel allows at most {IFNAMSIZ - 1}"
     if name in (".", ".."):
-        raise ValidationError(field, value, "is not a valid device name")
+        return "is not a valid device name"
     if name.startswith("-"):
-        raise ValidationError(field, value, "must not start with '-' (it would read as an option)")
+        return "must not start with '-' (it would read as an option)"
     bad = _bad_character(name)
     if bad is not None:
-        raise ValidationError(field, value, f"contains the character {bad!r}")
+        return f"contains the character {bad!r}"
     if not name.isascii():
-        raise ValidationError(field, value, "must be ASCII")
+        return "must be ASCII"
     keyword = _is_ip_keyword(name)
     if keyword is not None:
-        raise ValidationError(field, value, f"`ip` would read it as the keyword {keyword!r}; choose another name")
-    return name
+        return f"`ip` would read it as the keyword {keyword!r}; choose another name"
+    return None
 
 
 def namespace_name(field: str, value: object) -> str:
     """A name for `ip netns`: a single file name under /run/netns."""
     name = _require_str(field, value)
+    problem = _namespace_problem(name)
+    if problem is not None:
+        raise ValidationError(field, value, problem)
+    return name
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace_problem(name: str) -> str | None:
     if len(name.encode("utf-8")) > NAME_MAX:
-        raise ValidationError(field, value, f"is longer than {NAME_MAX} bytes")
+        return f"is longer than {NAME_MAX} bytes"
     if name in (".", ".."):
-        raise ValidationError(field, value, "is a path component, not a name")
+        return "is a path component, not a name"
     if name == "all":
-        raise ValidationError(field, value, "`ip netns` reads 'all' as every namespace")
+        return "`ip netns` reads 'all' as every namespace"
     if name.startswith("-"):
-        raise ValidationError(field, value, "must not start with '-' (it would read as an option)")
+        return "must not start with '-' (it would read as an option)"
     bad = _bad_character(name)
     if bad is not None:
-        raise ValidationError(field, value, f"contains the character {bad!r}")
+        return f"contains the character {bad!r}"
     if not name.isascii():
-        raise ValidationError(field, value, "must be ASCII")
-    return name
+        return "must be ASCII"
+    return None
 
 
 def _ascii_text(field: str, value: object) -> str:
@@ -105,13 +124,23 @@ def _ascii_text(field: str, value: object) -> str:
     return text
 
 
+# Parsed addresses are immutable values; the same ones recur across a topology's objects.
+_parse_address = functools.lru_cache(maxsize=8192)(ipaddress.ip_address)
+_parse_interface = functools.lru_cache(maxsize=8192)(ipaddress.ip_interface)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=True)
+
+
 def ip_address(field: str, value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """A single IP address written as numbers (never a host name or a list)."""
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value
     text = _ascii_text(field, value)
     try:
-        return ipaddress.ip_address(text)
+        return _parse_address(text)
     except ValueError:
         raise ValidationError(field, value, "is not an IP address") from None
 
@@ -124,7 +153,7 @@ def ip_interface(field: str, value: object) -> ipaddress.IPv4Interface | ipaddre
     if "/" not in text:
         raise ValidationError(field, value, "needs a prefix length, like 172.18.0.2/24")
     try:
-        return ipaddress.ip_interface(text)
+        return _parse_interface(text)
     except ValueError:
         raise ValidationError(field, value, "is not an address with a prefix length") from None
 
@@ -135,7 +164,7 @@ def ip_network(field: str, value: object) -> ipaddress.IPv4Network | ipaddress.I
         return value
     text = _ascii_text(field, value)
     try:
-        return ipaddress.ip_network(text, strict=True)
+        return _parse_network(text)
     except ValueError as exc:
         reason = str(exc) if "host bits" in str(exc) else "is not a network like 172.18.0.0/24"
         raise ValidationError(field, value, reason) from None

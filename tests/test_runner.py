@@ -154,3 +154,18 @@ def test_iptables_exit_codes_are_told_apart_by_their_message(
     with pytest.raises(CommandError, match=message) as caught:
         runner.run(Command("iptables", ("-t", "nat", "-A", "X")))
     assert type(caught.value) is kind
+
+
+def test_a_tool_found_is_kept_and_a_missing_one_looked_for_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked: list[str] = []
+
+    def which(tool: str, path: str) -> str | None:
+        looked.append(tool)
+        return None if tool == "brctl" else f"/usr/sbin/{tool}"
+
+    monkeypatch.setattr("netwrap.runner.shutil.which", which)
+    monkeypatch.setattr("netwrap.runner._FOUND", {})
+    assert [find_tool("ip"), find_tool("ip"), find_tool("brctl"), find_tool("brctl")] == [
+        "/usr/sbin/ip", "/usr/sbin/ip", None, None,
+    ]  # fmt: skip
+    assert looked == ["ip", "brctl", "brctl"]

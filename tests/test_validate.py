@@ -149,3 +149,15 @@ def test_sysctl_and_port_validators_never_crash(value: object) -> None:
             check("f", value)
         except ValidationError as exc:
             assert exc.field == "f"
+
+
+def test_a_name_judged_before_still_names_the_field_it_is_in() -> None:
+    """Names are judged once and remembered; the error still names the field and value of each use."""
+    for field in ("Bridge.name", "VethPair.peer"):
+        with pytest.raises(ValidationError) as caught:
+            v.interface_name(field, "bad name")
+        assert (caught.value.field, caught.value.value) == (field, "bad name")
+    for field in ("Namespace.name", "Route.netns"):
+        with pytest.raises(ValidationError) as caught:
+            v.namespace_name(field, "all")
+        assert caught.value.field == field
