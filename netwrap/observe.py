@@ -1,18 +1,19 @@
 """Read what a host has, in bulk: one read per namespace and kind of fact.
 
 :func:`observe` looks at what a list of objects needs (which namespaces, which
-facts) and reads each fact once: ``ip netns list``; per namespace ``ip -d -json
-link show``, ``ip -json addr show`` and ``ip -json route show``; ``iptables -t
-TABLE -S`` per iptables table; ``sysctl -n`` per setting. The number of processes grows with the
-number of namespaces, not of objects. Where ``ip`` has no ``-json`` (old
-iproute2), the ``ip -o`` text forms are read instead.
+facts) and reads each fact once: ``ip netns list``; per namespace one ``ip -d
+-json -batch -`` for its links, addresses and routes; ``iptables -t TABLE -S``
+per iptables table; one ``sysctl`` per namespace for its settings. The number
+of processes grows with the number of namespaces, not of objects, and the reads
+run a few at a time. Where ``ip`` has no ``-json`` (old iproute2), the ``ip -o``
+text forms are read instead.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import attrs
@@ -218,62 +219,101 @@ def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> Netn
     )
 
 
+def read_sysctls(runner: Runner, netns: str | None, names: Sequence[str]) -> dict[str, str]:
+    """The values of ``names`` in one namespace, in one process; a setting that does not exist is left out.
+
+    One setting is read with ``sysctl -n NAME``; several with ``sysctl -e A B
+    ...``, which prints ``name = value`` for each that exists (``-e``: and
+    nothing for one that does not, such as a device's before the device is made).
+    """
+    if len(names) > 1:
+        values = parse.sysctl_values(_read(runner, ("-e", *names), netns, tool="sysctl"))
+        return {name: values[name.replace("/", ".")] for name in names if name.replace("/", ".") in values}
+    try:
+        out = _read(runner, ("-n", *names), netns, tool="sysctl")
+    except CommandError as exc:
+        if _NO_SETTING not in exc.stderr:
+            raise
+        return {}
+    return {names[0]: parse.sysctl_value(out)}
+
+
+def _tolerate_missing_netns(netns: str | None, future: Future[T]) -> T | None:
+    """A read's result; None where the namespace went away between the listing and the read."""
+    try:
+        return future.result()
+    except CommandError as exc:
+        if netns is None or _NO_NETNS not in exc.stderr:
+            raise
+        return None
+
+
 def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: bool = False) -> HostState:
-    """Read, once each, the facts that ``objects`` need (everything, in every namespace, with ``all_namespaces``)."""
+    """Read, once each, the facts that ``objects`` need (everything, in every namespace, with ``all_namespaces``).
+
+    The reads run a few at a time (``READERS``): the host's and the iptables
+    tables' at once with the namespace listing, then one per namespace.
+    """
     link_places = {o.netns for o in objects if isinstance(o, _LINK_FACTS)}
     addr_places = {o.netns for o in objects if isinstance(o, Address)}
     route_places = {o.netns for o in objects if isinstance(o, Route)}
-    namespaces: tuple[str, ...] | None = None
-    ids: dict[int, str] = {}
-    if all_namespaces or any(isinstance(o, Namespace | VethPair) for o in objects):
-        listing = _read(runner, ("netns", "list"), None)
-        namespaces = tuple(parse.netns_names(listing))
-        ids = parse.netns_ids(listing)
     places = link_places | addr_places | route_places
-    if all_namespaces:
-        places |= {HOST, *(namespaces or ())}
-    wanted: dict[str | None, tuple[str, ...]] = {}
-    for netns in sorted(places, key=lambda p: (p is not None, p or "")):
-        if netns is not None and namespaces is not None and netns not in namespaces:
-            continue
-        wanted[netns] = tuple(
+
+    def facts(netns: str | None) -> tuple[str, ...]:
+        return tuple(
             fact
             for fact, where in (("links", link_places), ("addresses", addr_places), ("routes", route_places))
             if netns in where or all_namespaces
         )
-    views: dict[str | None, NetnsView] = {}
+
+    settings: dict[str | None, list[str]] = {}
+    for obj in objects:
+        if isinstance(obj, Sysctl) and obj.name not in settings.setdefault(obj.netns, []):
+            settings[obj.netns].append(obj.name)
+    fdb_places = {o.netns for o in objects if isinstance(o, FdbEntry)}
+    tables = sorted({o.table for o in objects if isinstance(o, Rule | Chain)})
+    listed = all_namespaces or any(isinstance(o, Namespace | VethPair) for o in objects)
     with ThreadPoolExecutor(max_workers=READERS) as pool:
-        futures = {netns: pool.submit(read_view, runner, netns, facts) for netns, facts in wanted.items()}
-    for netns, future in futures.items():
-        try:
-            views[netns] = future.result()
-        except CommandError as exc:
-            if netns is None or _NO_NETNS not in exc.stderr:
-                raise
-    fdb: dict[str | None, tuple[tuple[str, str, str | None], ...]] = {}
-    for netns in sorted({o.netns for o in objects if isinstance(o, FdbEntry)}, key=lambda p: p or ""):
-        try:
-            fdb[netns] = tuple(parse.fdb_entries(_read(runner, ("-json", "fdb", "show"), netns, tool="bridge")))
-        except CommandError as exc:
-            if netns is None or _NO_NETNS not in exc.stderr:
-                raise
+        # first what needs no namespace listing: the host and the rule tables, beside the listing itself
+        listing = pool.submit(_read, runner, ("netns", "list"), None) if listed else None
+        views = {HOST: pool.submit(read_view, runner, HOST, facts(HOST))} if HOST in places or all_namespaces else {}
+        table_reads = {table: pool.submit(_read, runner, ("-t", table, "-S"), None, "iptables") for table in tables}
+        setting_reads = {HOST: pool.submit(read_sysctls, runner, HOST, settings[HOST])} if HOST in settings else {}
+        fdb_reads: dict[str | None, Future[str]] = {}
+        if HOST in fdb_places:
+            fdb_reads[HOST] = pool.submit(_read, runner, ("-json", "fdb", "show"), HOST, "bridge")
+        namespaces: tuple[str, ...] | None = None
+        ids: dict[int, str] = {}
+        if listing is not None:
+            text = listing.result()
+            namespaces, ids = tuple(parse.netns_names(text)), parse.netns_ids(text)
+        inside = places | set(settings) | fdb_places
+        if all_namespaces:
+            inside |= set(namespaces or ())
+        for netns in sorted(p for p in inside if p is not None):
+            if namespaces is not None and netns not in namespaces:
+                continue  # not there: nothing to enter
+            if netns in places or all_namespaces:
+                views[netns] = pool.submit(read_view, runner, netns, facts(netns))
+            if netns in settings:
+                setting_reads[netns] = pool.submit(read_sysctls, runner, netns, settings[netns])
+            if netns in fdb_places:
+                fdb_reads[netns] = pool.submit(_read, runner, ("-json", "fdb", "show"), netns, "bridge")
+    found_views = {
+        netns: view for netns, read in views.items() if (view := _tolerate_missing_netns(netns, read)) is not None
+    }
+    fdb = {
+        netns: tuple(parse.fdb_entries(out))
+        for netns, read in fdb_reads.items()
+        if (out := _tolerate_missing_netns(netns, read)) is not None
+    }
     rules: dict[str, tuple[parse.IptablesRule, ...]] = {}
     chains: dict[str, tuple[str, ...]] = {}
-    for table in sorted({o.table for o in objects if isinstance(o, Rule | Chain)}):
-        listing = _read(runner, ("-t", table, "-S"), None, tool="iptables")
-        rules[table] = tuple(parse.iptables_rules(listing))
-        chains[table] = tuple(parse.iptables_chains(listing))
+    for table, listing_of in table_reads.items():
+        rules[table] = tuple(parse.iptables_rules(listing_of.result()))
+        chains[table] = tuple(parse.iptables_chains(listing_of.result()))
     sysctls: dict[tuple[str | None, str], str] = {}
-    for obj in objects:
-        if isinstance(obj, Sysctl) and (obj.netns, obj.name) not in sysctls:
-            if obj.netns is not None and namespaces is not None and obj.netns not in namespaces:
-                continue
-            try:
-                out = _read(runner, ("-n", obj.name), obj.netns, tool="sysctl")
-            except CommandError as exc:
-                # a setting of a device (net.ipv4.conf.DEV.x) does not exist before the device does
-                if _NO_SETTING not in exc.stderr and (obj.netns is None or _NO_NETNS not in exc.stderr):
-                    raise
-                continue
-            sysctls[(obj.netns, obj.name)] = parse.sysctl_value(out)
-    return HostState(namespaces, ids, views, fdb, rules, chains, sysctls)
+    for place, values in setting_reads.items():
+        for name, value in (_tolerate_missing_netns(place, values) or {}).items():
+            sysctls[(place, name)] = value
+    return HostState(namespaces, ids, found_views, fdb, rules, chains, sysctls)

@@ -321,3 +321,14 @@ def sysctl_value(text: str) -> str:
     if not value:
         raise ParseError("sysctl -n printed nothing")
     return value
+
+
+def sysctl_values(text: str) -> dict[str, str]:
+    """What ``sysctl KEY...`` printed, ``key = value`` per line, as a table (a key with ``/`` read as ``.``)."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        if not sep or not key.strip():
+            raise ParseError(f"sysctl printed a line that is not 'key = value': {line!r}")
+        found[key.strip().replace("/", ".")] = " ".join(value.split())
+    return found

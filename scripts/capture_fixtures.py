@@ -57,6 +57,9 @@ def main() -> int:
         save(r, "tutorial_docker1_addr.json", "ip", "-json", "addr", "show", netns="Tdocker1")
         save(r, "tutorial_docker1_routes.json", "ip", "-json", "route", "show", netns="Tdocker1")
         save(r, "ip_forward_1.txt", "sysctl", "-n", "net.ipv4.ip_forward")
+        # several settings in one read; -e: the one of a device that does not exist prints nothing
+        save(r, "sysctl_several.txt", "sysctl", "-e", "net.ipv4.ip_forward", "net.ipv4.conf.Tbr0.route_localnet",
+             "net.ipv4.conf.Tnothing.route_localnet", "net.ipv4.tcp_rmem")  # fmt: skip
         save(r, "tutorial_nat_S.txt", "iptables", "-t", "nat", "-S")
         save(r, "tutorial_brctl_show.txt", "brctl", "show")
         save(r, "tutorial_host_links_o.txt", "ip", "-o", "-d", "link", "show")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from pytest_subprocess import FakeProcess
 
-from netwrap import LinkUp, Namespace, VethPair, observe, tutorial
+from netwrap import LinkUp, Namespace, Sysctl, VethPair, observe, tutorial
+from netwrap.objects import Rule
 from netwrap.runner import SubprocessRunner
 from tests.conftest import fixture_text
 
@@ -68,3 +72,34 @@ def test_namespaces_that_do_not_exist_are_not_entered(fp: FakeProcess, runner: S
     state = observe(runner, [Namespace("Tdocker0"), VethPair("Tveth0", "Tveth1"), LinkUp("Tveth0", netns="Tdocker0")])
     assert len(fp.calls) == 2
     assert state.view("Tdocker0").link("Tveth0") is None
+
+
+def test_the_settings_of_a_namespace_are_read_in_one_process(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    names = ("net.ipv4.ip_forward", "net.ipv4.conf.Tbr0.route_localnet", "net.ipv4.conf.Tnothing.route_localnet")
+    fp.register(["sysctl", "-e", *names], stdout=fixture_text("sysctl_several.txt"))
+    state = observe(runner, [Sysctl(name, "1") for name in names])
+    assert len(fp.calls) == 1
+    assert state.sysctls == {(None, names[0]): "1", (None, names[1]): "0"}  # the missing device's is left out
+
+
+def test_reads_that_need_no_listing_run_beside_it(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    """The host, the rule tables and the settings are read while the namespaces are being listed."""
+    listing_done = threading.Event()
+
+    def slow_listing(process: FakeProcess) -> None:
+        time.sleep(0.3)
+        listing_done.set()
+
+    fp.register(["ip", "netns", "list"], stdout="", callback=slow_listing)
+    early: list[str] = []
+    for argv, out in (
+        (HOST, fixture_text("empty_links.json")),
+        (["iptables", "-t", "nat", "-S"], "-P PREROUTING ACCEPT\n"),
+    ):
+        fp.register(
+            argv,
+            stdout=out,
+            callback=lambda _p, tool=argv[0]: early.append(tool) if not listing_done.is_set() else None,
+        )
+    observe(runner, [Namespace("Tdocker0"), LinkUp("Tbr0"), Rule("POSTROUTING", "MASQUERADE", table="nat")])
+    assert sorted(early) == ["ip", "iptables"]

@@ -187,3 +187,24 @@ def test_parsers_survive_odd_json(items: list[dict[str, object]]) -> None:
     for parser in (parse.links, parse.addresses, parse.routes):
         with contextlib.suppress(ParseError):
             parser(text)
+
+
+def test_several_sysctls() -> None:
+    """``sysctl -e A B ...``: one ``key = value`` line per setting that exists."""
+    assert parse.sysctl_values(fixture_text("sysctl_several.txt")) == {
+        "net.ipv4.ip_forward": "1",
+        "net.ipv4.conf.Tbr0.route_localnet": "0",
+        "net.ipv4.tcp_rmem": "4096 131072 33554432",
+    }
+    assert parse.sysctl_values("net/ipv4/ip_forward = 0\n") == {"net.ipv4.ip_forward": "0"}
+    assert parse.sysctl_values("") == {}
+    with pytest.raises(ParseError, match="not 'key = value'"):
+        parse.sysctl_values("sysctl: permission denied on key 'net.ipv4.ip_forward'\n")
+
+
+@given(st.text(max_size=200))
+def test_sysctl_values_never_crash(text: str) -> None:
+    with contextlib.suppress(ParseError):
+        for key, value in parse.sysctl_values(text).items():
+            assert key and "/" not in key
+            assert value == " ".join(value.split())
