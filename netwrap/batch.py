@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal
 
 import attrs
@@ -163,7 +163,13 @@ def batches(steps: Sequence[Step], *, removing: bool = False) -> list[Batch]:
 
 
 def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool = False) -> None:
-    """Run ``steps`` verbatim or batched; a failure raises :class:`StepFailure` naming its plan item."""
+    """Run ``steps`` verbatim or batched; a failure raises :class:`StepFailure` naming its plan item.
+
+    Batched, the ``iptables-restore`` of the rules runs beside the batches that
+    follow it (rules name devices, they do not need them): when removing, it
+    goes first and overlaps the rest. A failure stops what has not started yet;
+    what runs is waited for, and the failure of the earliest plan item is raised.
+    """
     if mode == "verbatim":
         for step in steps:
             try:
@@ -173,15 +179,30 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
         return
     pending = batches(steps, removing=removing)
     parallel = getattr(runner, "concurrent", True)
-    while pending:
-        group = [pending.pop(0)]
-        while parallel and group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:
-            group.append(pending.pop(0))
-        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(group))) as pool:
-            outcomes = list(pool.map(lambda batch: _attempt(batch, runner), group))
-        for batch, failure in zip(group, outcomes, strict=True):
-            if failure is not None:
-                raise StepFailure(batch.item_at(failure), failure, batch) from failure
+    failures: list[tuple[int, CommandError, Batch]] = []
+
+    def note(batch: Batch, failure: CommandError | None) -> None:
+        if failure is not None:
+            failures.append((batch.item_at(failure), failure, batch))
+
+    with ThreadPoolExecutor(max_workers=1) as aside:
+        beside: list[tuple[Batch, Future[CommandError | None]]] = []
+        while pending and not failures:
+            group = [pending.pop(0)]
+            if parallel and group[0].command.tool == "iptables-restore":
+                beside.append((group[0], aside.submit(_attempt, group[0], runner)))
+                continue
+            while parallel and group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:
+                group.append(pending.pop(0))
+            with ThreadPoolExecutor(max_workers=min(PARALLEL, len(group))) as pool:
+                outcomes = list(pool.map(lambda batch: _attempt(batch, runner), group))
+            for batch, failure in zip(group, outcomes, strict=True):
+                note(batch, failure)
+        for batch, running in beside:
+            note(batch, running.result())
+    if failures:
+        item, failure, batch = min(failures, key=lambda found: found[0])
+        raise StepFailure(item, failure, batch) from failure
 
 
 PARALLEL = 4  # namespaces configured at once

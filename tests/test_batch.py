@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import attrs
 import pytest
 from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, StepError, build, compose, topofile, tutorial
-from netwrap.batch import Step, batches
+from netwrap.batch import Step, StepFailure, batches, execute
 from netwrap.command import Command
-from netwrap.objects import Rule
-from netwrap.runner import SubprocessRunner
+from netwrap.errors import CommandError
+from netwrap.objects import Rule, Sysctl
+from netwrap.runner import Result, SubprocessRunner
 from tests.test_tutorial import built_host, empty_host, fake, mutating_calls, seen
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -120,3 +123,58 @@ def test_a_comment_with_spaces_survives_the_restore_file() -> None:
     (batch,) = batches([Step(1, rule.create_commands()[0])])
     assert '-A FORWARD -m comment --comment "netwrap lab" -j ACCEPT' in (batch.command.input or "")
     assert Command("ip", ("-V",)).shell() == "ip -V"
+
+
+@attrs.define
+class Overlapping:
+    """Answers every command; the restore succeeds only if an ``ip`` batch starts while it runs."""
+
+    failing: frozenset[str] = frozenset()
+    ip_started: threading.Event = attrs.field(factory=threading.Event)
+    order: list[str] = attrs.field(factory=list)
+    concurrent: bool = True
+
+    def run(self, command: Command) -> Result:
+        self.order.append(command.tool)
+        if command.tool == "ip":
+            self.ip_started.set()
+        if command.tool == "iptables-restore" and not self.ip_started.wait(timeout=2):
+            raise CommandError(command.argv, 1, "", "ran alone")
+        if command.tool in self.failing:
+            stderr = "Error occurred at line: 2\n" if command.tool == "iptables-restore" else "Command failed -:1\n"
+            raise CommandError(command.argv, 1, "", stderr)
+        return Result(command, 0)
+
+
+def removal_steps() -> list[Step]:
+    objects = list(reversed(tutorial.objects("ip")))
+    return [
+        Step(n, c)
+        for n, o in enumerate(objects, start=1)
+        for c in (o.restore_commands("0") if isinstance(o, Sysctl) else o.delete_commands())
+    ]
+
+
+def test_removing_the_rules_overlaps_the_other_batches() -> None:
+    runner = Overlapping()
+    execute(removal_steps(), runner, "batch", removing=True)
+    assert runner.order[0] == "iptables-restore"
+
+
+def test_a_dry_run_keeps_the_batches_in_order() -> None:
+    runner = Overlapping(concurrent=False, ip_started=threading.Event())
+    runner.ip_started.set()  # nothing runs beside anything: the restore must not wait
+    execute(removal_steps(), runner, "batch", removing=True)
+    assert runner.order == [b.command.tool for b in batches(removal_steps(), removing=True)]
+
+
+def test_of_two_failures_the_earlier_step_is_raised() -> None:
+    steps = removal_steps()
+    found = batches(steps, removing=True)
+    with pytest.raises(StepFailure) as caught:
+        execute(steps, Overlapping(failing=frozenset({"ip", "iptables-restore"})), "batch", removing=True)
+    restore = next(b for b in found if b.command.tool == "iptables-restore")
+    assert caught.value.item == restore.lines[1]  # the rules come first when removing
+    with pytest.raises(StepFailure) as caught:
+        execute(steps, Overlapping(failing=frozenset({"ip"})), "batch", removing=True)
+    assert caught.value.batch is not None and caught.value.batch.command.tool == "ip"
