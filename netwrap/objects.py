@@ -9,6 +9,7 @@ For the tutorial's objects the commands are the document's own.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Literal, Protocol, cast, runtime_checkable
@@ -65,7 +66,7 @@ class Namespace:
 
     name: str = attrs.field(validator=v.validator(v.namespace_name))
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"netns:{self.name}"
 
@@ -107,7 +108,7 @@ class VethPair:
         if self.peer_netns is not None and self.peer_netns == self.netns:
             raise ValidationError("VethPair.peer_netns", self.peer_netns, "is where the pair is made already")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         peer_at = f"@{self.peer_netns}" if self.peer_netns else ""
         return f"veth:{_where(self.netns)}:{self.name}:{self.peer}{peer_at}"
@@ -160,7 +161,7 @@ class LinkNetns:
     device: str = attrs.field(validator=_name)
     netns: str = attrs.field(validator=v.validator(v.namespace_name))
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"placement:{self.netns}:{self.device}"
 
@@ -182,7 +183,7 @@ class Bridge:
     tool: BridgeTool = attrs.field(default="brctl", validator=attrs.validators.in_(("brctl", "ip")))
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"bridge:{_where(self.netns)}:{self.name}"
 
@@ -213,7 +214,7 @@ class BridgePort:
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
     isolated: bool = attrs.field(default=False, kw_only=True)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"port:{_where(self.netns)}:{self.bridge}:{self.port}{':isolated' if self.isolated else ''}"
 
@@ -258,7 +259,7 @@ class Address:
     address: IPInterface = attrs.field(converter=_address)
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"addr:{_where(self.netns)}:{self.device}:{self.address}"
 
@@ -279,7 +280,7 @@ class LinkUp:
     device: str = attrs.field(validator=_name)
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"up:{_where(self.netns)}:{self.device}"
 
@@ -306,7 +307,7 @@ class Route:
         if self.gateway is None and self.device is None:
             raise ValidationError("Route.gateway", None, "a route needs a gateway, a device or both")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"route:{_where(self.netns)}:{self.destination}:{self.gateway or ''}:{self.device or ''}"
 
@@ -344,7 +345,7 @@ class Sysctl:
     value: str = attrs.field(converter=_sysctl_value)
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"sysctl:{_where(self.netns)}:{self.name}"
 
@@ -522,12 +523,17 @@ class Rule:
             if getattr(self, field) and value is None:
                 raise ValidationError(f"{name}.{field}", True, "negates nothing: the address is not set")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"{self.table}:{self.chain}:{' '.join(self.body())}"
 
     def body(self) -> tuple[str, ...]:
         """The rule's matches and target, in ``iptables -S`` order."""
+        return self._body
+
+    @functools.cached_property
+    def _body(self) -> tuple[str, ...]:
+        # worked out once per rule: a plan compares and keys every rule, and a topology has hundreds
         words: list[str] = []
 
         def opt(negated: bool, flag: str, value: object) -> None:
@@ -632,7 +638,7 @@ class Chain:
         if self.name in BUILTIN_CHAINS:
             raise ValidationError("Chain.name", self.name, "is a built-in chain")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"chain:{self.table}:{self.name}"
 
@@ -672,7 +678,7 @@ class Vxlan:
         if self.mtu is not None and (isinstance(self.mtu, bool) or not 68 <= self.mtu <= 65535):
             raise ValidationError("Vxlan.mtu", self.mtu, "must be from 68 to 65535")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"vxlan:{_where(self.netns)}:{self.name}"
 
@@ -706,7 +712,7 @@ class FdbEntry:
         if not re.fullmatch(r"(?:[0-9a-f]{2}:){5}[0-9a-f]{2}", self.mac):
             raise ValidationError("FdbEntry.mac", self.mac, "must be a MAC address like 00:00:00:00:00:00")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"fdb:{_where(self.netns)}:{self.device}:{self.mac}:{self.dst}"
 

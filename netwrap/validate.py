@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import unicodedata
 from typing import Any
 
@@ -117,9 +118,12 @@ def _namespace_problem(name: str) -> str | None:
     return None
 
 
+_SPACE = re.compile(r"\s")  # for ASCII text, what str.isspace() calls white space
+
+
 def _ascii_text(field: str, value: object) -> str:
     text = _require_str(field, value)
-    if not text.isascii() or any(ch.isspace() for ch in text):
+    if not text.isascii() or _SPACE.search(text):
         raise ValidationError(field, value, "must be ASCII with no white space")
     return text
 
