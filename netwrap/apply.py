@@ -15,12 +15,12 @@ import attrs
 from netwrap import compose
 from netwrap.batch import Mode
 from netwrap.build import Outcome, Progress, build, teardown
+from netwrap.check import Check, observe_for
 from netwrap.command import Command
 from netwrap.objects import NetObject
-from netwrap.observe import observe
 from netwrap.plan import Plan, assess, plan
 from netwrap.runner import DryRunner, Runner
-from netwrap.state import MemoryStore, Record, StateFile, Store, state_files
+from netwrap.state import MemoryStore, StateFile, Store, state_files
 from netwrap.topology import Container, Topology
 
 
@@ -54,7 +54,9 @@ class TopologyPlan:
         return not self.commands and not self.conflicts
 
 
-def plan_topology(topo: Topology, runner: Runner, store: StateFile, mode: Mode = "batch") -> TopologyPlan:
+def plan_topology(
+    topo: Topology, runner: Runner, store: StateFile, mode: Mode = "batch", check: Check = "all"
+) -> TopologyPlan:
     """Observe the host and work out what ``apply`` would run, running only reads.
 
     The apply itself is run against a :class:`~netwrap.runner.DryRunner` and a
@@ -62,28 +64,38 @@ def plan_topology(topo: Topology, runner: Runner, store: StateFile, mode: Mode =
     (removals of what the file no longer has included).
     """
     objects, _ = desired(topo, store)
-    current = plan(objects, observe(runner, objects))
+    record = store.load()
+    current = plan(objects, *observe_for(runner, objects, record, check))
     conflicts = tuple(item.assessment.reason for item in current.conflicts)
     if conflicts:
         return TopologyPlan(current, (), conflicts)
-    record = store.load()
-    copy = MemoryStore(Record.from_json(record.to_json()) if record is not None else None)
+    copy = MemoryStore(record.copy() if record is not None else None)
     dry = DryRunner(runner)
-    apply(topo, dry, copy, mode=mode)
+    apply(topo, dry, copy, mode=mode, check=check)
     return TopologyPlan(current, tuple(dry.changes), ())
 
 
 def apply(
-    topo: Topology, runner: Runner, store: Store, progress: Progress | None = None, mode: Mode = "batch"
+    topo: Topology,
+    runner: Runner,
+    store: Store,
+    progress: Progress | None = None,
+    *,
+    mode: Mode = "batch",
+    check: Check = "all",
 ) -> Outcome:
     """Make the host match ``topo``: remove what it no longer has, create what is missing.
 
     ``mode="batch"`` (the default) regroups the commands into a few processes;
     ``"verbatim"`` runs them one by one. Both reach the same state.
+    ``check="host"`` trusts the insides of namespaces whose host side is as the
+    last apply left it, instead of reading each (see :mod:`netwrap.check`).
     """
     objects, allocations = desired(topo, store)
     keys = {f"{compose.allocation_key(net, name)}": str(addr) for (net, name), addr in allocations.items()}
-    return build(objects, runner, store, action="apply", prune=True, allocations=keys, progress=progress, mode=mode)
+    return build(
+        objects, runner, store, action="apply", prune=True, allocations=keys, progress=progress, mode=mode, check=check
+    )
 
 
 def destroy(runner: Runner, store: StateFile, mode: Mode = "batch") -> Outcome:
@@ -113,11 +125,11 @@ class ContainerStatus:
         }
 
 
-def status(topo: Topology, runner: Runner, store: StateFile) -> list[ContainerStatus]:
+def status(topo: Topology, runner: Runner, store: StateFile, check: Check = "all") -> list[ContainerStatus]:
     """Each container with its networks and addresses, and whether the host has all of it."""
     objects, allocations = desired(topo, store)
-    state = observe(runner, objects)
-    verdicts = {obj.key: assess(obj, state).status for obj in objects}
+    state, trusted = observe_for(runner, objects, store.load(), check)
+    verdicts = {obj.key: "present" if obj.key in trusted else assess(obj, state).status for obj in objects}
     attached = compose.links(topo, allocations)
     rows = []
     for container in topo.containers:

@@ -21,6 +21,7 @@ import attrs
 
 from netwrap import converge
 from netwrap.batch import Mode, Step, StepFailure, execute
+from netwrap.check import Check, observe_for
 from netwrap.command import Command
 from netwrap.errors import CommandError, ConflictError, StepError
 from netwrap.objects import (
@@ -89,6 +90,7 @@ def build(
     allocations: dict[str, str] | None = None,
     progress: Progress | None = None,
     mode: Mode = "verbatim",
+    check: Check = "all",
 ) -> Outcome:
     """Create what is missing of ``objects``, in order; conflicts stop it before any change.
 
@@ -98,6 +100,8 @@ def build(
     removes what the record holds but ``objects`` no longer want. ``mode``
     runs the commands one by one (``verbatim``) or regrouped into a few
     processes (``batch``, see :mod:`netwrap.batch`); the result is the same.
+    ``check="host"`` reads inside a namespace only when its host side is not as
+    the last apply left it (see :mod:`netwrap.check`).
     """
     record = store.load()
     changed: list[str] = []
@@ -109,8 +113,8 @@ def build(
             removed = _undo(stale, record, runner, store, siblings=(), mode=mode)
             changed += removed.changed
             notes += removed.notes
-    state = observe(runner, objects)
-    current = plan(objects, state)
+    state, trusted = observe_for(runner, objects, record, check)
+    current = plan(objects, state, trusted)
     if current.conflicts:
         raise _conflict_error([item.assessment.reason for item in current.conflicts])
     uses = [obj.key for obj in objects]

@@ -145,13 +145,20 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="what this host has and lacks for netwrap, with the fix for each (reads only)")
     topo = argparse.ArgumentParser(add_help=False)
     topo.add_argument("-f", "--file", type=Path, required=True, help="the topology file (TOML)")
+    quick = argparse.ArgumentParser(add_help=False)
+    quick.add_argument(
+        "--quick", dest="check", action="store_const", const="host", default="all",
+        help="check the host side only (devices, namespaces, rules, settings); read inside a namespace only "
+        "when its host side is not as the last apply left it",
+    )  # fmt: skip
     for name, text in (
         ("apply", "make this host match the topology: create what is missing, remove what it no longer has"),
         ("plan", "print the commands apply would run; exit 0 if none, 2 if some, 1 on conflicts"),
         ("destroy", "remove what apply created (objects another topology still uses are handed over)"),
     ):
-        commands.add_parser(name, parents=[common, topo], help=text, description=text)
-    stat = commands.add_parser("status", parents=[common, topo], help="each container, its addresses and state")
+        parents = [common, topo] if name == "destroy" else [common, topo, quick]
+        commands.add_parser(name, parents=parents, help=text, description=text)
+    stat = commands.add_parser("status", parents=[common, topo, quick], help="each container, its addresses and state")
     stat.add_argument("--json", action="store_true", help="print JSON for scripts")
     drawing = commands.add_parser("graph", parents=[topo], help="draw the topology (Mermaid or Graphviz DOT)")
     drawing.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
@@ -334,7 +341,7 @@ def _cluster(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) 
             for file in state_files(state_dir):
                 if file.name.startswith(f"cluster-{spec.name}@"):
                     shutil.copy(file.path, Path(copy) / file.path.name)
-            multihost.apply(planned, copy, mode=mode, parallel=False)
+            multihost.apply(planned, copy, mode=mode, parallel=False, check=args.check)
         for name, dry in dries.items():
             for command in dry.changes:
                 print(f"[{name}] {command.shell()}", file=out)
@@ -343,7 +350,7 @@ def _cluster(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) 
         return EXIT_CHANGES if count else EXIT_OK
     cluster = spec.cluster(echo)
     if args.command == "apply":
-        outcomes = multihost.apply(cluster, state_dir, mode=mode)
+        outcomes = multihost.apply(cluster, state_dir, mode=mode, check=args.check)
     elif args.command == "destroy":
         outcomes = multihost.destroy(cluster, state_dir, mode=mode)
     else:
@@ -352,7 +359,8 @@ def _cluster(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) 
             topo = multihost.machine_topology(cluster, index)
             store = StateFile.in_dir(state_dir, f"cluster-{spec.name}@{machine.name}")
             rows += [
-                attrs.evolve(r, name=f"{r.name}@{machine.name}") for r in apply_.status(topo, machine.runner, store)
+                attrs.evolve(r, name=f"{r.name}@{machine.name}")
+                for r in apply_.status(topo, machine.runner, store, check=args.check)
             ]
         if args.json:
             json.dump({"cluster": spec.name, "containers": [r.to_json() for r in rows]}, out, indent=2)
@@ -387,20 +395,21 @@ def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO)
     if args.command == "apply" and remote is None:
         require_tools(_commands_of(apply_.desired(topo, store)[0], with_probes=False))
     if args.command == "apply":
-        _report(apply_.apply(topo, runner, store, _progress(err), mode=mode), f"apply {topo.name}", err)
+        outcome = apply_.apply(topo, runner, store, _progress(err), mode=mode, check=args.check)
+        _report(outcome, f"apply {topo.name}", err)
         return EXIT_OK
     if args.command == "destroy":
         _report(apply_.destroy(runner, store, mode=mode), f"destroy {topo.name}", err)
         return EXIT_OK
     if args.command == "status":
-        rows = apply_.status(topo, runner, store)
+        rows = apply_.status(topo, runner, store, check=args.check)
         if args.json:
             json.dump({"topology": topo.name, "containers": [r.to_json() for r in rows]}, out, indent=2)
             out.write("\n")
         else:
             print(apply_.render_status(rows), file=out)
         return EXIT_OK
-    result = apply_.plan_topology(topo, runner, store, mode=mode)
+    result = apply_.plan_topology(topo, runner, store, mode=mode, check=args.check)
     if verbose:
         for line in result.plan.describe():
             print(f"# {line}", file=out)

@@ -30,6 +30,7 @@ import attrs
 from netwrap import compose
 from netwrap.batch import Mode
 from netwrap.build import Outcome, build, teardown
+from netwrap.check import Check
 from netwrap.errors import NetwrapError, ValidationError
 from netwrap.objects import BridgePort, FdbEntry, LinkUp, NatRule, NetObject, Route, Rule, VethPair, Vxlan
 from netwrap.runner import Runner
@@ -203,13 +204,17 @@ def _on_every_machine(cluster: Cluster, work: Callable[[int, Machine], Outcome])
     return {name: r for name, r in results.items() if isinstance(r, Outcome)}
 
 
-def apply(cluster: Cluster, state_dir: Path | str, mode: Mode = "batch", parallel: bool = True) -> dict[str, Outcome]:
-    """Build the cluster on every machine (at once, unless ``parallel`` is false)."""
+def apply(
+    cluster: Cluster, state_dir: Path | str, mode: Mode = "batch", parallel: bool = True, check: Check = "all"
+) -> dict[str, Outcome]:
+    """Build the cluster on every machine (at once, unless ``parallel`` is false).
+
+    ``check="host"``: see :mod:`netwrap.check`.
+    """
 
     def work(index: int, machine: Machine) -> Outcome:
-        return build(
-            objects(cluster, index), machine.runner, _store(cluster, machine, state_dir), prune=True, mode=mode
-        )
+        store = _store(cluster, machine, state_dir)
+        return build(objects(cluster, index), machine.runner, store, prune=True, mode=mode, check=check)
 
     if parallel:
         return _on_every_machine(cluster, work)

@@ -11,8 +11,9 @@ text forms are read instead.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -56,7 +57,18 @@ class NetnsView:
     routes: tuple[parse.RouteEntry, ...] | None = None
 
     def link(self, name: str) -> parse.Link | None:
-        return next((link for link in self.links or () if link.name == name), None)
+        return self._by_name.get(name)
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, parse.Link]:
+        # a plan looks devices up by name hundreds of times: index them once (the first of a name wins)
+        index: dict[str, parse.Link] = {}
+        for link in self.links or ():
+            index.setdefault(link.name, link)
+        return index
+
+
+_UNREAD = NetnsView()
 
 
 @attrs.frozen
@@ -88,11 +100,24 @@ class HostState:
             self._rule_index[table] = index
         return (chain, words) in index
 
+    def merged(self, inside: HostState) -> HostState:
+        """This state with what ``inside`` read in namespaces (views, settings, forwarding entries) added."""
+        return attrs.evolve(
+            self,
+            views={**self.views, **{k: v for k, v in inside.views.items() if k is not None}},
+            fdb={**self.fdb, **{k: v for k, v in inside.fdb.items() if k is not None}},
+            sysctls={**self.sysctls, **{k: v for k, v in inside.sysctls.items() if k[0] is not None}},
+        )
+
     def has_netns(self, name: str) -> bool:
-        return self.namespaces is None or name in self.namespaces
+        return self.namespaces is None or name in self._namespace_set
+
+    @functools.cached_property
+    def _namespace_set(self) -> frozenset[str]:
+        return frozenset(self.namespaces or ())
 
     def view(self, netns: str | None) -> NetnsView:
-        return self.views.get(netns, NetnsView())
+        return self.views.get(netns, _UNREAD)
 
     def peer_name(self, link: parse.Link, netns: str | None) -> tuple[str | None, str] | None:
         """Where a veth's peer is and its name, when the observation can tell."""
@@ -248,8 +273,12 @@ def _tolerate_missing_netns(netns: str | None, future: Future[T]) -> T | None:
         return None
 
 
-def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: bool = False) -> HostState:
+def observe(
+    runner: Runner, objects: Sequence[NetObject], *, all_namespaces: bool = False, skip: Collection[str] = ()
+) -> HostState:
     """Read, once each, the facts that ``objects`` need (everything, in every namespace, with ``all_namespaces``).
+
+    Nothing is read inside the namespaces in ``skip`` (they are still listed).
 
     The reads run a few at a time (``READERS``): the host's and the iptables
     tables' at once with the namespace listing, then one per namespace.
@@ -291,8 +320,8 @@ def observe(runner: Runner, objects: Sequence[NetObject], *, all_namespaces: boo
         if all_namespaces:
             inside |= set(namespaces or ())
         for netns in sorted(p for p in inside if p is not None):
-            if namespaces is not None and netns not in namespaces:
-                continue  # not there: nothing to enter
+            if netns in skip or (namespaces is not None and netns not in namespaces):
+                continue  # not wanted, or not there: nothing to enter
             if netns in places or all_namespaces:
                 views[netns] = pool.submit(read_view, runner, netns, facts(netns))
             if netns in settings:

@@ -10,6 +10,9 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, cli, tutorial
+from netwrap.apply import TopologyPlan
+from netwrap.build import Outcome
+from netwrap.plan import Plan
 from netwrap.state import Record, Writer
 from tests.conftest import fixture_text
 from tests.test_tutorial import DOCUMENT, IPROUTE2_BRIDGE, built_host, empty_host, fake, mutating_calls
@@ -234,3 +237,29 @@ def test_exec_refuses_an_unknown_container(capsys: pytest.CaptureFixture[str]) -
     assert "'ghost' is not a container of topology 'modes'" in capsys.readouterr().err
     assert cli.main(["exec", "-f", str(EXAMPLES / "modes.toml"), "app"]) == 1
     assert "exec needs a command after --" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("as_root")
+def test_quick_reaches_apply_plan_and_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--quick asks for the host-side check; without it every namespace is read."""
+    asked: list[tuple[str, object]] = []
+
+    def spy(name: str, result: object) -> object:
+        def call(*args: object, **kwargs: object) -> object:
+            asked.append((name, kwargs.get("check")))
+            return result
+
+        return call
+
+    monkeypatch.setattr("netwrap.apply.apply", spy("apply", Outcome()))
+    monkeypatch.setattr("netwrap.apply.plan_topology", spy("plan", TopologyPlan(Plan(()), (), ())))
+    monkeypatch.setattr("netwrap.apply.status", spy("status", []))
+    monkeypatch.setattr("netwrap.cli.require_tools", lambda commands: None)
+    file = str(EXAMPLES / "two-networks.toml")
+    for command in ("apply", "plan", "status"):
+        assert run(command, "-f", file, "--state-dir", str(tmp_path), "--quick")[0] == 0
+        assert run(command, "-f", file, "--state-dir", str(tmp_path))[0] == 0
+    assert asked == [(c, check) for c in ("apply", "plan", "status") for check in ("host", "all")]
+    with pytest.raises(SystemExit) as usage:  # a teardown reads what it removes: it has no --quick
+        run("destroy", "-f", file, "--quick")
+    assert usage.value.code == 2

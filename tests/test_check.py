@@ -1,0 +1,82 @@
+"""The host-side check: what it reads, what it trusts, and when it looks inside a namespace after all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_subprocess import FakeProcess
+
+from netwrap import StateFile, build, tutorial
+from netwrap.check import inside, observe_for
+from netwrap.objects import Address, LinkNetns, Namespace, NetObject, Rule, VethPair
+from netwrap.runner import SubprocessRunner
+from netwrap.state import Record
+from tests.test_tutorial import NAT, NETNS, SYSCTL, batch_read, built_host, fake, mutating_calls, seen
+
+
+def finished(objects: Sequence[NetObject], *, complete: bool = True) -> Record:
+    """The record of an apply of ``objects`` (finished unless ``complete`` is false)."""
+    return Record(created=list(objects), complete=complete, uses=[o.key for o in objects])
+
+
+def test_what_is_inside_a_namespace() -> None:
+    assert inside(Namespace("c1")) is None  # listed by the host
+    assert inside(VethPair("h1", "e1", peer_netns="c1")) is None  # its host end shows where the peer is
+    assert inside(LinkNetns("e1", "c1")) == "c1"
+    assert inside(Address("e1", "10.0.0.2/24", netns="c1")) == "c1"
+    assert inside(Rule("FORWARD", "ACCEPT")) is None
+
+
+def test_a_host_side_check_of_a_built_host_enters_no_namespace(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    objects = tutorial.objects()
+    fake(fp, built_host(), [])
+    state, trusted = observe_for(runner, objects, finished(objects), "host")
+    assert sorted(seen(fp)) == sorted([NETNS, batch_read(None), NAT, SYSCTL])
+    assert trusted == {o.key for o in objects if inside(o) is not None}
+    assert len(trusted) == 8  # each container: its veth end placed, its address, up, its route
+    assert state.view("Tdocker0").links is None
+
+
+def test_nothing_is_trusted_without_a_finished_record(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    objects = tutorial.objects()
+    fake(fp, built_host(), [])
+    for record in (None, finished(objects, complete=False)):
+        fp.calls.clear()
+        _, trusted = observe_for(runner, objects, record, "host")
+        assert trusted == frozenset()
+        assert batch_read("Tdocker0") in seen(fp) and batch_read("Tdocker1") in seen(fp)
+
+
+def test_a_namespace_with_something_new_inside_is_read(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    objects = tutorial.objects()
+    extra = Address("Tveth0", "172.18.0.9/24", netns="Tdocker0")
+    fake(fp, built_host(), [])
+    _, trusted = observe_for(runner, [*objects, extra], finished(objects), "host")
+    assert batch_read("Tdocker0") in seen(fp)
+    assert batch_read("Tdocker1") not in seen(fp)
+    assert not any(key.startswith("addr:Tdocker0") for key in trusted)
+    assert any(key.startswith("addr:Tdocker1") for key in trusted)
+
+
+def test_a_veth_whose_host_end_is_gone_sends_the_check_inside(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    """The host shows no end of c9's pair: c9 is read, and what is missing there is planned."""
+    pair = VethPair("Tveth9", "eth0", peer_netns="Tdocker1")
+    objects = [*tutorial.objects(), pair]
+    fake(fp, built_host(), [])
+    _, trusted = observe_for(runner, objects, finished(objects), "host")
+    assert batch_read("Tdocker1") in seen(fp)
+    assert batch_read("Tdocker0") not in seen(fp)
+    assert not any("Tdocker1" in key for key in trusted)
+
+
+def test_a_quick_build_of_a_built_host_changes_nothing(
+    fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path
+) -> None:
+    objects = tutorial.objects()
+    store = StateFile(tmp_path / "t.json")
+    store.save(finished(objects))
+    fake(fp, built_host(), [])
+    assert build(objects, runner, store, check="host").changed == ()
+    assert mutating_calls(fp, built_host()) == []
+    assert len(seen(fp)) == 4
