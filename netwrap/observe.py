@@ -15,7 +15,7 @@ import functools
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -197,22 +197,21 @@ READERS = 8  # namespaces read at once
 _SHOW = {"links": "link show", "addresses": "addr show", "routes": "route show"}
 
 
-def _json_arrays(text: str) -> list[str]:
-    """Split ``[...][...]`` (what ``ip -json -batch`` prints) into one JSON text per command."""
+def _json_arrays(text: str) -> list[Any]:
+    """``[...][...]`` (what ``ip -json -batch`` prints), decoded, one value per command; [] if it is not that."""
     decoder = json.JSONDecoder()
-    found: list[str] = []
+    found: list[Any] = []
     at = 0
     while True:
         while at < len(text) and text[at].isspace():
             at += 1
         if at >= len(text):
             return found
-        start = at
         try:
-            _, at = decoder.raw_decode(text, at)
+            value, at = decoder.raw_decode(text, at)
         except json.JSONDecodeError:
             return []
-        found.append(text[start:at])
+        found.append(value)
 
 
 def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> NetnsView:
@@ -224,7 +223,7 @@ def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> Netn
     batch = Command(
         "ip", ("-d", "-json", *where, "-batch", "-"), mutates=False, input="".join(f"{_SHOW[f]}\n" for f in facts)
     )
-    parts: list[str] = []
+    parts: list[Any] = []
     try:
         parts = _json_arrays(runner.run(batch).stdout)
     except CommandError as exc:

@@ -50,15 +50,21 @@ class RouteEntry:
     device: str | None = None
 
 
-def _json_list(text: str, what: str) -> list[dict[str, Any]]:
-    if not text.strip():
-        return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"{what}: expected JSON from `ip -json`, got {text[:80]!r} ({exc})") from None
+JsonOutput = str | list[Any]  # what `ip -json` printed, or that text already decoded
+
+
+def _json_list(output: JsonOutput, what: str) -> list[dict[str, Any]]:
+    if isinstance(output, str):
+        if not output.strip():
+            return []
+        try:
+            data = json.loads(output)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"{what}: expected JSON from `ip -json`, got {output[:80]!r} ({exc})") from None
+    else:
+        data = output
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ParseError(f"{what}: expected a JSON list of objects, got {text[:80]!r}")
+        raise ParseError(f"{what}: expected a JSON list of objects, got {str(output)[:80]!r}")
     return data
 
 
@@ -88,7 +94,7 @@ def netns_ids(text: str) -> dict[int, str]:
     return {nsid: name for name, nsid in _netns_entries(text) if nsid is not None}
 
 
-def links(text: str) -> list[Link]:
+def links(text: JsonOutput) -> list[Link]:
     """Devices from ``ip [-d] -json link show``."""
     found = []
     for item in _json_list(text, "ip link"):
@@ -175,7 +181,7 @@ def _int_or_none(text: str | None) -> int | None:
     return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
 
-def addresses(text: str) -> list[tuple[str, IPInterface]]:
+def addresses(text: JsonOutput) -> list[tuple[str, IPInterface]]:
     """``(device, address/prefix)`` pairs from ``ip -json addr show``."""
     found = []
     for item in _json_list(text, "ip addr"):
@@ -226,7 +232,7 @@ def routes_text(text: str) -> list[RouteEntry]:
     return found
 
 
-def routes(text: str) -> list[RouteEntry]:
+def routes(text: JsonOutput) -> list[RouteEntry]:
     """Routes from ``ip -json route show``."""
     found = []
     for item in _json_list(text, "ip route"):

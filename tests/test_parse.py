@@ -208,3 +208,13 @@ def test_sysctl_values_never_crash(text: str) -> None:
         for key, value in parse.sysctl_values(text).items():
             assert key and "/" not in key
             assert value == " ".join(value.split())
+
+
+def test_ip_json_already_decoded_reads_the_same() -> None:
+    """A batch's output is decoded once, then each part handed over as data."""
+    for parser, name in ((parse.links, "tutorial_host_links.json"), (parse.addresses, "tutorial_host_addr.json"),
+                         (parse.routes, "tutorial_docker0_routes.json")):  # fmt: skip
+        text = fixture_text(name)
+        assert parser(json.loads(text)) == parser(text)
+    with pytest.raises(ParseError, match="a JSON list of objects"):
+        parse.links([1, 2])
