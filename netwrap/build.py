@@ -270,8 +270,13 @@ def _undo(
     *,
     siblings: Sequence[StateFile],
     mode: Mode = "verbatim",
+    then_cleared: bool = False,
 ) -> Outcome:
-    """Remove ``targets`` (owned by ``record``) in reverse order; drop them from the record as they go."""
+    """Remove ``targets`` (owned by ``record``) in reverse order; drop them from the record as they go.
+
+    ``then_cleared``: the caller drops the whole record next, so a batched run
+    does not write the emptied record first.
+    """
     target_keys = {obj.key for obj in targets}
     kept = [obj for obj in record.created if obj.key not in target_keys]
     handed = {}
@@ -297,7 +302,8 @@ def _undo(
         batched = _undo_batched(order, skipped, record=record, state=state, runner=runner, advice=advice)
         kept_keys = {k.key for k in kept}
         record.created = [o for o in record.created if o.key in kept_keys]
-        store.save(record)
+        if not then_cleared:
+            store.save(record)
         return Outcome((*changed, *batched.changed), tuple(notes + list(batched.notes)))
     for number, obj in enumerate(order, start=1):
         if not skipped(obj):
@@ -410,6 +416,6 @@ def teardown(runner: Runner, store: Store, *, siblings: Sequence[StateFile] = ()
         return Outcome((), (f"no record of what netwrap created in {store.describe()}; nothing removed",))
     record.complete, record.writer, record.action = False, Writer.current(), "down"
     store.save(record)
-    outcome = _undo(list(record.created), record, runner, store, siblings=siblings, mode=mode)
+    outcome = _undo(list(record.created), record, runner, store, siblings=siblings, mode=mode, then_cleared=True)
     store.clear()
     return outcome
