@@ -289,6 +289,32 @@ def iptables_chains(text: str) -> list[str]:
     return [line.split()[1] for line in text.splitlines() if line.startswith("-N ") and len(line.split()) == 2]
 
 
+def iptables_save(text: str) -> dict[str, tuple[list[IptablesRule], list[str]]]:
+    """Per table in ``iptables-save`` output (``*TABLE`` ... ``COMMIT``): its rules and its user chains
+    (``:NAME - [0:0]``; a built-in chain has a policy instead of ``-``)."""
+    tables: dict[str, tuple[list[IptablesRule], list[str]]] = {}
+    rules: list[str] = []
+    chains: list[str] = []
+    table: str | None = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table, rules, chains = line[1:].strip(), [], []
+        elif table is None or line.startswith("#") or not line.strip():
+            continue
+        elif line.startswith(":"):
+            words = line[1:].split()
+            if len(words) >= 2 and words[1] == "-":
+                chains.append(words[0])
+        elif line.strip() == "COMMIT":
+            tables[table] = (iptables_rules("\n".join(rules)), chains)
+            table = None
+        else:
+            rules.append(line)
+    if table is not None:
+        raise ParseError(f"iptables-save: table {table} has no COMMIT")
+    return tables
+
+
 def brctl_ports(text: str) -> dict[str, list[str]]:
     """Each bridge's ports from ``brctl show``."""
     bridges: dict[str, list[str]] = {}

@@ -72,7 +72,11 @@ def main() -> int:
                  "-j", "DNAT", "--to-destination", "10.1.1.1:8080")  # fmt: skip
         iptables(r, "-t", "nat", "-A", "POSTROUTING", "!", "-s", "10.0.0.0/8", "-o", "eth0",
                  "-m", "comment", "--comment", "it's mine", "-j", "MASQUERADE")  # fmt: skip
+        iptables(r, "-t", "filter", "-N", "MINE")
+        iptables(r, "-t", "filter", "-A", "MINE", "-s", "10.9.0.0/16", "-j", "ACCEPT")
         save(r, "foreign_nat_S.txt", "iptables", "-t", "nat", "-S")
+        save(r, "foreign_filter_S.txt", "iptables", "-t", "filter", "-S")
+        save(r, "foreign_save_all.txt", "iptables-save")
         save(r, "foreign_nat_save.txt", "iptables-save", "-t", "nat")
         save(r, "legacy_nat_S.txt", "iptables-legacy", "-t", "nat", "-S")
     with Sandbox() as sb:

@@ -218,3 +218,23 @@ def test_ip_json_already_decoded_reads_the_same() -> None:
         assert parser(json.loads(text)) == parser(text)
     with pytest.raises(ParseError, match="a JSON list of objects"):
         parse.links([1, 2])
+
+
+def test_iptables_save_reads_as_the_listing_of_each_table() -> None:
+    """Captured at the same moment: ``iptables-save`` and ``iptables -t TABLE -S`` agree, table by table."""
+    tables = parse.iptables_save(fixture_text("foreign_save_all.txt"))
+    assert sorted(tables) == ["filter", "nat"]
+    for table in ("nat", "filter"):
+        listing = fixture_text(f"foreign_{table}_S.txt")
+        assert tables[table] == (parse.iptables_rules(listing), parse.iptables_chains(listing))
+    assert tables["filter"][1] == ["MINE"]
+    with pytest.raises(ParseError, match="no COMMIT"):
+        parse.iptables_save("*nat\n-A POSTROUTING -j MASQUERADE\n")
+
+
+@given(st.text(max_size=300))
+def test_iptables_save_never_crashes(text: str) -> None:
+    with contextlib.suppress(ParseError):
+        for rules, chains in parse.iptables_save(text).values():
+            assert all(rule.chain for rule in rules)
+            assert all(chains)
