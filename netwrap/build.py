@@ -21,7 +21,7 @@ import attrs
 
 from netwrap import converge
 from netwrap.batch import Mode, Step, StepFailure, execute
-from netwrap.check import Check, observe_for
+from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
 from netwrap.errors import CommandError, ConflictError, StepError
 from netwrap.objects import (
@@ -91,6 +91,7 @@ def build(
     progress: Progress | None = None,
     mode: Mode = "verbatim",
     check: Check = "all",
+    on_checked: Callable[[Checked], None] | None = None,
 ) -> Outcome:
     """Create what is missing of ``objects``, in order; conflicts stop it before any change.
 
@@ -101,7 +102,8 @@ def build(
     runs the commands one by one (``verbatim``) or regrouped into a few
     processes (``batch``, see :mod:`netwrap.batch`); the result is the same.
     ``check="host"`` reads inside a namespace only when its host side is not as
-    the last apply left it (see :mod:`netwrap.check`).
+    the last apply left it (see :mod:`netwrap.check`); ``on_checked`` is told
+    what the check observed.
     """
     record = store.load()
     changed: list[str] = []
@@ -113,8 +115,11 @@ def build(
             removed = _undo(stale, record, runner, store, siblings=(), mode=mode)
             changed += removed.changed
             notes += removed.notes
-    state, trusted = observe_for(runner, objects, record, check)
-    current = plan(objects, state, trusted)
+    checked = observe_for(runner, objects, record, check)
+    if on_checked is not None:
+        on_checked(checked)
+    state = checked.state
+    current = plan(objects, state, checked.trusted)
     if current.conflicts:
         raise _conflict_error([item.assessment.reason for item in current.conflicts])
     uses = [obj.key for obj in objects]

@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import attrs
+
 from netwrap.objects import Namespace, NetObject, VethPair
-from netwrap.observe import HostState, observe
+from netwrap.observe import HostState, Reads, observe, read, reads_for
 from netwrap.plan import assess
 from netwrap.runner import Runner
 from netwrap.state import Record
@@ -38,19 +40,27 @@ def inside(obj: NetObject) -> str | None:
     return netns if isinstance(netns, str) else None
 
 
-def observe_for(
-    runner: Runner, objects: Sequence[NetObject], record: Record | None, check: Check = "all"
-) -> tuple[HostState, frozenset[str]]:
-    """Observe the host for a plan of ``objects``; and the keys of objects trusted without a read.
+@attrs.frozen
+class Checked:
+    """What a check observed, the keys it trusted without a look, and the host reads when they were all."""
+
+    state: HostState
+    trusted: frozenset[str] = frozenset()
+    host_reads: Reads | None = None  # set when nothing inside a namespace was read
+
+
+def observe_for(runner: Runner, objects: Sequence[NetObject], record: Record | None, check: Check = "all") -> Checked:
+    """Observe the host for a plan of ``objects``, trusting what ``check`` allows.
 
     With ``check="all"`` (or no complete record to trust) this is :func:`observe`
     and nothing is trusted.
     """
     if check == "all" or record is None or not record.complete:
-        return observe(runner, objects), frozenset()
+        return Checked(observe(runner, objects))
     where = [(obj, inside(obj)) for obj in objects]
     places = {netns for _, netns in where if netns is not None}
-    state = observe(runner, objects, skip=places)
+    reads = reads_for(objects, skip=places)
+    state = read(runner, reads)
     wanted_before = set(record.uses)
     doubtful = {netns for obj, netns in where if netns is not None and obj.key not in wanted_before}
     ties = [o for o in objects if isinstance(o, VethPair) and o.netns is None and o.peer_netns in places]
@@ -61,7 +71,8 @@ def observe_for(
     if reread:
         state = state.merged(observe(runner, [obj for obj, netns in where if netns in reread]))
     trusted = {netns for netns in places - doubtful if state.has_netns(netns)}
-    return state, frozenset(obj.key for obj, netns in where if netns in trusted)
+    keys = frozenset(obj.key for obj, netns in where if netns in trusted)
+    return Checked(state, keys, None if reread or not reads.host_only else reads)
 
 
 def _peer_is_in(pair: VethPair, state: HostState) -> bool:

@@ -186,6 +186,7 @@ def _commands_of(objects: Sequence[NetObject], *, with_probes: bool) -> list[Com
     commands += [c for obj in objects if not isinstance(obj, Sysctl) for c in obj.delete_commands()]
     if any(c.tool == "iptables" for c in commands):
         commands.append(Command("iptables-restore", ("--version",), mutates=False))
+        commands.append(Command("iptables-save", ("--version",), mutates=False))
     if with_probes:
         commands.append(Command("ping", ("-V",), mutates=False))
     return commands
@@ -392,10 +393,13 @@ def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO)
         _require_root(f"{args.command} -f {args.file}")
     runner = _echo(out, verbose, args)
     mode: Mode = getattr(args, "mode", "verbatim" if topo.style == "document" else "batch")
-    if args.command == "apply" and remote is None:
-        require_tools(_commands_of(apply_.desired(topo, store)[0], with_probes=False))
     if args.command == "apply":
-        outcome = apply_.apply(topo, runner, store, _progress(err), mode=mode, check=args.check)
+
+        def preflight(objects: Sequence[NetObject]) -> None:
+            if remote is None:
+                require_tools(_commands_of(objects, with_probes=False))
+
+        outcome = apply_.apply(topo, runner, store, _progress(err), mode=mode, check=args.check, preflight=preflight)
         _report(outcome, f"apply {topo.name}", err)
         return EXIT_OK
     if args.command == "destroy":

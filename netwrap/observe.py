@@ -3,7 +3,8 @@
 :func:`observe` looks at what a list of objects needs (which namespaces, which
 facts) and reads each fact once: ``ip netns list``; per namespace one ``ip -d
 -json -batch -`` for its links, addresses and routes; ``iptables -t TABLE -S``
-per iptables table; one ``sysctl`` per namespace for its settings. The number
+for one iptables table, one ``iptables-save`` for several; one ``sysctl`` per
+namespace for its settings. The number
 of processes grows with the number of namespaces, not of objects, and the reads
 run a few at a time. Where ``ip`` has no ``-json`` (old iproute2), the ``ip -o``
 text forms are read instead.
@@ -272,74 +273,145 @@ def _tolerate_missing_netns(netns: str | None, future: Future[T]) -> T | None:
         return None
 
 
+_ALL_FACTS = ("links", "addresses", "routes")
+
+
+@attrs.frozen
+class Reads:
+    """What to read: per place (None: the host) the facts of its view, its settings and forwarding entries;
+    the iptables tables; whether to list the namespaces, and whether to read all of every one listed."""
+
+    views: tuple[tuple[str | None, tuple[str, ...]], ...] = ()
+    settings: tuple[tuple[str | None, tuple[str, ...]], ...] = ()
+    fdb: tuple[str | None, ...] = ()
+    tables: tuple[str, ...] = ()
+    listed: bool = False
+    every_namespace: bool = False
+
+    @property
+    def host_only(self) -> bool:
+        """Whether nothing is read inside a namespace."""
+        places = [p for p, _ in self.views] + [p for p, _ in self.settings] + list(self.fdb)
+        return not self.every_namespace and all(p is None for p in places)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "views": [[place, list(facts)] for place, facts in self.views],
+            "settings": [[place, list(names)] for place, names in self.settings],
+            "fdb": list(self.fdb),
+            "tables": list(self.tables),
+            "listed": self.listed,
+            "every_namespace": self.every_namespace,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reads:
+        """The reads :meth:`to_json` wrote (a TypeError or ValueError for anything else)."""
+
+        def places(pairs: list[list[Any]]) -> tuple[tuple[str | None, tuple[str, ...]], ...]:
+            return tuple((place, tuple(str(x) for x in items)) for place, items in pairs)
+
+        return cls(
+            places(data["views"]),
+            places(data["settings"]),
+            tuple(data["fdb"]),
+            tuple(str(t) for t in data["tables"]),
+            bool(data["listed"]),
+            bool(data["every_namespace"]),
+        )
+
+
+def reads_for(objects: Sequence[NetObject], *, all_namespaces: bool = False, skip: Collection[str] = ()) -> Reads:
+    """What :func:`observe` reads for ``objects`` (nothing inside the namespaces in ``skip``)."""
+    where = {
+        fact: {o.netns for o in objects if isinstance(o, kinds)}
+        for fact, kinds in (("links", _LINK_FACTS), ("addresses", Address), ("routes", Route))
+    }
+    places = set().union(*where.values())
+    if all_namespaces:
+        places.add(HOST)
+    views = tuple(
+        (netns, _ALL_FACTS if all_namespaces else tuple(f for f in _ALL_FACTS if netns in where[f]))
+        for netns in sorted(places - set(skip), key=lambda p: (p is not None, p or ""))
+    )
+    settings: dict[str | None, list[str]] = {}
+    for obj in objects:
+        if isinstance(obj, Sysctl) and obj.netns not in skip and obj.name not in settings.setdefault(obj.netns, []):
+            settings[obj.netns].append(obj.name)
+    return Reads(
+        views=views,
+        settings=tuple((netns, tuple(names)) for netns, names in settings.items()),
+        fdb=tuple(sorted({o.netns for o in objects if isinstance(o, FdbEntry)} - set(skip), key=lambda p: p or "")),
+        tables=tuple(sorted({o.table for o in objects if isinstance(o, Rule | Chain)})),
+        listed=all_namespaces or any(isinstance(o, Namespace | VethPair) for o in objects),
+        every_namespace=all_namespaces,
+    )
+
+
 def observe(
     runner: Runner, objects: Sequence[NetObject], *, all_namespaces: bool = False, skip: Collection[str] = ()
 ) -> HostState:
     """Read, once each, the facts that ``objects`` need (everything, in every namespace, with ``all_namespaces``).
 
     Nothing is read inside the namespaces in ``skip`` (they are still listed).
-
-    The reads run a few at a time (``READERS``): the host's and the iptables
-    tables' at once with the namespace listing, then one per namespace.
     """
-    link_places = {o.netns for o in objects if isinstance(o, _LINK_FACTS)}
-    addr_places = {o.netns for o in objects if isinstance(o, Address)}
-    route_places = {o.netns for o in objects if isinstance(o, Route)}
-    places = link_places | addr_places | route_places
+    return read(runner, reads_for(objects, all_namespaces=all_namespaces, skip=skip))
 
-    def facts(netns: str | None) -> tuple[str, ...]:
-        return tuple(
-            fact
-            for fact, where in (("links", link_places), ("addresses", addr_places), ("routes", route_places))
-            if netns in where or all_namespaces
-        )
 
-    settings: dict[str | None, list[str]] = {}
-    for obj in objects:
-        if isinstance(obj, Sysctl) and obj.name not in settings.setdefault(obj.netns, []):
-            settings[obj.netns].append(obj.name)
-    fdb_places = {o.netns for o in objects if isinstance(o, FdbEntry)}
-    tables = sorted({o.table for o in objects if isinstance(o, Rule | Chain)})
-    listed = all_namespaces or any(isinstance(o, Namespace | VethPair) for o in objects)
+def read(runner: Runner, reads: Reads) -> HostState:
+    """Do ``reads``, a few at a time (``READERS``): the host's and the iptables tables' at once with the
+    namespace listing, then one per namespace (one that does not exist is not entered)."""
+    wanted_views = dict(reads.views)
+    settings = dict(reads.settings)
     with ThreadPoolExecutor(max_workers=READERS) as pool:
-        # first what needs no namespace listing: the host and the rule tables, beside the listing itself
-        listing = pool.submit(_read, runner, ("netns", "list"), None) if listed else None
-        views = {HOST: pool.submit(read_view, runner, HOST, facts(HOST))} if HOST in places or all_namespaces else {}
-        table_reads = {table: pool.submit(_read, runner, ("-t", table, "-S"), None, "iptables") for table in tables}
+        listing = pool.submit(_read, runner, ("netns", "list"), None) if reads.listed else None
+        views = {HOST: pool.submit(read_view, runner, HOST, wanted_views[HOST])} if HOST in wanted_views else {}
+        # one table: `iptables -t TABLE -S`; more: one `iptables-save` lists them all (one process, not one each)
+        if len(reads.tables) > 1:
+            saved: Future[str] | None = pool.submit(_read, runner, (), None, "iptables-save")
+            tables = {}
+        else:
+            saved = None
+            tables = {t: pool.submit(_read, runner, ("-t", t, "-S"), None, "iptables") for t in reads.tables}
         setting_reads = {HOST: pool.submit(read_sysctls, runner, HOST, settings[HOST])} if HOST in settings else {}
         fdb_reads: dict[str | None, Future[str]] = {}
-        if HOST in fdb_places:
+        if HOST in reads.fdb:
             fdb_reads[HOST] = pool.submit(_read, runner, ("-json", "fdb", "show"), HOST, "bridge")
         namespaces: tuple[str, ...] | None = None
         ids: dict[int, str] = {}
         if listing is not None:
             text = listing.result()
             namespaces, ids = tuple(parse.netns_names(text)), parse.netns_ids(text)
-        inside = places | set(settings) | fdb_places
-        if all_namespaces:
-            inside |= set(namespaces or ())
+        if reads.every_namespace:
+            wanted_views.update((netns, _ALL_FACTS) for netns in namespaces or ())
+        inside = set(wanted_views) | set(settings) | set(reads.fdb)
         for netns in sorted(p for p in inside if p is not None):
-            if netns in skip or (namespaces is not None and netns not in namespaces):
-                continue  # not wanted, or not there: nothing to enter
-            if netns in places or all_namespaces:
-                views[netns] = pool.submit(read_view, runner, netns, facts(netns))
+            if namespaces is not None and netns not in namespaces:
+                continue  # not there: nothing to enter
+            if netns in wanted_views:
+                views[netns] = pool.submit(read_view, runner, netns, wanted_views[netns])
             if netns in settings:
                 setting_reads[netns] = pool.submit(read_sysctls, runner, netns, settings[netns])
-            if netns in fdb_places:
+            if netns in reads.fdb:
                 fdb_reads[netns] = pool.submit(_read, runner, ("-json", "fdb", "show"), netns, "bridge")
     found_views = {
-        netns: view for netns, read in views.items() if (view := _tolerate_missing_netns(netns, read)) is not None
+        netns: view for netns, future in views.items() if (view := _tolerate_missing_netns(netns, future)) is not None
     }
     fdb = {
         netns: tuple(parse.fdb_entries(out))
-        for netns, read in fdb_reads.items()
-        if (out := _tolerate_missing_netns(netns, read)) is not None
+        for netns, future in fdb_reads.items()
+        if (out := _tolerate_missing_netns(netns, future)) is not None
     }
     rules: dict[str, tuple[parse.IptablesRule, ...]] = {}
     chains: dict[str, tuple[str, ...]] = {}
-    for table, listing_of in table_reads.items():
+    for table, listing_of in tables.items():
         rules[table] = tuple(parse.iptables_rules(listing_of.result()))
         chains[table] = tuple(parse.iptables_chains(listing_of.result()))
+    if saved is not None:
+        every = parse.iptables_save(saved.result())
+        for table in reads.tables:
+            found, named = every.get(table, ([], []))  # a table the kernel has not made yet lists nothing
+            rules[table], chains[table] = tuple(found), tuple(named)
     sysctls: dict[tuple[str | None, str], str] = {}
     for place, values in setting_reads.items():
         for name, value in (_tolerate_missing_netns(place, values) or {}).items():

@@ -31,7 +31,9 @@ def test_what_is_inside_a_namespace() -> None:
 def test_a_host_side_check_of_a_built_host_enters_no_namespace(fp: FakeProcess, runner: SubprocessRunner) -> None:
     objects = tutorial.objects()
     fake(fp, built_host(), [])
-    state, trusted = observe_for(runner, objects, finished(objects), "host")
+    checked = observe_for(runner, objects, finished(objects), "host")
+    state, trusted = checked.state, checked.trusted
+    assert checked.host_reads is not None and checked.host_reads.host_only
     assert sorted(seen(fp)) == sorted([NETNS, batch_read(None), NAT, SYSCTL])
     assert trusted == {o.key for o in objects if inside(o) is not None}
     assert len(trusted) == 8  # each container: its veth end placed, its address, up, its route
@@ -43,8 +45,9 @@ def test_nothing_is_trusted_without_a_finished_record(fp: FakeProcess, runner: S
     fake(fp, built_host(), [])
     for record in (None, finished(objects, complete=False)):
         fp.calls.clear()
-        _, trusted = observe_for(runner, objects, record, "host")
-        assert trusted == frozenset()
+        checked = observe_for(runner, objects, record, "host")
+        assert checked.trusted == frozenset()
+        assert checked.host_reads is None
         assert batch_read("Tdocker0") in seen(fp) and batch_read("Tdocker1") in seen(fp)
 
 
@@ -52,7 +55,9 @@ def test_a_namespace_with_something_new_inside_is_read(fp: FakeProcess, runner: 
     objects = tutorial.objects()
     extra = Address("Tveth0", "172.18.0.9/24", netns="Tdocker0")
     fake(fp, built_host(), [])
-    _, trusted = observe_for(runner, [*objects, extra], finished(objects), "host")
+    checked = observe_for(runner, [*objects, extra], finished(objects), "host")
+    trusted = checked.trusted
+    assert checked.host_reads is None  # a namespace was read: this check is not one of the host alone
     assert batch_read("Tdocker0") in seen(fp)
     assert batch_read("Tdocker1") not in seen(fp)
     assert not any(key.startswith("addr:Tdocker0") for key in trusted)
@@ -64,7 +69,7 @@ def test_a_veth_whose_host_end_is_gone_sends_the_check_inside(fp: FakeProcess, r
     pair = VethPair("Tveth9", "eth0", peer_netns="Tdocker1")
     objects = [*tutorial.objects(), pair]
     fake(fp, built_host(), [])
-    _, trusted = observe_for(runner, objects, finished(objects), "host")
+    trusted = observe_for(runner, objects, finished(objects), "host").trusted
     assert batch_read("Tdocker1") in seen(fp)
     assert batch_read("Tdocker0") not in seen(fp)
     assert not any("Tdocker1" in key for key in trusted)

@@ -103,3 +103,13 @@ def test_reads_that_need_no_listing_run_beside_it(fp: FakeProcess, runner: Subpr
         )
     observe(runner, [Namespace("Tdocker0"), LinkUp("Tbr0"), Rule("POSTROUTING", "MASQUERADE", table="nat")])
     assert sorted(early) == ["ip", "iptables"]
+
+
+def test_several_tables_are_read_by_one_iptables_save(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    fp.register(["iptables-save"], stdout=fixture_text("foreign_save_all.txt"))
+    wanted = [Rule("POSTROUTING", "MASQUERADE", table="nat"), Rule("FORWARD", "ACCEPT"), Rule("INPUT", "ACCEPT")]
+    state = observe(runner, [*wanted, Rule("PREROUTING", "ACCEPT", table="raw")])
+    assert len(fp.calls) == 1
+    assert state.chains == {"filter": ("MINE",), "nat": (), "raw": ()}  # raw: a table not made yet lists nothing
+    assert state.has_rule("filter", "MINE", ("-s", "10.9.0.0/16", "-j", "ACCEPT"))
+    assert len(state.rules["nat"]) == 4

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import Sandbox, compose, snapshot, topofile
+from netwrap import Sandbox, compose, snapshot, topofile, verified
 from netwrap import topology_apply as apply_
 from netwrap.command import Command
 from netwrap.state import StateFile
@@ -62,6 +62,20 @@ def test_a_quick_reapply_enters_no_namespace_and_changes_nothing(sandbox: Sandbo
     full = Counting(sandbox.runner)
     apply_.apply(topo, full, store)
     assert _entered(full) == {"a", "b", "c"}
+
+
+def test_the_memo_of_a_quick_check_holds_until_the_host_changes(sandbox: Sandbox, tmp_path: Path) -> None:
+    topo, store, built = _built(sandbox, tmp_path)
+    apply_.apply(topo, sandbox.runner, store, check="host")  # finds nothing to do: remembers
+    assert verified.memo_path(store).exists()
+    again = Counting(sandbox.runner)
+    assert apply_.apply(topo, again, store, check="host").changed == ()
+    assert again.mutating == [] and _entered(again) == set() and len(again.seen) <= 5
+    sandbox.runner.run(Command("ip", ("link", "set", _host_end(topo, store, "a"), "down")))
+    repair = Counting(sandbox.runner)
+    apply_.apply(topo, repair, store, check="host")  # the host changed: the memo no longer holds
+    assert [c.input for c in repair.mutating] == [f"link set {_host_end(topo, store, 'a')} up\n"]
+    assert built.differences(snapshot.take(sandbox.runner)) == []
 
 
 def test_a_broken_host_side_is_read_inside_and_repaired(sandbox: Sandbox, tmp_path: Path) -> None:
