@@ -8,8 +8,9 @@ trusts a namespace's insides when three things hold:
 - the last apply finished (its record is complete) and wanted every object
   that is inside the namespace now;
 - the namespace exists;
-- everything on the host side that ties to it is as wanted: the host end of
-  each veth whose other end lives there, with that end still in that namespace.
+- every device on the host that its objects name is as wanted (a veth made on
+  the host and moved in takes its end inside with it when deleted), and the
+  host end of each veth made with its other end there still has that end there.
 
 A namespace that fails any of these is read as in a full check. What is
 trusted is only what the host side cannot show: an address or route that
@@ -23,7 +24,7 @@ from typing import Literal
 
 import attrs
 
-from netwrap.objects import Namespace, NetObject, VethPair
+from netwrap.objects import Chain, LinkNetns, Namespace, NetObject, Rule, Sysctl, VethPair
 from netwrap.observe import HostState, Reads, observe, read, reads_for
 from netwrap.plan import assess
 from netwrap.runner import Runner
@@ -63,16 +64,42 @@ def observe_for(runner: Runner, objects: Sequence[NetObject], record: Record | N
     state = read(runner, reads)
     wanted_before = set(record.uses)
     doubtful = {netns for obj, netns in where if netns is not None and obj.key not in wanted_before}
-    ties = [o for o in objects if isinstance(o, VethPair) and o.netns is None and o.peer_netns in places]
-    for pair in ties:
-        if assess(pair, state).status != "present" or not _peer_is_in(pair, state):
-            doubtful.add(pair.peer_netns or "")
+    # A device missing or changed on the host puts in doubt every namespace whose objects name it (a veth made
+    # on the host and moved in: its end inside went with it), and a veth's other end must still be where it was.
+    broken: set[tuple[str | None, str]] = set()
+    for obj in (o for o, netns in where if netns is None and _devices(o)):
+        if not _as_wanted(obj, state, places):
+            broken |= _devices(obj)
+    doubtful |= {netns for netns, _ in broken if netns is not None}
+    doubtful |= {netns for obj, netns in where if netns is not None and _devices(obj) & broken}
     reread = {netns for netns in doubtful if state.has_netns(netns)}
     if reread:
         state = state.merged(observe(runner, [obj for obj, netns in where if netns in reread]))
     trusted = {netns for netns in places - doubtful if state.has_netns(netns)}
     keys = frozenset(obj.key for obj, netns in where if netns in trusted)
     return Checked(state, keys, None if reread or not reads.host_only else reads)
+
+
+def _as_wanted(obj: NetObject, state: HostState, places: set[str]) -> bool:
+    """Whether a host-side object is present, and a veth's other end still in the namespace it was made in."""
+    if assess(obj, state).status != "present":
+        return False
+    return not (isinstance(obj, VethPair) and obj.peer_netns in places) or _peer_is_in(obj, state)
+
+
+def _devices(obj: NetObject) -> set[tuple[str | None, str]]:
+    """The devices an object names (its own, its peer, the one it sits on), each with the namespace it is in;
+    a device moved into a namespace is named on the host too, where it came from."""
+    if isinstance(obj, Namespace | Sysctl | Rule | Chain):
+        return set()  # their names are not devices
+    netns = inside(obj)
+    names = (getattr(obj, field, None) for field in ("name", "device", "port"))
+    found = {(netns, name) for name in names if isinstance(name, str)}
+    if isinstance(obj, VethPair):
+        found.add((obj.peer_netns or obj.netns, obj.peer))
+    if isinstance(obj, LinkNetns):
+        found.add((None, obj.device))
+    return found
 
 
 def _peer_is_in(pair: VethPair, state: HostState) -> bool:

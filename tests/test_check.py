@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, build, tutorial
-from netwrap.check import inside, observe_for
-from netwrap.objects import Address, LinkNetns, Namespace, NetObject, Rule, VethPair
+from netwrap.check import _devices, inside, observe_for
+from netwrap.objects import Address, Chain, LinkNetns, Namespace, NetObject, Rule, Sysctl, VethPair
 from netwrap.runner import SubprocessRunner
 from netwrap.state import Record
-from tests.test_tutorial import NAT, NETNS, SYSCTL, batch_read, built_host, fake, mutating_calls, seen
+from tests.test_tutorial import LINKS, NAT, NETNS, SYSCTL, batch_read, built_host, fake, mutating_calls, seen
 
 
 def finished(objects: Sequence[NetObject], *, complete: bool = True) -> Record:
@@ -85,3 +86,25 @@ def test_a_quick_build_of_a_built_host_changes_nothing(
     assert build(objects, runner, store, check="host").changed == ()
     assert mutating_calls(fp, built_host()) == []
     assert len(seen(fp)) == 4
+
+
+def test_a_veth_moved_in_from_the_host_puts_its_namespace_in_doubt_when_gone(
+    fp: FakeProcess, runner: SubprocessRunner
+) -> None:
+    """The document makes each pair on the host and moves one end in: deleting the host end takes both."""
+    answers = built_host()
+    links = [link for link in json.loads(answers[LINKS][1]) if link["ifname"] != "Tveth1"]
+    answers[LINKS] = (0, json.dumps(links))
+    fake(fp, answers, [])
+    objects = tutorial.objects()
+    checked = observe_for(runner, objects, finished(objects), "host")
+    assert batch_read("Tdocker0") in seen(fp)
+    assert batch_read("Tdocker1") not in seen(fp)
+    assert not any("Tdocker0" in key for key in checked.trusted)
+
+
+def test_only_devices_tie_a_namespace_to_the_host() -> None:
+    assert _devices(VethPair("v0-a", "eth0", peer_netns="a")) == {(None, "v0-a"), ("a", "eth0")}
+    assert _devices(LinkNetns("Tveth0", "Tdocker0")) == {("Tdocker0", "Tveth0"), (None, "Tveth0")}
+    for other in (Namespace("a"), Sysctl("net.ipv4.ip_forward", "1"), Chain("NETWRAP-x"), Rule("FORWARD", "ACCEPT")):
+        assert _devices(other) == set()

@@ -14,6 +14,7 @@ from netwrap.topology import Topology
 from tests.conftest import Counting
 
 pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 TOPOLOGY = """
 name = "quick"
@@ -99,4 +100,17 @@ def test_what_only_a_full_check_sees(sandbox: Sandbox, tmp_path: Path) -> None:
     full = Counting(sandbox.runner)
     apply_.apply(topo, full, store)
     assert full.mutating != []
+    assert built.differences(snapshot.take(sandbox.runner)) == []
+
+
+def test_the_documents_veth_deleted_on_the_host_is_rebuilt_whole(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The tutorial moves a veth end in from the host: --quick must see that end gone with the host one."""
+    topo = topofile.load(EXAMPLES / "tutorial.toml")
+    store = StateFile.in_dir(tmp_path, "tutorial")
+    apply_.apply(topo, sandbox.runner, store, mode="verbatim")
+    built = snapshot.take(sandbox.runner)
+    sandbox.runner.run(Command("ip", ("link", "del", "Tveth1")))
+    quick = Counting(sandbox.runner)
+    apply_.apply(topo, quick, store, mode="verbatim", check="host")
+    assert _entered(quick) == {"Tdocker0"}
     assert built.differences(snapshot.take(sandbox.runner)) == []
