@@ -4,7 +4,9 @@
 Everything runs inside throwaway sandboxes (run as root). For each N it times,
 side by side in the same run:
 
-- netwrap: ``apply`` (batched), a no-op re-``apply``, ``destroy``;
+- netwrap: ``apply`` (batched); a no-op re-``apply`` that reads every
+  namespace; ``apply --quick`` (host side only) once, and again (when its memo
+  holds); ``destroy``;
 - a shell script with one command per step, as the tutorial does;
 - a hand-batched shell script (``ip -batch`` per namespace, one
   ``iptables-restore``), the same commands netwrap batches;
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import attrs
 
-from netwrap import compose, state, topofile
+from netwrap import compose, topofile
 from netwrap import topology_apply as apply_
 from netwrap.batch import Step, batches
 from netwrap.command import Command
@@ -85,44 +87,54 @@ def run_script(sandbox: Sandbox, text: str, folder: Path) -> None:
     sandbox.runner.run(Command("bash", (str(path),)))
 
 
+STEPS = ("setup", "no-op re-apply", "quick no-op re-apply", "quick again", "teardown")
+SETTLE = 1.0  # seconds between steps: the kernel finishes what a setup set going (IPv6 address setup, ...)
+
+
 def netwrap_run(n: int) -> dict[str, float]:
     """Apply, re-apply and destroy in a fresh sandbox: seconds and processes of each.
 
-    netwrap runs *inside* the sandbox (this script, started there once with
-    ``--inside``), so that its commands start as they would on a host, without
-    an ``nsenter`` in front of each; the shell scripts run the same way.
+    Each step is a new Python process started *inside* the sandbox (this
+    script, with ``--inside``), as a netwrap command would be, so that its
+    commands start without an ``nsenter`` in front of each and nothing is
+    cached from the step before; the time is that of the call, after the
+    imports (measured apart, as ``import``). ``--quick`` runs twice: the first
+    checks the host side and remembers; the second finds the memo holding.
     """
-    with Sandbox(timeout=300) as sandbox:
-        result = sandbox.runner.run(
-            Command(sys.executable, (str(Path(__file__).resolve()), "--inside", str(n)), mutates=False)
-        )
-    figures: dict[str, float] = json.loads(result.stdout)
+    figures: dict[str, float] = {}
+    with Sandbox(timeout=300) as sandbox, tempfile.TemporaryDirectory(prefix="netwrap-bench-") as folder:
+        for step in STEPS:
+            time.sleep(SETTLE)
+            argv = (str(Path(__file__).resolve()), "--inside", str(n), step, folder)
+            result = sandbox.runner.run(Command(sys.executable, argv, mutates=False))
+            figures.update(json.loads(result.stdout))
     return figures
 
 
-def inside(n: int) -> dict[str, float]:
-    """The netwrap figures, measured from within a sandbox (refuses to run anywhere else)."""
+def inside(n: int, step: str, folder: str) -> dict[str, float]:
+    """One step's figures, measured from within a sandbox (refuses to run anywhere else)."""
     found = subprocess.run(
         ["findmnt", "-n", "-o", "SOURCE", "/run"], capture_output=True, text=True, check=False
     ).stdout.split()
     if found != ["netwrap-sandbox"]:
         raise SystemExit("--inside runs only inside a netwrap sandbox (its /run is not the sandbox's tmpfs)")
     topo = topology(n)
-    figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="netwrap-bench-") as folder:
-        store = StateFile.in_dir(folder, "bench")
-        # --quick twice: the first checks the host side and remembers; the second finds the memo holding
-        for name in ("setup", "no-op re-apply", "quick no-op re-apply", "quick again", "teardown"):
-            state._LOADED.clear()  # as a new netwrap process would: the record is read from disk
-            counting = Counting(SubprocessRunner(timeout=300))
-            start = time.perf_counter()
-            if name == "teardown":
-                apply_.destroy(counting, store)
-            else:
-                apply_.apply(topo, counting, store, check="host" if name.startswith("quick") else "all")
-            figures[f"netwrap {name}"] = time.perf_counter() - start
-            figures[f"netwrap {name} processes"] = counting.processes
-    return figures
+    store = StateFile.in_dir(folder, "bench")
+    counting = Counting(SubprocessRunner(timeout=300))
+    start = time.perf_counter()
+    if step == "teardown":
+        apply_.destroy(counting, store)
+    else:
+        apply_.apply(topo, counting, store, check="host" if step.startswith("quick") else "all")
+    return {f"netwrap {step}": time.perf_counter() - start, f"netwrap {step} processes": counting.processes}
+
+
+def import_time() -> float:
+    """Seconds a new Python process takes to import netwrap's command line (median of 5)."""
+    code = "import time; t = time.perf_counter(); import netwrap.cli; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+            for _ in range(5)]  # fmt: skip
+    return statistics.median(runs)
 
 
 def script_run(up: list[Command], down: list[Command]) -> tuple[float, float]:
@@ -162,27 +174,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--inside", type=int, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--inside", nargs=3, metavar=("N", "STEP", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside is not None:
-        print(json.dumps(inside(args.inside)))
+        print(json.dumps(inside(int(args.inside[0]), args.inside[1], args.inside[2])))
         return 0
-    print(f"{'N':>4}  {'way':<22} {'setup':>8} {'teardown':>9} {'no-op':>8}  {'vs netwrap (setup/teardown)':<28}")
+    print(f"importing netwrap's command line: {import_time():.3f}s (not in the figures below)")
+    print(f"{'N':>4}  {'way':<21} {'setup':>7} {'teardown':>8} {'no-op':>7} {'quick':>7} {'again':>7}  vs netwrap")
     for n in args.sizes:
         figures = measure(n, args.runs)
         med = {name: statistics.median(values) for name, values in figures.items()}
         base_up, base_down = med["netwrap setup"], med["netwrap teardown"]
-        noop = med["netwrap no-op re-apply"]
-        print(
-            f"{n:>4}  {'netwrap (batched)':<22} {base_up:>7.3f}s {base_down:>8.3f}s {noop:>7.3f}s"
-            f"  processes: setup {med['netwrap setup processes']:.0f}, "
-            f"no-op {med['netwrap no-op re-apply processes']:.0f}, teardown {med['netwrap teardown processes']:.0f}"
-        )
+        checks = " ".join(f"{med[f'netwrap {step}']:>6.3f}s" for step in STEPS[1:4])
+        print(f"{n:>4}  {'netwrap (batched)':<21} {base_up:>6.3f}s {base_down:>7.3f}s {checks}")
+        counts = ", ".join(f"{step} {med[f'netwrap {step} processes']:.0f}" for step in STEPS)
+        print(f"{'':>4}  {'':<21} processes: {counts}")
         for name in ("one command per step", "hand-batched"):
             up, down = med[f"{name} setup"], med[f"{name} teardown"]
-            print(
-                f"{n:>4}  {name:<22} {up:>7.3f}s {down:>8.3f}s {'-':>8}  x{up / base_up:.2f} / x{down / base_down:.2f}"
-            )
+            ratios = f"x{up / base_up:.2f} / x{down / base_down:.2f}"
+            print(f"{n:>4}  {name:<21} {up:>6.3f}s {down:>7.3f}s {'-':>7} {'-':>7} {'-':>7}  {ratios}")
         sys.stdout.flush()
     return 0
 
