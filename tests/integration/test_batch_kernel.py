@@ -58,6 +58,11 @@ def test_processes_grow_with_namespaces_not_objects(sandbox: Sandbox, tmp_path: 
     apply_.apply(topo, again, store)
     assert again.mutating == []
     assert len(again.seen) <= 3 * n + 12
+    for _ in ("checks and remembers", "finds its memo holding"):
+        quick = Counting(sandbox.runner)
+        apply_.apply(topo, quick, store, check="host")
+        assert quick.mutating == []
+        assert len(quick.seen) == 4  # the host's devices, the namespace listing, iptables-save, sysctl: for any n
     down = Counting(sandbox.runner)
     apply_.destroy(down, store)
     assert len(down.mutating) == 3  # one iptables-restore, one sysctl, one host ip batch
