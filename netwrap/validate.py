@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from netwrap.errors import ValidationError
@@ -60,13 +61,17 @@ def _require_str(field: str, value: object) -> str:
     return value
 
 
-def interface_name(field: str, value: object) -> str:
-    """A network device name the kernel keeps as written and `ip` reads as a name."""
+def _judged(field: str, value: object, judge: Callable[[str], str | None]) -> str:
     name = _require_str(field, value)
-    problem = _interface_problem(name)
+    problem = judge(name)
     if problem is not None:
         raise ValidationError(field, value, problem)
     return name
+
+
+def interface_name(field: str, value: object) -> str:
+    """A network device name the kernel keeps as written and `ip` reads as a name."""
+    return _judged(field, value, _interface_problem)
 
 
 # The checks of a name depend on the name alone: a topology names each bridge, namespace and
@@ -93,11 +98,7 @@ def _interface_problem(name: str) -> str | None:
 
 def namespace_name(field: str, value: object) -> str:
     """A name for `ip netns`: a single file name under /run/netns."""
-    name = _require_str(field, value)
-    problem = _namespace_problem(name)
-    if problem is not None:
-        raise ValidationError(field, value, problem)
-    return name
+    return _judged(field, value, _namespace_problem)
 
 
 @functools.lru_cache(maxsize=4096)
