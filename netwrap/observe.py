@@ -4,10 +4,11 @@
 facts) and reads each fact once: ``ip netns list``; per namespace one ``ip -d
 -json -batch -`` for its links, addresses and routes; ``iptables -t TABLE -S``
 for one iptables table, one ``iptables-save`` for several; one ``sysctl`` per
-namespace for its settings. The number
-of processes grows with the number of namespaces, not of objects, and the reads
-run a few at a time. Where ``ip`` has no ``-json`` (old iproute2), the ``ip -o``
-text forms are read instead.
+namespace for its settings. The number of processes grows with the number of
+namespaces, not of objects, and the reads run a few at a time. Where ``ip`` has
+no ``-json`` (old iproute2), the ``ip -o`` text forms are read instead.
+:func:`reads_for` says what would be read and :func:`read` reads it, so that a
+set of reads can be kept and repeated (see :mod:`netwrap.verified`).
 """
 
 from __future__ import annotations
@@ -221,8 +222,10 @@ def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> Netn
     if not facts:
         return NetnsView()
     where = ("-n", netns) if netns is not None else ()
+    # `ip -d addr show` lists every device as `ip -d link show` does, with its addresses: one dump serves both
+    asked = tuple(f for f in facts if not (f == "links" and "addresses" in facts))
     batch = Command(
-        "ip", ("-d", "-json", *where, "-batch", "-"), mutates=False, input="".join(f"{_SHOW[f]}\n" for f in facts)
+        "ip", ("-d", "-json", *where, "-batch", "-"), mutates=False, input="".join(f"{_SHOW[f]}\n" for f in asked)
     )
     parts: list[Any] = []
     try:
@@ -230,8 +233,10 @@ def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> Netn
     except CommandError as exc:
         if _NO_JSON not in exc.stderr + exc.stdout:
             raise
-    if len(parts) == len(facts):
-        got = dict(zip(facts, parts, strict=True))
+    if len(parts) == len(asked):
+        got = dict(zip(asked, parts, strict=True))
+        if "links" in facts and "links" not in got:
+            got["links"] = got["addresses"]
         return NetnsView(
             links=tuple(parse.links(got["links"])) if "links" in got else None,
             addresses=tuple(parse.addresses(got["addresses"])) if "addresses" in got else None,

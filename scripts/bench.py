@@ -38,7 +38,7 @@ from netwrap.command import Command
 from netwrap.objects import NetObject, Rule, Sysctl
 from netwrap.runner import Result, Runner, SubprocessRunner
 from netwrap.sandbox import Sandbox
-from netwrap.state import StateFile
+from netwrap.state import DEFAULT_STATE_DIR, StateFile
 from netwrap.topology import Topology
 
 
@@ -102,10 +102,11 @@ def netwrap_run(n: int) -> dict[str, float]:
     checks the host side and remembers; the second finds the memo holding.
     """
     figures: dict[str, float] = {}
-    with Sandbox(timeout=300) as sandbox, tempfile.TemporaryDirectory(prefix="netwrap-bench-") as folder:
+    with Sandbox(timeout=300) as sandbox:
         for step in STEPS:
             time.sleep(SETTLE)
-            argv = (str(Path(__file__).resolve()), "--inside", str(n), step, folder)
+            # the record where netwrap keeps it by default: /run/netwrap, here the sandbox's own tmpfs
+            argv = (str(Path(__file__).resolve()), "--inside", str(n), step, str(DEFAULT_STATE_DIR))
             result = sandbox.runner.run(Command(sys.executable, argv, mutates=False))
             figures.update(json.loads(result.stdout))
     return figures

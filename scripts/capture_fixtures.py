@@ -42,19 +42,22 @@ def main() -> int:
     with Sandbox() as sb:
         r = sb.runner
         save(r, "empty_netns_list.txt", "ip", "netns", "list")
-        save(r, "empty_links.json", "ip", "-d", "-json", "link", "show")
-        save(r, "empty_addr.json", "ip", "-json", "addr", "show")
-        save(r, "empty_routes.json", "ip", "-json", "route", "show")
+        # an untouched namespace, as a fresh host's would be (the sandbox's own has lo up)
+        ip(r, "netns", "add", "Tempty")
+        save(r, "empty_links.json", "ip", "-d", "-json", "link", "show", netns="Tempty")
+        save(r, "empty_addr.json", "ip", "-d", "-json", "addr", "show", netns="Tempty")
+        save(r, "empty_routes.json", "ip", "-json", "route", "show", netns="Tempty")
+        ip(r, "netns", "del", "Tempty")
         save(r, "ip_forward_0.txt", "sysctl", "-n", "net.ipv4.ip_forward")
         build(tutorial.objects(), r, MemoryStore())
         save(r, "tutorial_netns_list.txt", "ip", "netns", "list")
         save(r, "tutorial_host_links.json", "ip", "-d", "-json", "link", "show")
-        save(r, "tutorial_host_addr.json", "ip", "-json", "addr", "show")
+        save(r, "tutorial_host_addr.json", "ip", "-d", "-json", "addr", "show")
         save(r, "tutorial_docker0_links.json", "ip", "-d", "-json", "link", "show", netns="Tdocker0")
-        save(r, "tutorial_docker0_addr.json", "ip", "-json", "addr", "show", netns="Tdocker0")
+        save(r, "tutorial_docker0_addr.json", "ip", "-d", "-json", "addr", "show", netns="Tdocker0")
         save(r, "tutorial_docker0_routes.json", "ip", "-json", "route", "show", netns="Tdocker0")
         save(r, "tutorial_docker1_links.json", "ip", "-d", "-json", "link", "show", netns="Tdocker1")
-        save(r, "tutorial_docker1_addr.json", "ip", "-json", "addr", "show", netns="Tdocker1")
+        save(r, "tutorial_docker1_addr.json", "ip", "-d", "-json", "addr", "show", netns="Tdocker1")
         save(r, "tutorial_docker1_routes.json", "ip", "-json", "route", "show", netns="Tdocker1")
         save(r, "ip_forward_1.txt", "sysctl", "-n", "net.ipv4.ip_forward")
         # several settings in one read; -e: the one of a device that does not exist prints nothing
@@ -89,7 +92,7 @@ def main() -> int:
         ip(r, "link", "set", "Tveth1", "master", "Tother")
         ip(r, "addr", "add", "172.18.0.1/24", "dev", "Tother")
         save(r, "conflict_links.json", "ip", "-d", "-json", "link", "show")
-        save(r, "conflict_addr.json", "ip", "-json", "addr", "show")
+        save(r, "conflict_addr.json", "ip", "-d", "-json", "addr", "show")
     return 0
 
 

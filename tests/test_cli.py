@@ -15,7 +15,7 @@ from netwrap.build import Outcome
 from netwrap.plan import Plan
 from netwrap.state import Record, Writer
 from tests.conftest import fixture_text
-from tests.test_tutorial import DOCUMENT, IPROUTE2_BRIDGE, built_host, empty_host, fake, mutating_calls
+from tests.test_tutorial import ADDRS, DOCUMENT, IPROUTE2_BRIDGE, LINKS, built_host, empty_host, fake, mutating_calls
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -137,7 +137,8 @@ def test_plan_on_a_built_host_exits_0(fp: FakeProcess, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("as_root")
 def test_plan_with_a_conflict_exits_1(fp: FakeProcess, tmp_path: Path) -> None:
     answers = empty_host()
-    answers[("ip", "-d", "-json", "link", "show")] = (0, fixture_text("conflict_links.json"))
+    answers[LINKS] = (0, fixture_text("conflict_links.json"))
+    answers[ADDRS] = (0, fixture_text("conflict_addr.json"))  # the same host: its devices, with their addresses
     fake(fp, answers, [])
     code, _, err = run("tutorial", "plan", "--bridge-tool", "brctl", "--state-dir", str(tmp_path))
     assert code == 1
@@ -149,7 +150,8 @@ def test_up_with_a_conflict_changes_nothing(
     fp: FakeProcess, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     answers = empty_host()
-    answers[("ip", "-d", "-json", "link", "show")] = (0, fixture_text("conflict_links.json"))
+    answers[LINKS] = (0, fixture_text("conflict_links.json"))
+    answers[ADDRS] = (0, fixture_text("conflict_addr.json"))  # the same host: its devices, with their addresses
     fake(fp, answers, [])
     assert cli.main(["tutorial", "up", "--bridge-tool", "brctl", "--state-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err

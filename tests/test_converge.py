@@ -156,18 +156,19 @@ def test_a_published_port_on_another_port_or_protocol_is_no_conflict(fp: FakePro
         assert ensure(rule, runner) is True
 
 
-def host_everything(fp: FakeProcess, links: str, netns: str = "empty_netns_list.txt") -> None:
-    """What remove() of a veth reads: the namespaces and every fact of each (one process each)."""
+def host_everything(fp: FakeProcess, devices: str, netns: str = "empty_netns_list.txt") -> None:
+    """What remove() of a veth reads: the namespaces and every fact of each (one process each): the devices
+    with their addresses (``ip -d addr show`` lists both), and the routes."""
     fp.register(NETNS, stdout=fixture_text(netns))
-    facts = [fixture_text(links), fixture_text("empty_addr.json"), fixture_text("empty_routes.json")]
+    facts = [fixture_text(devices), fixture_text("empty_routes.json")]
     fp.register(LINKS, stdout="\n".join(f.strip() for f in facts))
 
 
 def test_remove_deletes_the_veth_through_the_end_that_is_left(fp: FakeProcess, runner: SubprocessRunner) -> None:
-    host_everything(fp, "tutorial_host_links.json")
+    host_everything(fp, "tutorial_host_addr.json")
     fp.register(["ip", "link", "del", "Tveth1"])
     assert remove(VethPair("Tveth0", "Tveth1"), runner) is True
-    host_everything(fp, "tutorial_host_links.json")
+    host_everything(fp, "tutorial_host_addr.json")
     fp.register(["ip", "link", "del", "Tveth1"])
     # named the other way round, the end on the host is still the one deleted
     assert remove(VethPair("Tveth1", "Tveth0"), runner) is True
@@ -176,7 +177,7 @@ def test_remove_deletes_the_veth_through_the_end_that_is_left(fp: FakeProcess, r
 
 
 def test_remove_of_what_is_gone_changes_nothing(fp: FakeProcess, runner: SubprocessRunner) -> None:
-    host_everything(fp, "empty_links.json")
+    host_everything(fp, "empty_addr.json")
     fp.register(NETNS, stdout="")
     assert remove(VethPair("Tveth0", "Tveth1"), runner) is False
     assert remove(Namespace("Tdocker0"), runner) is False

@@ -7,9 +7,9 @@ import time
 
 from pytest_subprocess import FakeProcess
 
-from netwrap import LinkUp, Namespace, Sysctl, VethPair, observe, tutorial
-from netwrap.objects import Rule
-from netwrap.runner import SubprocessRunner
+from netwrap import LinkUp, Namespace, Sysctl, VethPair, observe, parse, tutorial
+from netwrap.objects import Address, Rule
+from netwrap.runner import RecordingRunner, SubprocessRunner
 from tests.conftest import fixture_text
 
 LINKS_JSON = ["ip", "-d", "-json", "link", "show"]
@@ -50,9 +50,9 @@ def test_the_tutorial_is_observed_with_one_read_per_namespace_and_fact(
     fp: FakeProcess, runner: SubprocessRunner
 ) -> None:
     fp.register(["ip", "netns", "list"], stdout=fixture_text("tutorial_netns_list.txt"))
-    fp.register(HOST, stdout=_facts("tutorial_host_links.json", "tutorial_host_addr.json"))
+    fp.register(HOST, stdout=_facts("tutorial_host_addr.json"))
     for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
-        names = (f"tutorial_docker{n}_links.json", f"tutorial_docker{n}_addr.json", f"tutorial_docker{n}_routes.json")
+        names = (f"tutorial_docker{n}_addr.json", f"tutorial_docker{n}_routes.json")
         fp.register(["ip", "-d", "-json", "-n", ns, "-batch", "-"], stdout=_facts(*names))
     fp.register(["iptables", "-t", "nat", "-S"], stdout=fixture_text("tutorial_nat_S.txt"))
     fp.register(["sysctl", "-n", "net.ipv4.ip_forward"], stdout="1\n")
@@ -113,3 +113,15 @@ def test_several_tables_are_read_by_one_iptables_save(fp: FakeProcess, runner: S
     assert state.chains == {"filter": ("MINE",), "nat": (), "raw": ()}  # raw: a table not made yet lists nothing
     assert state.has_rule("filter", "MINE", ("-s", "10.9.0.0/16", "-j", "ACCEPT"))
     assert len(state.rules["nat"]) == 4
+
+
+def test_one_dump_gives_the_devices_and_their_addresses() -> None:
+    """``ip -d addr show`` lists every device as ``ip -d link show`` does: links are not dumped twice."""
+    recorder = RecordingRunner()
+    observe(recorder, [LinkUp("Tbr0"), Address("Tbr0", "172.18.0.1/24"), LinkUp("eth0", netns="c1")])
+    batches = [c for c in recorder.commands if "-batch" in c.args]
+    asked = {(c.args[c.args.index("-n") + 1] if "-n" in c.args else None): c.input for c in batches}
+    assert asked == {None: "addr show\n", "c1": "link show\n"}  # nothing is wanted of c1's addresses
+    links = parse.links(fixture_text("tutorial_host_links.json"))
+    devices = parse.links(fixture_text("tutorial_host_addr.json"))
+    assert [(x.name, x.kind, x.master, x.up) for x in links] == [(x.name, x.kind, x.master, x.up) for x in devices]
