@@ -109,7 +109,7 @@ def build(
     changed: list[str] = []
     notes: list[str] = []
     wanted = {obj.key for obj in objects}
-    if prune and record is not None:
+    if prune and record is not None and not wanted.issuperset(record.keys()):  # keys: no object is rebuilt
         stale = [obj for obj in record.created if obj.key not in wanted]
         if stale:
             removed = _undo(stale, record, runner, store, siblings=(), mode=mode)

@@ -42,6 +42,8 @@ def survey(state_dir: Path | str) -> list[Leftover]:
     for file in state_files(state_dir):
         try:
             record = file.load()
+            if record is not None:
+                _ = record.created  # rebuilt here, so that a damaged object makes the record unreadable
         except NetwrapError as exc:
             found.append(Leftover(file, None, "unreadable", f"{exc}; left as it is"))
             continue

@@ -52,7 +52,7 @@ class Writer:
         return self.start is not None and _process_start(self.pid) == self.start
 
 
-@attrs.define
+@attrs.define(eq=False)
 class Record:
     """The objects a run created or changed, in order, and each changed sysctl's earlier value.
 
@@ -62,27 +62,51 @@ class Record:
     the keys of everything the build wanted, made by it or not, so that another
     record's teardown hands a shared object over instead of removing it.
     ``allocations`` keeps the addresses IPAM gave, so that re-applies keep them.
+
+    A record read from a file rebuilds its objects (validating each) only when
+    ``created`` is first used: a re-apply with nothing to do needs their keys
+    alone, which the file keeps beside them.
     """
 
-    created: list[NetObject] = attrs.field(factory=list)
+    _created: list[NetObject] | None = attrs.field(default=None)
     previous: dict[str, str] = attrs.field(factory=dict)
     complete: bool = False
     writer: Writer = attrs.field(factory=Writer.current)
     action: str = ""
     uses: list[str] = attrs.field(factory=list)
     allocations: dict[str, str] = attrs.field(factory=dict)
-    _index: tuple[list[NetObject], int, set[str]] | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # as read from a file and not rebuilt yet: the objects' descriptions and their keys (never changed in place)
+    _stored: tuple[list[dict[str, Any]], list[str]] | None = attrs.field(default=None, kw_only=True, repr=False)
+    _index: tuple[list[NetObject], int, set[str]] | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def created(self) -> list[NetObject]:
+        if self._created is None:
+            self._created = _rebuild(*self._stored) if self._stored is not None else []
+            self._stored = None
+        return self._created
+
+    @created.setter
+    def created(self, objects: list[NetObject]) -> None:
+        self._created, self._stored = objects, None
+
+    def keys(self) -> list[str]:
+        """The keys of the created objects, in order (without rebuilding objects read from a file)."""
+        if self._created is None and self._stored is not None:
+            return list(self._stored[1])
+        return [o.key for o in self.created]
 
     def copy(self) -> Record:
         """A record with the same contents and lists of its own (the objects are immutable)."""
         return Record(
-            list(self.created),
+            None if self._created is None else list(self._created),
             dict(self.previous),
             self.complete,
             self.writer,
             self.action,
             list(self.uses),
             dict(self.allocations),
+            stored=self._stored,
         )
 
     def owns(self, obj: NetObject) -> bool:
@@ -112,12 +136,17 @@ class Record:
         self.previous.setdefault(obj.key, previous)
 
     def to_json(self) -> dict[str, Any]:
+        if self._created is None and self._stored is not None:
+            described, keys = self._stored  # as read: nothing to describe again
+        else:
+            described, keys = [serial.to_dict(o) for o in self.created], [o.key for o in self.created]
         return {
             "version": VERSION,
             "action": self.action,
             "complete": self.complete,
             "writer": {"pid": self.writer.pid, "start": self.writer.start},
-            "created": [serial.to_dict(o) for o in self.created],
+            "created": described,
+            "keys": keys,
             "previous": self.previous,
             "uses": self.uses,
             "allocations": self.allocations,
@@ -129,7 +158,14 @@ class Record:
             raise NetwrapError(f"the record has an unknown form (expected version {VERSION}): {data!r:.80}")
         try:
             writer = Writer(int(data["writer"]["pid"]), data["writer"]["start"])
-            created = [serial.from_dict(o) for o in data["created"]]
+            described = data["created"]
+            if not isinstance(described, list) or not all(isinstance(d, dict) for d in described):
+                raise NetwrapError("'created' is not a list of object descriptions")
+            keys = data.get("keys")
+            if keys is not None and (
+                not isinstance(keys, list) or len(keys) != len(described) or not all(isinstance(k, str) for k in keys)
+            ):
+                raise NetwrapError("'keys' is not a key for each created object")
             previous = data["previous"]
             if not isinstance(previous, dict) or not all(isinstance(v, str) for v in previous.values()):
                 raise NetwrapError("'previous' is not a table of sysctl values")
@@ -140,9 +176,33 @@ class Record:
             if not isinstance(allocations, dict) or not all(isinstance(a, str) for a in allocations.values()):
                 raise NetwrapError("'allocations' is not a table of addresses")
             action = str(data.get("action", ""))
-            return cls(created, dict(previous), bool(data["complete"]), writer, action, list(uses), dict(allocations))
+            # a record written before keys were kept is rebuilt at once, which works its keys out
+            created = None if keys is not None else [serial.from_dict(o) for o in described]
+            stored = (described, keys) if keys is not None else None
+            return cls(
+                created,
+                dict(previous),
+                bool(data["complete"]),
+                writer,
+                action,
+                list(uses),
+                dict(allocations),
+                stored=stored,
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise NetwrapError(f"the record is damaged: {exc!r}") from None
+
+
+def _rebuild(described: list[dict[str, Any]], keys: list[str]) -> list[NetObject]:
+    """The objects of a record as read, each validated, and each the one its key names."""
+    try:
+        objects = [serial.from_dict(d) for d in described]
+    except (TypeError, ValueError) as exc:
+        raise NetwrapError(f"the record is damaged: {exc!r}") from None
+    for number, (obj, key) in enumerate(zip(objects, keys, strict=True), start=1):
+        if obj.key != key:
+            raise NetwrapError(f"the record is damaged: object {number} is {obj.key}, its key says {key}")
+    return objects
 
 
 class Store(Protocol):

@@ -88,12 +88,16 @@ def test_survey_tells_crashed_running_and_finished_apart(tmp_path: Path) -> None
     _record(tmp_path / "b.json", complete=False, writer=Writer.current())
     _record(tmp_path / "c.json", complete=True, writer=Writer(2**22 + 1, 1))
     (tmp_path / "d.json").write_text("{")
+    damaged = json.loads((tmp_path / "a.json").read_text())
+    damaged["created"][0]["name"] = "../etc"  # its key is fine, the object is not
+    (tmp_path / "e.json").write_text(json.dumps(damaged))
     found = {item.file.name: item for item in survey(tmp_path)}
     assert {name: item.status for name, item in found.items()} == {
         "a": "crashed",
         "b": "running",
         "c": "kept",
         "d": "unreadable",
+        "e": "unreadable",
     }
     assert "ended before finishing" in found["a"].describe()
     assert survey(tmp_path / "missing") == []
@@ -112,3 +116,48 @@ def test_clean_tears_down_only_crashed_runs(fp: FakeProcess, runner: SubprocessR
     assert outcome.changed == ("netns:Tdocker0",)
     assert not crashed.path.exists()
     assert kept.path.exists()
+
+
+def test_a_record_read_rebuilds_its_objects_only_when_they_are_used(tmp_path: Path) -> None:
+    store = StateFile(tmp_path / "t.json")
+    record = Record(action="up")
+    for obj in tutorial.objects():
+        record.add(obj)
+    store.save(record)
+    data = json.loads(store.path.read_text())
+    assert data["keys"] == [o.key for o in tutorial.objects()]
+    data["created"][0]["name"] = "../etc"  # damage one object: reading the keys does not see it
+    store.path.write_text(json.dumps(data))
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded.keys() == data["keys"]
+    assert loaded.copy().to_json()["created"][0]["name"] == "../etc"  # passed on as read
+    with pytest.raises(NetwrapError, match=r"damaged.*Namespace\.name='\.\./etc'"):
+        _ = loaded.created
+
+
+def test_an_object_that_is_not_the_one_its_key_names_is_refused(tmp_path: Path) -> None:
+    store = StateFile(tmp_path / "t.json")
+    record = Record(action="up")
+    record.add(tutorial.objects()[0])
+    store.save(record)
+    data = json.loads(store.path.read_text())
+    data["created"][0]["name"] = "Tother"
+    store.path.write_text(json.dumps(data))
+    loaded = store.load()
+    assert loaded is not None
+    with pytest.raises(NetwrapError, match="object 1 is netns:Tother, its key says netns:Tdocker0"):
+        _ = loaded.created
+
+
+def test_a_record_without_keys_is_rebuilt_at_once(tmp_path: Path) -> None:
+    store = StateFile(tmp_path / "t.json")
+    record = Record(action="up")
+    record.add(tutorial.objects()[0])
+    store.save(record)
+    data = json.loads(store.path.read_text())
+    del data["keys"]
+    data["created"][0]["name"] = "-bad"
+    store.path.write_text(json.dumps(data))
+    with pytest.raises(NetwrapError, match="damaged"):
+        store.load()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import StateFile, topofile, verified
+from netwrap import StateFile, state, topofile, verified
 from netwrap import topology_apply as apply_
 from netwrap.runner import SubprocessRunner
 from netwrap.state import state_files
@@ -93,3 +93,19 @@ def test_the_memo_is_not_a_record_and_goes_with_destroy(
     fake(fp, built_host(), [])
     apply_.destroy(runner, store)
     assert not verified.memo_path(store).exists()
+
+
+def test_a_reapply_with_nothing_to_do_rebuilds_no_recorded_object(
+    fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake(fp, built_host(), [])
+    store = StateFile(tmp_path / "topology-tutorial.json")
+    apply_.apply(tutorial_file(), runner, store)
+    state._LOADED.clear()  # as a new process: the record is read from the file
+
+    def no_rebuild(*args: object) -> None:
+        raise AssertionError("a no-op needs the recorded keys, not the objects")
+
+    monkeypatch.setattr("netwrap.state._rebuild", no_rebuild)
+    for check in ("all", "host"):
+        assert apply_.apply(tutorial_file(), runner, store, check=check).changed == ()
