@@ -29,7 +29,6 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
@@ -57,10 +56,21 @@ VERIFY_STATE_NAME = "tutorial-verify"
 
 
 def _version() -> str:
+    # imported here: importlib.metadata costs a tenth of the command line's start, and only --version needs it
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
     try:
         return version("netwrap")
     except PackageNotFoundError:
         return "unknown"
+
+
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(f"netwrap {_version()}")
+        parser.exit()
 
 
 def _common() -> argparse.ArgumentParser:
@@ -118,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netwrap", description="Build Linux container networks the way Docker does, with ip, brctl and iptables."
     )
-    parser.add_argument("--version", action="version", version=f"netwrap {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show netwrap's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     tut = commands.add_parser(
         "tutorial",

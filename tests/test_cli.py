@@ -265,3 +265,10 @@ def test_quick_reaches_apply_plan_and_status(monkeypatch: pytest.MonkeyPatch, tm
     with pytest.raises(SystemExit) as usage:  # a teardown reads what it removes: it has no --quick
         run("destroy", "-f", file, "--quick")
     assert usage.value.code == 2
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("netwrap 0.")
