@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_subprocess import FakeProcess
@@ -136,14 +138,20 @@ def test_a_record_read_rebuilds_its_objects_only_when_they_are_used(tmp_path: Pa
         _ = loaded.created
 
 
-def test_an_object_that_is_not_the_one_its_key_names_is_refused(tmp_path: Path) -> None:
+def _edited_record(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> StateFile:
+    """A record of one object, written, then its file edited by ``edit``."""
     store = StateFile(tmp_path / "t.json")
     record = Record(action="up")
     record.add(tutorial.objects()[0])
     store.save(record)
     data = json.loads(store.path.read_text())
-    data["created"][0]["name"] = "Tother"
+    edit(data)
     store.path.write_text(json.dumps(data))
+    return store
+
+
+def test_an_object_that_is_not_the_one_its_key_names_is_refused(tmp_path: Path) -> None:
+    store = _edited_record(tmp_path, lambda data: data["created"][0].update(name="Tother"))
     loaded = store.load()
     assert loaded is not None
     with pytest.raises(NetwrapError, match="object 1 is netns:Tother, its key says netns:Tdocker0"):
@@ -151,13 +159,10 @@ def test_an_object_that_is_not_the_one_its_key_names_is_refused(tmp_path: Path) 
 
 
 def test_a_record_without_keys_is_rebuilt_at_once(tmp_path: Path) -> None:
-    store = StateFile(tmp_path / "t.json")
-    record = Record(action="up")
-    record.add(tutorial.objects()[0])
-    store.save(record)
-    data = json.loads(store.path.read_text())
-    del data["keys"]
-    data["created"][0]["name"] = "-bad"
-    store.path.write_text(json.dumps(data))
+    def written_before_keys(data: dict[str, Any]) -> None:
+        del data["keys"]
+        data["created"][0]["name"] = "-bad"
+
+    store = _edited_record(tmp_path, written_before_keys)
     with pytest.raises(NetwrapError, match="damaged"):
         store.load()
