@@ -11,8 +11,9 @@ side by side in the same run:
 - a hand-batched shell script (``ip -batch`` per namespace, one
   ``iptables-restore``), the same commands netwrap batches;
 
-and prints the median of several runs, the ratios against netwrap, and the
-number of processes netwrap started. Figures only: nothing here asserts a time.
+and prints the median of several runs, the ratios against netwrap, the
+number of processes netwrap started and the peak memory of its process.
+Figures only: nothing here asserts a time.
 
     sudo .venv/bin/python scripts/bench.py [--sizes 10 50 200] [--runs 3]
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -127,7 +129,9 @@ def inside(n: int, step: str, folder: str) -> dict[str, float]:
         apply_.destroy(counting, store)
     else:
         apply_.apply(topo, counting, store, check="host" if step.startswith("quick") else "all")
-    return {f"netwrap {step}": time.perf_counter() - start, f"netwrap {step} processes": counting.processes}
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux: the whole process, imports too
+    return {f"netwrap {step}": seconds, f"netwrap {step} processes": counting.processes, f"netwrap {step} MiB": peak}
 
 
 def import_time() -> float:
@@ -190,6 +194,8 @@ def main() -> int:
         print(f"{n:>4}  {'netwrap (batched)':<21} {base_up:>6.3f}s {base_down:>7.3f}s {checks}")
         counts = ", ".join(f"{step} {med[f'netwrap {step} processes']:.0f}" for step in STEPS)
         print(f"{'':>4}  {'':<21} processes: {counts}")
+        peaks = ", ".join(f"{step} {med[f'netwrap {step} MiB']:.0f}" for step in STEPS)
+        print(f"{'':>4}  {'':<21} peak memory of netwrap's process (MiB): {peaks}")
         for name in ("one command per step", "hand-batched"):
             up, down = med[f"{name} setup"], med[f"{name} teardown"]
             ratios = f"x{up / base_up:.2f} / x{down / base_down:.2f}"
