@@ -373,18 +373,28 @@ def _run_tolerant(command: Command, runner: Runner) -> None:
 
 
 def _grouped(steps: list[Step], order: list[NetObject], state: HostState) -> list[Step]:
-    """Replace the deletions of veths that share a link group, all of them ours, by one ``link del group G``."""
+    """Replace the deletions of the devices that share a link group, all of them ours, by one ``link del group G``.
+
+    A group holds a topology's host-side veth ends and its bridges (those made
+    in it: a bridge an older netwrap made outside the group keeps its own step).
+    """
+    host = {link.name: link for link in state.view(None).links or ()}
     by_group: dict[int, list[Step]] = {}
     for step in steps:
         obj = order[step.item - 1]
-        if isinstance(obj, VethPair) and obj.group is not None and obj.netns is None and step.command.netns is None:
-            by_group.setdefault(obj.group, []).append(step)
+        if not isinstance(obj, VethPair | Bridge) or obj.group is None:
+            continue
+        if obj.netns is not None or step.command.netns is not None:
+            continue
+        if isinstance(obj, Bridge) and getattr(host.get(obj.name), "group", None) != obj.group:
+            continue  # made outside the group (by an older netwrap): it keeps its own step
+        by_group.setdefault(obj.group, []).append(step)
     result = list(steps)
-    host = state.view(None).links or ()
     for group, members in by_group.items():
-        pairs = [order[step.item - 1] for step in members]
-        ours = {name for pair in pairs if isinstance(pair, VethPair) for name in (pair.name, pair.peer)}
-        in_group = {link.name for link in host if link.group == group}
+        ours: set[str] = set()
+        for obj in (order[step.item - 1] for step in members):
+            ours |= {obj.name, obj.peer} if isinstance(obj, VethPair) else {getattr(obj, "name", "")}
+        in_group = {name for name, link in host.items() if link.group == group}
         if len(members) < 2 or not in_group <= ours:
             continue  # someone else's device is in that group too: delete ours one by one
         first = members[0]

@@ -157,7 +157,10 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
         else:
             out.append(VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group))
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
-    out += [Bridge(net.bridge, tool=net.bridge_tool) for net in topo.networks]
+    out += [
+        Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None)
+        for net in topo.networks
+    ]
     for link in attached:
         net = link.network
         out.append(BridgePort(net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc))

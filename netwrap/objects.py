@@ -80,6 +80,11 @@ class Namespace:
         return _read("ip", "netns", "list")
 
 
+def _check_group(field: str, group: object) -> None:
+    if isinstance(group, bool) or not isinstance(group, int) or not 0 < group < 2**31:
+        raise ValidationError(field, group, "must be a link group number from 1 to 2**31-1")
+
+
 @attrs.frozen
 class VethPair:
     """A veth pair ``name``/``peer`` created in ``netns`` (the host when None).
@@ -101,8 +106,8 @@ class VethPair:
     mtu: int | None = attrs.field(default=None, kw_only=True, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        if self.group is not None and (isinstance(self.group, bool) or not 0 < self.group < 2**31):
-            raise ValidationError("VethPair.group", self.group, "must be a link group number from 1 to 2**31-1")
+        if self.group is not None:
+            _check_group("VethPair.group", self.group)
         if self.name == self.peer and self.peer_netns in (None, self.netns):
             raise ValidationError("VethPair.peer", self.peer, "must differ from VethPair.name")
         if self.peer_netns is not None and self.peer_netns == self.netns:
@@ -177,11 +182,22 @@ class LinkNetns:
 
 @attrs.frozen
 class Bridge:
-    """A Linux bridge, made with ``brctl`` (as the document does) or with ``ip``."""
+    """A Linux bridge, made with ``brctl`` (as the document does) or with ``ip``.
+
+    ``group`` (``ip`` only) puts it in a link group, as :class:`VethPair` does
+    with its end: a teardown of a whole network is then one request.
+    """
 
     name: str = attrs.field(validator=_name)
     tool: BridgeTool = attrs.field(default="brctl", validator=attrs.validators.in_(("brctl", "ip")))
     netns: str | None = attrs.field(default=None, validator=_opt_netns)
+    group: int | None = attrs.field(default=None, kw_only=True, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.group is not None:
+            _check_group("Bridge.group", self.group)
+            if self.tool != "ip":
+                raise ValidationError("Bridge.group", self.group, "brctl makes no link group: use tool='ip'")
 
     @functools.cached_property
     def key(self) -> str:
@@ -190,7 +206,8 @@ class Bridge:
     def create_commands(self) -> tuple[Command, ...]:
         if self.tool == "brctl":
             return (Command("brctl", ("addbr", self.name), netns=self.netns),)
-        return (_ip("link", "add", self.name, "type", "bridge", netns=self.netns),)
+        group = ("group", str(self.group)) if self.group is not None else ()
+        return (_ip("link", "add", self.name, *group, "type", "bridge", netns=self.netns),)
 
     def delete_commands(self) -> tuple[Command, ...]:
         if self.tool == "brctl":

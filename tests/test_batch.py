@@ -11,9 +11,12 @@ from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, StepError, build, compose, topofile, tutorial
 from netwrap.batch import Step, StepFailure, batches, execute
+from netwrap.build import _grouped
 from netwrap.command import Command
 from netwrap.errors import CommandError
-from netwrap.objects import Rule, Sysctl
+from netwrap.objects import Bridge, NetObject, Rule, Sysctl, VethPair
+from netwrap.observe import HostState, NetnsView
+from netwrap.parse import Link
 from netwrap.runner import Result, SubprocessRunner
 from tests.test_tutorial import built_host, empty_host, fake, mutating_calls, seen
 
@@ -178,3 +181,23 @@ def test_of_two_failures_the_earlier_step_is_raised() -> None:
     with pytest.raises(StepFailure) as caught:
         execute(steps, Overlapping(failing=frozenset({"ip"})), "batch", removing=True)
     assert caught.value.batch is not None and caught.value.batch.command.tool == "ip"
+
+
+def test_a_bridge_made_outside_the_link_group_keeps_its_own_deletion() -> None:
+    bridge = Bridge("nw-net", tool="ip", group=7)
+    pairs = [VethPair(f"v{i}", "eth0", peer_netns=f"c{i}", group=7) for i in range(2)]
+    order: list[NetObject] = [bridge, *pairs]
+    steps = [Step(n, c) for n, o in enumerate(order, start=1) for c in o.delete_commands()]
+
+    def host(bridge_group: int | None) -> HostState:
+        links = [
+            Link("nw-net", kind="bridge", group=bridge_group),
+            *(Link(p.name, kind="veth", group=7) for p in pairs),
+        ]
+        return HostState(views={None: NetnsView(links=tuple(links))})
+
+    assert [s.command.args for s in _grouped(steps, order, host(7))] == [("link", "del", "group", "7")]
+    assert [s.command.args for s in _grouped(steps, order, host(None))] == [  # an older netwrap's bridge
+        ("link", "del", "nw-net"),
+        ("link", "del", "group", "7"),
+    ]

@@ -234,3 +234,16 @@ def test_a_filter_rule_and_chain() -> None:
 def test_bad_rules_name_the_field(build: object, field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         build()  # type: ignore[operator]
+
+
+def test_a_bridge_in_a_link_group() -> None:
+    bridge = Bridge("nw-net", tool="ip", group=4242)
+    assert [c.argv for c in bridge.create_commands()] == [
+        ("ip", "link", "add", "nw-net", "group", "4242", "type", "bridge")
+    ]
+    assert bridge == Bridge("nw-net", tool="ip")  # the group is how it is made, not what it is
+    with pytest.raises(ValidationError, match=r"Bridge\.group=4242: brctl makes no link group"):
+        Bridge("nw-net", tool="brctl", group=4242)
+    for bad in (0, -1, 2**31, True, "7"):
+        with pytest.raises(ValidationError, match=r"Bridge\.group"):
+            Bridge("nw-net", tool="ip", group=bad)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import MemoryStore, Sandbox, build, snapshot, teardown, topofile, tutorial
+from netwrap import MemoryStore, Sandbox, build, compose, snapshot, teardown, topofile, tutorial
 from netwrap import topology_apply as apply_
 from netwrap.state import StateFile
 from tests.conftest import Counting
@@ -66,6 +66,11 @@ def test_processes_grow_with_namespaces_not_objects(sandbox: Sandbox, tmp_path: 
     down = Counting(sandbox.runner)
     apply_.destroy(down, store)
     assert len(down.mutating) == 3  # one iptables-restore, one sysctl, one host ip batch
+    (host_batch,) = [c for c in down.mutating if c.tool == "ip"]
+    lines = (host_batch.input or "").splitlines()
+    # the veths' host ends and the bridge share the topology's link group: one request removes them all
+    assert [line for line in lines if line.startswith("link del")] == [f"link del group {compose.link_group(topo)}"]
+    assert len(lines) == 1 + n  # and each namespace
     assert before.differences(snapshot.take(sandbox.runner)) == []
 
 
