@@ -19,7 +19,7 @@ from netwrap.build import Outcome, Progress, build, teardown
 from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
 from netwrap.objects import NetObject
-from netwrap.plan import Plan, assess, plan
+from netwrap.plan import Plan, plan
 from netwrap.runner import DryRunner, Runner
 from netwrap.state import MemoryStore, StateFile, Store, state_files
 from netwrap.topology import Container, Topology
@@ -155,8 +155,7 @@ def status(topo: Topology, runner: Runner, store: StateFile, check: Check = "all
     """Each container with its networks and addresses, and whether the host has all of it."""
     objects, allocations = desired(topo, store)
     checked = observe_for(runner, objects, store.load(), check)
-    state = checked.state
-    verdicts = {obj.key: "present" if obj.key in checked.trusted else assess(obj, state).status for obj in objects}
+    verdicts = {item.obj.key: item.status for item in plan(objects, checked.state, checked.trusted).items}
     attached = compose.links(topo, allocations)
     rows = []
     for container in topo.containers:
@@ -167,7 +166,7 @@ def status(topo: Topology, runner: Runner, store: StateFile, check: Check = "all
         if container.mode == "host":
             condition = "up"
         elif container.joins is not None:
-            condition = "up" if namespace is None or namespace in (state.namespaces or ()) else "missing"
+            condition = "up" if namespace is None or namespace in (checked.state.namespaces or ()) else "missing"
         elif conflicts:
             condition = "conflict"
         elif missing:

@@ -105,9 +105,4 @@ def _devices(obj: NetObject) -> set[tuple[str | None, str]]:
 def _peer_is_in(pair: VethPair, state: HostState) -> bool:
     """Whether the host end of ``pair`` still has its other end in ``pair.peer_netns``, as far as the host shows."""
     link = state.view(None).link(pair.name)
-    if link is None or link.kind != "veth":
-        return False
-    where = link.peer_netns
-    if where is None and link.peer_netnsid is not None:
-        where = state.netns_ids.get(link.peer_netnsid)
-    return where == pair.peer_netns
+    return link is not None and link.kind == "veth" and state.peer_netns(link) == pair.peer_netns

@@ -121,15 +121,19 @@ class HostState:
     def view(self, netns: str | None) -> NetnsView:
         return self.views.get(netns, _UNREAD)
 
+    def peer_netns(self, link: parse.Link) -> str | None:
+        """The namespace a veth's peer is in, named by the listing (None when it is the same or not told)."""
+        if link.peer_netns is not None or link.peer_netnsid is None:
+            return link.peer_netns
+        return self.netns_ids.get(link.peer_netnsid)
+
     def peer_name(self, link: parse.Link, netns: str | None) -> tuple[str | None, str] | None:
         """Where a veth's peer is and its name, when the observation can tell."""
         if link.peer is not None:
             return netns, link.peer
         if link.peer_index is None:
             return None
-        where = link.peer_netns
-        if where is None and link.peer_netnsid is not None:
-            where = self.netns_ids.get(link.peer_netnsid)
+        where = self.peer_netns(link)
         if where is None or where not in self.views:
             return None
         match = next((x for x in self.views[where].links or () if x.index == link.peer_index), None)

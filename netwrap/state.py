@@ -139,7 +139,7 @@ class Record:
         if self._created is None and self._stored is not None:
             described, keys = self._stored  # as read: nothing to describe again
         else:
-            described, keys = [serial.to_dict(o) for o in self.created], [o.key for o in self.created]
+            described, keys = [serial.to_dict(o) for o in self.created], self.keys()
         return {
             "version": VERSION,
             "action": self.action,
@@ -236,6 +236,22 @@ class MemoryStore:
         return "memory"
 
 
+def replace_file(path: Path, text: str, *, durable: bool) -> None:
+    """Write ``text`` to a hidden file beside ``path`` and rename it over ``path``: readers see the old
+    file or the new one, never half of one; ``durable`` also waits for the disk (fsync) before the rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 @attrs.frozen
 class StateFile:
     """One record on disk, replaced atomically (write, fsync, rename) on every save."""
@@ -270,18 +286,8 @@ class StateFile:
 
     def save(self, record: Record) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            # dumps, not dump: dump streams through the pure-Python encoder, several times slower
-            text = json.dumps(record.to_json(), separators=(",", ":"))
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # dumps, not dump: dump streams through the pure-Python encoder, several times slower
+        replace_file(self.path, json.dumps(record.to_json(), separators=(",", ":")), durable=True)
         _LOADED[self.path] = (self._stamp(), record.copy())
 
     def _stamp(self) -> tuple[int, int, int]:

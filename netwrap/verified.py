@@ -15,8 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import attrs
@@ -24,7 +22,7 @@ import attrs
 from netwrap.check import Checked
 from netwrap.observe import HostState, Reads, read
 from netwrap.runner import Runner
-from netwrap.state import StateFile
+from netwrap.state import StateFile, replace_file
 from netwrap.topology import Topology
 
 
@@ -91,15 +89,8 @@ def remember(topo: Topology, store: StateFile, check: str, checked: Checked) -> 
         "reads": checked.host_reads.to_json(),
         "host": fingerprint(checked.state),
     }
-    path = memo_path(store)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(memo, fh)
-        os.replace(tmp, path)  # a cache: no fsync; a torn or lost memo only means the longer path
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # a cache: not made durable; a lost memo only means the longer path
+    replace_file(memo_path(store), json.dumps(memo), durable=False)
 
 
 def forget(store: StateFile) -> None:
