@@ -42,6 +42,7 @@ from netwrap.errors import ValidationError
 from netwrap.multihost import Cluster, Machine
 from netwrap.runner import Runner, SubprocessRunner
 from netwrap.ssh import SshRunner
+from netwrap.topofile import Reader, read_toml
 from netwrap.topology import Port, Problem, TopologyError
 
 _TOP = {"name", "hosts", "cluster", "containers"}
@@ -99,95 +100,69 @@ def is_cluster_file(path: Path | str) -> bool:
 
 
 def load(path: Path | str) -> ClusterSpec:
-    file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TopologyError(str(file), [Problem("file", "read", exc.strerror or str(exc))]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TopologyError(str(file), [Problem("file", "syntax", str(exc))]) from None
-    return from_dict(data, str(file), file.stem)
+    return from_dict(read_toml(path), str(path), Path(path).stem)
 
 
-def _check(problems: list[Problem], table: str, key: str, convert: Callable[[str, Any], Any], value: Any) -> Any:
-    try:
-        return convert(key, value)
-    except ValidationError as exc:
-        problems.append(Problem(table, key, f"{exc.value!r}: {exc.reason}"))
-        return None
-
-
-def _unknown(problems: list[Problem], table: str, data: dict[str, Any], allowed: set[str]) -> None:
-    for key in sorted(set(data) - allowed):
-        problems.append(Problem(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}"))
-
-
-def _host(problems: list[Problem], name: str, data: Any) -> HostSpec | None:
+def _host(r: Reader, name: str, data: Any) -> HostSpec | None:
     table = f"hosts.{name}"
-    if not isinstance(data, dict):
-        problems.append(Problem("hosts", name, "must be a table"))
+    if r.table("hosts", name, data, _HOST) is None:
         return None
-    _unknown(problems, table, data, _HOST)
-    underlay = _check(problems, table, "underlay", v.ipv4_address, data.get("underlay"))
-    device = _check(problems, table, "device", v.interface_name, data.get("device"))
+    underlay = r.check(table, "underlay", v.ipv4_address, data.get("underlay"))
+    device = r.check(table, "device", v.interface_name, data.get("device"))
     ssh = data.get("ssh")
     if ssh is not None:
         try:
             SshRunner(ssh)
         except ValidationError as exc:
-            problems.append(Problem(table, "ssh", f"{ssh!r}: {exc.reason}"))
+            r.fail(table, "ssh", f"{ssh!r}: {exc.reason}")
     options = data.get("ssh_options", [])
     if not isinstance(options, list) or not all(isinstance(o, str) and o.startswith("-") for o in options):
-        problems.append(Problem(table, "ssh_options", "must be a list of ssh options, each one word like '-p2222'"))
+        r.fail(table, "ssh_options", "must be a list of ssh options, each one word like '-p2222'")
         options = []
     command = data.get("ssh_command", ["ssh"])
     if not isinstance(command, list) or not command or not all(isinstance(w, str) and w for w in command):
-        problems.append(
-            Problem(table, "ssh_command", 'must be a non-empty list of words, like ["ssh", "-F", "lab.conf"]')
-        )
+        r.fail(table, "ssh_command", 'must be a non-empty list of words, like ["ssh", "-F", "lab.conf"]')
         command = ["ssh"]
     sudo = data.get("sudo", False)
     if not isinstance(sudo, bool):
-        problems.append(Problem(table, "sudo", "must be true or false"))
+        r.fail(table, "sudo", "must be true or false")
     if underlay is None or device is None:
         return None
     return HostSpec(name, underlay, device, ssh, tuple(options), sudo is True, tuple(command))
 
 
 def from_dict(data: dict[str, Any], source: str, default_name: str = "cluster") -> ClusterSpec:
-    problems: list[Problem] = []
-    _unknown(problems, "topology", data, _TOP)
+    r = Reader()
+    r.unknown("topology", data, _TOP)
     name = data.get("name", default_name)
     hosts_data = data.get("hosts", {})
-    hosts = [h for key, item in hosts_data.items() if (h := _host(problems, key, item))]
+    hosts = [h for key, item in hosts_data.items() if (h := _host(r, key, item))]
     cluster = data.get("cluster")
     if not isinstance(cluster, dict):
-        problems.append(Problem("cluster", "network", "a file with hosts needs a [cluster] table"))
+        r.fail("cluster", "network", "a file with hosts needs a [cluster] table")
         cluster = {}
-    _unknown(problems, "cluster", cluster, _CLUSTER)
-    supernet = _check(problems, "cluster", "supernet", v.ipv4_network, cluster.get("supernet"))
+    r.unknown("cluster", cluster, _CLUSTER)
+    supernet = r.check("cluster", "supernet", v.ipv4_network, cluster.get("supernet"))
     method = cluster.get("method", "host-gw")
     if method not in ("host-gw", "vxlan"):
-        problems.append(Problem("cluster", "method", f"{method!r}: use host-gw or vxlan"))
+        r.fail("cluster", "method", f"{method!r}: use host-gw or vxlan")
     containers: dict[str, list[str]] = {}
     ports: dict[str, tuple[str, ...]] = {}
     for key, item in data.get("containers", {}).items():
         table = f"containers.{key}"
-        if not isinstance(item, dict):
-            problems.append(Problem("containers", key, "must be a table"))
+        if r.table("containers", key, item, _CONTAINER) is None:
             continue
-        _unknown(problems, table, item, _CONTAINER)
         host = item.get("host")
         if not isinstance(host, str) or host not in hosts_data:
-            problems.append(Problem(table, "host", f"{host!r} is not one of the [hosts]"))
+            r.fail(table, "host", f"{host!r} is not one of the [hosts]")
             continue
         containers.setdefault(host, []).append(key)
         specs = item.get("ports", [])
         for index, port in enumerate(specs if isinstance(specs, list) else []):
-            _check(problems, table, f"ports[{index}]", Port.parse, port)
+            r.check(table, f"ports[{index}]", Port.parse, port)
         ports[key] = tuple(str(s) for s in specs) if isinstance(specs, list) else ()
     result: ClusterSpec | None = None
-    if not problems and supernet is not None:
+    if not r.problems and supernet is not None:
         result = ClusterSpec(
             name, tuple(hosts), str(cluster.get("network", "pods")), supernet, method,
             int(cluster.get("vni", 4242)), int(cluster.get("underlay_mtu", 1500)),
@@ -196,7 +171,7 @@ def from_dict(data: dict[str, Any], source: str, default_name: str = "cluster") 
         try:
             result.cluster()
         except ValidationError as exc:
-            problems.append(Problem("cluster", exc.field.split(".")[-1], f"{exc.value!r}: {exc.reason}"))
-    if problems or result is None:
-        raise TopologyError(source, problems or [Problem("cluster", "supernet", "is required")])
+            r.fail("cluster", exc.field.split(".")[-1], f"{exc.value!r}: {exc.reason}")
+    if r.problems or result is None:
+        raise TopologyError(source, r.problems or [Problem("cluster", "supernet", "is required")])
     return result

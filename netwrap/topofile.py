@@ -53,7 +53,7 @@ def short_name(prefix: str, name: str) -> str:
     return f"{prefix}{name[: 15 - len(prefix) - 4]}{digest}"
 
 
-class _Reader:
+class Reader:
     """Collects problems while reading, so that all of them are reported together."""
 
     def __init__(self) -> None:
@@ -83,6 +83,14 @@ class _Reader:
         for key in sorted(set(data) - allowed):
             self.fail(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
 
+    def table(self, parent: str, name: str, data: Any, allowed: set[str]) -> dict[str, Any] | None:
+        """``[PARENT.NAME]`` as a table, its unknown keys reported; None (reported) when it is not a table."""
+        if not isinstance(data, dict):
+            self.fail(parent, name, "must be a table")
+            return None
+        self.unknown(f"{parent}.{name}", data, allowed)
+        return data
+
 
 def _name(field: str, value: Any) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
@@ -92,12 +100,10 @@ def _name(field: str, value: Any) -> str:
     return value
 
 
-def _network(r: _Reader, name: str, data: Any) -> Network | None:
+def _network(r: Reader, name: str, data: Any) -> Network | None:
     table = f"networks.{name}"
-    if not isinstance(data, dict):
-        r.fail("networks", name, "must be a table")
+    if r.table("networks", name, data, _NETWORK_KEYS) is None:
         return None
-    r.unknown(table, data, _NETWORK_KEYS)
     r.check("networks", name, _name, name)
     if "subnet" not in data:
         r.fail(table, "subnet", 'is required, like subnet = "10.10.0.0/24"')
@@ -118,7 +124,7 @@ def _network(r: _Reader, name: str, data: Any) -> Network | None:
     return Network(name, subnet, bridge, gateway, nat, icc, "brctl" if tool == "brctl" else "ip")
 
 
-def _attachment(r: _Reader, table: str, key: str, item: Any) -> Attachment | None:
+def _attachment(r: Reader, table: str, key: str, item: Any) -> Attachment | None:
     if isinstance(item, str):
         return Attachment(item)
     if not isinstance(item, dict):
@@ -139,12 +145,10 @@ def _attachment(r: _Reader, table: str, key: str, item: Any) -> Attachment | Non
     return Attachment(network, address, interface, host_if)
 
 
-def _container(r: _Reader, name: str, data: Any) -> Container | None:
+def _container(r: Reader, name: str, data: Any) -> Container | None:
     table = f"containers.{name}"
-    if not isinstance(data, dict):
-        r.fail("containers", name, "must be a table")
+    if r.table("containers", name, data, _CONTAINER_KEYS) is None:
         return None
-    r.unknown(table, data, _CONTAINER_KEYS)
     r.check("containers", name, _name, name)
     mode = r.get(table, data, "network_mode", str, "bridge")
     netns = r.check(table, "netns", v.namespace_name, data["netns"]) if "netns" in data else None
@@ -166,7 +170,7 @@ def _container(r: _Reader, name: str, data: Any) -> Container | None:
 
 def from_dict(data: dict[str, Any], source: str, default_name: str = "netwrap") -> Topology:
     """A checked topology from parsed TOML; every problem at once in a :class:`TopologyError`."""
-    r = _Reader()
+    r = Reader()
     r.unknown("topology", data, _TOP_KEYS)
     name = r.get("topology", data, "name", str, default_name)
     style = r.get("topology", data, "style", str, "docker")
@@ -194,20 +198,29 @@ def from_dict(data: dict[str, Any], source: str, default_name: str = "netwrap") 
     return topo
 
 
-def loads(text: str, source: str = "<string>", default_name: str = "netwrap") -> Topology:
-    """Parse TOML text into a checked topology."""
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text as data; a syntax error is a :class:`TopologyError` naming ``source``."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TopologyError(source, [Problem("file", "syntax", str(exc))]) from None
-    return from_dict(data, source, default_name)
 
 
-def load(path: Path | str) -> Topology:
-    """Read a topology file; errors name the file, the table and the key."""
+def read_toml(path: Path | str) -> dict[str, Any]:
+    """A TOML file as data; a file that cannot be read or parsed is a :class:`TopologyError` naming it."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise TopologyError(str(file), [Problem("file", "read", exc.strerror or str(exc))]) from None
-    return loads(text, str(file), default_name=file.stem)
+    return parse_toml(text, str(file))
+
+
+def loads(text: str, source: str = "<string>", default_name: str = "netwrap") -> Topology:
+    """Parse TOML text into a checked topology."""
+    return from_dict(parse_toml(text, source), source, default_name)
+
+
+def load(path: Path | str) -> Topology:
+    """Read a topology file; errors name the file, the table and the key."""
+    return from_dict(read_toml(path), str(path), default_name=Path(path).stem)
