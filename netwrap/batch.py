@@ -73,6 +73,8 @@ def _kind(command: Command) -> tuple[str, str | None]:
         return ("ip", command.netns)
     if command.tool == "sysctl" and len(args) == 1 and "=" in args[0] and not args[0].startswith("-"):
         return ("sysctl", command.netns)
+    if command.tool == "iptables-restore" and command.netns is None and command.args == ("--noflush",):
+        return ("iptables", None)  # a chain written whole: its lines join the one transaction
     if (
         command.tool == "iptables"
         and command.netns is None
@@ -101,22 +103,37 @@ def _sysctl_batch(steps: list[Step], netns: str | None) -> Batch:
     return Batch(command, tuple(step.item for step in steps))
 
 
+def _restore_lines(step: Step) -> list[tuple[str, str]]:
+    """``(table, line)`` for each line a step adds to the transaction."""
+    command = step.command
+    if command.tool == "iptables-restore":  # already restore input: its tables' lines, without the framing
+        found: list[tuple[str, str]] = []
+        table = ""
+        for line in (command.input or "").splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+            elif line and line != "COMMIT" and not line.startswith("#"):
+                found.append((table, line))
+        return found
+    table, verb, rest = command.args[1], command.args[2], command.args[3:]
+    if verb == "-N":
+        return [(table, f":{rest[0]} - [0:0]")]
+    return [(table, " ".join([verb, *(_restore_word(word) for word in rest)]))]
+
+
 def _restore_batch(steps: list[Step]) -> Batch:
-    tables: dict[str, list[Step]] = {}
+    tables: dict[str, list[tuple[str, int]]] = {}
     for step in steps:
-        tables.setdefault(step.command.args[1], []).append(step)
+        for table, line in _restore_lines(step):
+            tables.setdefault(table, []).append((line, step.item))
     lines: list[str] = []
     items: list[int] = []
     for table, members in tables.items():
         lines.append(f"*{table}")
         items.append(0)
-        for step in members:
-            verb, rest = step.command.args[2], step.command.args[3:]
-            if verb == "-N":
-                lines.append(f":{rest[0]} - [0:0]")
-            else:
-                lines.append(" ".join([verb, *(_restore_word(word) for word in rest)]))
-            items.append(step.item)
+        for line, item in members:
+            lines.append(line)
+            items.append(item)
         lines.append("COMMIT")
         items.append(0)
     return Batch(Command("iptables-restore", ("--noflush",), input="\n".join(lines) + "\n"), tuple(items))

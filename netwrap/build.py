@@ -34,14 +34,15 @@ from netwrap.objects import (
     LinkUp,
     Namespace,
     NetObject,
+    OwnedChain,
     Route,
     Rule,
     Sysctl,
     VethPair,
     Vxlan,
 )
-from netwrap.observe import HostState, observe
-from netwrap.plan import Plan, PlanItem, assess, plan
+from netwrap.observe import HostState, default_setting, observe
+from netwrap.plan import Plan, PlanItem, assess, exists, plan
 from netwrap.runner import Runner
 from netwrap.state import Record, StateFile, Store, Writer
 
@@ -142,6 +143,9 @@ def build(
         obj = item.obj
         if isinstance(obj, Sysctl):
             seen = state.sysctls.get((obj.netns, obj.name))
+            default = default_setting(obj.name)
+            if seen is None and default is not None:
+                seen = state.sysctls.get((obj.netns, default))  # its device is not made yet: it starts so
             previous = seen if seen is not None else _read_setting(obj, runner)
             if previous is None:
                 record.add(obj)  # the device it belongs to is not there yet: nothing to restore
@@ -166,8 +170,19 @@ def build(
 
 
 def _read_setting(obj: Sysctl, runner: Runner) -> str | None:
+    """The setting's value now; for a device's setting whose device is not made yet, the value a new
+    device starts with (``net.ipv4.conf.default.X``), which is what giving it back restores."""
     try:
         return converge.read_sysctl(obj, runner)
+    except CommandError as exc:
+        if "cannot stat /proc/sys/" not in exc.stderr:
+            raise
+    name = default_setting(obj.name)
+    if name is None:
+        return None
+    default = attrs.evolve(obj, name=name)
+    try:
+        return converge.read_sysctl(default, runner)
     except CommandError as exc:
         if "cannot stat /proc/sys/" in exc.stderr:
             return None
@@ -292,7 +307,7 @@ def _undo(
     doomed = [obj for obj in targets if obj.key not in handed]
     links, namespaces = _owners(doomed)
     # What goes away with its owner needs no look: observe only what is removed one by one.
-    chains = frozenset((o.table, o.name) for o in doomed if isinstance(o, Chain))
+    chains = frozenset((o.table, o.name) for o in doomed if isinstance(o, Chain | OwnedChain))
 
     def skipped(obj: NetObject) -> bool:
         return _goes_with_owner(obj, links, namespaces, chains) or isinstance(obj, LinkNetns)
@@ -411,6 +426,8 @@ def _removal(obj: NetObject, record: Record, state: HostState) -> tuple[tuple[Co
         if previous is None or state.sysctls.get((obj.netns, obj.name)) == previous:
             return (), None
         return obj.restore_commands(previous), None
+    if isinstance(obj, Rule | OwnedChain):  # there in another form or place is still ours to remove
+        return (obj.delete_commands() if exists(obj, state) else ()), None
     verdict = assess(obj, state)
     if verdict.status == "conflict":
         return (), f"{obj.key} left alone: {verdict.reason}"

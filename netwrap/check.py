@@ -24,7 +24,7 @@ from typing import Literal
 
 import attrs
 
-from netwrap.objects import Chain, LinkNetns, Namespace, NetObject, Rule, Sysctl, VethPair
+from netwrap.objects import Chain, LinkNetns, Namespace, NetObject, OwnedChain, Rule, Sysctl, VethPair
 from netwrap.observe import HostState, Reads, observe, read, reads_for
 from netwrap.plan import assess
 from netwrap.runner import Runner
@@ -90,7 +90,7 @@ def _as_wanted(obj: NetObject, state: HostState, places: set[str]) -> bool:
 def _devices(obj: NetObject) -> set[tuple[str | None, str]]:
     """The devices an object names (its own, its peer, the one it sits on), each with the namespace it is in;
     a device moved into a namespace is named on the host too, where it came from."""
-    if isinstance(obj, Namespace | Sysctl | Rule | Chain):
+    if isinstance(obj, Namespace | Sysctl | Rule | Chain | OwnedChain):
         return set()  # their names are not devices
     netns = inside(obj)
     names = (getattr(obj, field, None) for field in ("name", "device", "port"))

@@ -27,15 +27,16 @@ from typing import Literal
 import attrs
 
 from netwrap.objects import (
+    OWN_PREFIX,
     Address,
     Bridge,
     BridgePort,
-    Chain,
     LinkNetns,
     LinkUp,
     Namespace,
     NatRule,
     NetObject,
+    OwnedChain,
     Route,
     Rule,
     Sysctl,
@@ -140,9 +141,21 @@ def link_group(topo: Topology) -> int:
     return 4096 + int(hashlib.sha256(topo.name.encode()).hexdigest()[:7], 16)
 
 
+def chain_tag(topo: Topology) -> str:
+    """The topology's name as it appears in its chains' names: itself up to 15 bytes, else shortened with a hash."""
+    if len(topo.name.encode()) <= 15:
+        return topo.name
+    return f"{topo.name[:11]}{hashlib.sha256(topo.name.encode()).hexdigest()[:4]}"
+
+
 def chain_name(topo: Topology) -> str:
-    """The filter chain of this topology's own."""
-    return f"NETWRAP-{topo.name}"
+    """The topology's own filter chain (jumped to first from FORWARD) and nat chain (published ports)."""
+    return f"{OWN_PREFIX}{chain_tag(topo)}"
+
+
+def postrouting_chain(topo: Topology) -> str:
+    """The topology's own nat chain for source NAT (jumped to first from POSTROUTING)."""
+    return f"{chain_name(topo)}-POST"
 
 
 def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
@@ -181,10 +194,10 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
             out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
     if topo.networks:
         out.append(Sysctl("net.ipv4.ip_forward", "1"))
-    out += [NatRule.masquerade(str(net.subnet), not_out=net.bridge) for net in topo.networks if net.nat]
     if topo.style == "document":
+        out += [NatRule.masquerade(str(net.subnet), not_out=net.bridge) for net in topo.networks if net.nat]
         out += _document_ports(attached)
-    else:
+    elif topo.networks:
         out += _docker_rules(topo, attached)
     return tuple(out)
 
@@ -233,43 +246,47 @@ def _document_ports(attached: list[Link]) -> list[NetObject]:
 
 
 def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
+    """Docker's rules, each in a chain of the topology's own that is written whole; the built-in chains get
+    only the jumps into them, placed first. The chains exist whenever the topology has a network, empty or
+    not, so that an edit of the file only ever rewrites a chain's rules."""
     out: list[NetObject] = []
     ports = published(attached)
     publishing = {pub.link.network.name for pub in ports}
+    chain, post = chain_name(topo), postrouting_chain(topo)
+    masquerades: list[Rule] = [
+        NatRule(post, "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, out_negated=True)
+        for net in topo.networks
+        if net.nat
+    ]
     for net in topo.networks:
         if net.name in publishing:
             out.append(Sysctl(f"net.ipv4.conf.{net.bridge}.route_localnet", "1"))
             # 127.0.0.1:PORT from the host: the container must answer the bridge, not 127.0.0.1.
-            out.append(NatRule("POSTROUTING", "MASQUERADE", source="127.0.0.0/8", out_interface=net.bridge))
+            masquerades.append(NatRule(post, "MASQUERADE", source="127.0.0.0/8", out_interface=net.bridge))
             # hairpin: a container reaching a published port through the host's address.
-            hairpin = NatRule(
-                "POSTROUTING", "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, ctstate="DNAT"
+            masquerades.append(
+                NatRule(post, "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, ctstate="DNAT")
             )
-            out.append(hairpin)
-    chain = chain_name(topo)
-    if ports:
-        # Published ports live in a nat chain of the topology's own, entered for traffic to any local
-        # address (from other machines through PREROUTING, from the host itself through OUTPUT), as
-        # Docker's DOCKER chain is; a teardown flushes it in one line.
-        out.append(Chain(chain, table="nat"))
-        for pub in ports:
-            dnat = NatRule(
-                chain,
-                "DNAT",
-                destination=f"{pub.host_ip}/32" if pub.host_ip else None,
-                protocol=pub.protocol,
-                dport=pub.host_port,
-                to=pub.target,
-            )
-            out.append(dnat)
-        out += [NatRule(entry, chain, dst_type="LOCAL") for entry in ("PREROUTING", "OUTPUT")]
-    out.append(Chain(chain))
+    # Published ports: entered for traffic to any local address (from other machines through PREROUTING,
+    # from the host itself through OUTPUT), as Docker's DOCKER chain is.
+    dnats: list[Rule] = [
+        NatRule(
+            chain,
+            "DNAT",
+            destination=f"{pub.host_ip}/32" if pub.host_ip else None,
+            protocol=pub.protocol,
+            dport=pub.host_port,
+            to=pub.target,
+        )
+        for pub in ports
+    ]
     # Replies first: a connection that was let in may answer, even across networks.
-    for net in topo.networks:
-        out.append(Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED"))
+    filters: list[Rule] = [
+        Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED") for net in topo.networks
+    ]
     # New connections to published ports (DNAT'd), from anywhere, before isolation.
-    for pub in ports:
-        accept = Rule(
+    filters += [
+        Rule(
             chain,
             "ACCEPT",
             destination=f"{pub.link.address}/32",
@@ -278,14 +295,25 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
             dport=pub.port,
             ctstate="DNAT",
         )
-        out.append(accept)
+        for pub in ports
+    ]
     # Isolation: nothing else goes from one network to another.
+    filters += [
+        Rule(chain, "DROP", in_interface=net.bridge, out_interface=other.bridge)
+        for net in topo.networks
+        for other in topo.networks
+        if other is not net
+    ]
     for net in topo.networks:
-        for other in topo.networks:
-            if other is not net:
-                out.append(Rule(chain, "DROP", in_interface=net.bridge, out_interface=other.bridge))
-    for net in topo.networks:
-        out.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
-        out.append(Rule(chain, "ACCEPT" if net.icc else "DROP", in_interface=net.bridge, out_interface=net.bridge))
-    out.append(Rule("FORWARD", chain, insert=True))
+        filters.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
+        filters.append(Rule(chain, "ACCEPT" if net.icc else "DROP", in_interface=net.bridge, out_interface=net.bridge))
+    out += [
+        OwnedChain(post, "nat", masquerades),
+        OwnedChain(chain, "nat", dnats),
+        OwnedChain(chain, "filter", filters),
+        NatRule("POSTROUTING", post, insert=True),
+        NatRule("PREROUTING", chain, dst_type="LOCAL", insert=True),
+        NatRule("OUTPUT", chain, dst_type="LOCAL", insert=True),
+        Rule("FORWARD", chain, insert=True),
+    ]
     return out

@@ -32,7 +32,18 @@ from netwrap.batch import Mode
 from netwrap.build import Outcome, build, teardown
 from netwrap.check import Check
 from netwrap.errors import NetwrapError, ValidationError
-from netwrap.objects import BridgePort, FdbEntry, LinkUp, NatRule, NetObject, Route, Rule, VethPair, Vxlan
+from netwrap.objects import (
+    BridgePort,
+    FdbEntry,
+    LinkUp,
+    NatRule,
+    NetObject,
+    OwnedChain,
+    Route,
+    Rule,
+    VethPair,
+    Vxlan,
+)
 from netwrap.runner import Runner
 from netwrap.state import StateFile
 from netwrap.topofile import short_name
@@ -114,9 +125,7 @@ def _machine_topology(cluster: Cluster, index: int) -> tuple[Topology, tuple[Net
 def _extras(cluster: Cluster, index: int, network: Network) -> tuple[NetObject, ...]:
     me = cluster.machines[index]
     others = [m for m in cluster.machines if m is not me]
-    chain = f"NETWRAP-{cluster.name}"
-    # traffic from the other machines' containers is let in, and not masqueraded on its way
-    extras: list[NetObject] = [Rule(chain, "ACCEPT", source=str(cluster.supernet), out_interface=network.bridge)]
+    extras: list[NetObject] = []
     if cluster.method == "host-gw":
         subnets = list(cluster.supernet.subnets(new_prefix=24))
         for position, other in enumerate(cluster.machines):
@@ -142,22 +151,26 @@ def objects(cluster: Cluster, index: int) -> tuple[NetObject, ...]:
     topo, extras = _machine_topology(cluster, index)
     built = list(compose.objects(topo, compose.allocate(topo)))
     net = topo.networks[0]
-    masquerade = NatRule.masquerade(str(net.subnet), not_out=net.bridge)
+    chain, post = compose.chain_name(topo), compose.postrouting_chain(topo)
+    masquerade = NatRule(post, "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, out_negated=True)
+    # traffic between the machines' containers is not masqueraded on its way, and is let in
     routed = NatRule(
-        "POSTROUTING", "MASQUERADE", source=str(net.subnet), destination=str(cluster.supernet),
+        post, "MASQUERADE", source=str(net.subnet), destination=str(cluster.supernet),
         destination_negated=True, out_interface=net.bridge, out_negated=True,
     )  # fmt: skip
+    let_in = Rule(chain, "ACCEPT", source=str(cluster.supernet), out_interface=net.bridge)
     mtu = cluster.underlay_mtu - VXLAN_OVERHEAD if cluster.method == "vxlan" else None
     result: list[NetObject] = []
     for obj in built:
-        if obj == masquerade:
-            result.append(routed)
+        if isinstance(obj, OwnedChain) and (obj.table, obj.name) == ("nat", post):
+            result.append(attrs.evolve(obj, rules=[routed if r == masquerade else r for r in obj.rules]))
+        elif isinstance(obj, OwnedChain) and (obj.table, obj.name) == ("filter", chain):
+            result.append(attrs.evolve(obj, rules=[*obj.rules, let_in]))
         elif isinstance(obj, VethPair) and mtu is not None:
             result.append(attrs.evolve(obj, mtu=mtu))
         else:
             result.append(obj)
-    jump = result.pop()  # the FORWARD jump stays last, after every rule of the chain
-    return (*result, *extras, jump)
+    return (*result, *extras)
 
 
 def address_of(cluster: Cluster, container: str) -> ipaddress.IPv4Address:

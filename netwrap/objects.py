@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Sequence
 from typing import Literal, Protocol, cast, runtime_checkable
 
 import attrs
@@ -438,6 +439,7 @@ BUILTIN_CHAINS = frozenset(c for chains in TABLE_CHAINS.values() for c in chains
 TARGETS = frozenset({"ACCEPT", "DROP", "REJECT", "RETURN", "MASQUERADE", "DNAT", "SNAT", "LOG"})
 ADDRESS_TYPES = frozenset({"LOCAL", "UNICAST", "BROADCAST", "MULTICAST", "ANYCAST", "BLACKHOLE", "UNREACHABLE"})
 CONNTRACK_STATES = frozenset({"NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "SNAT", "DNAT"})
+OWN_PREFIX = "NETWRAP-"  # the chains netwrap owns; their jumps stand first in the built-in chains
 _CHAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,27}$")
 
 
@@ -671,6 +673,72 @@ class Chain:
 
     def check_command(self) -> Command:
         return Command("iptables", ("-t", self.table, "-S"), mutates=False)
+
+
+def _to_rules(value: Sequence[Rule]) -> tuple[Rule, ...]:
+    return tuple(value)
+
+
+def _restore_rule(rule: Rule) -> str:
+    """One rule as an ``iptables-restore`` line: words split on white space, so a comment is quoted."""
+    return " ".join(("-A", rule.chain, *(f'"{w}"' if " " in w else w for w in rule.body())))
+
+
+@attrs.frozen
+class OwnedChain:
+    """A chain of netwrap's own and its whole, ordered list of rules: one object, written whole.
+
+    The host either lists exactly these rules in this order, or the chain is
+    rewritten completely in one atomic ``iptables-restore --noflush``
+    transaction (``:NAME - [0:0]`` creates the chain or flushes it, then its
+    rules follow), as kube-proxy does with its chains. Appending one rule to an
+    ordered chain is how an edit silently breaks isolation; this cannot.
+    """
+
+    name: str
+    table: str = attrs.field(default="filter", validator=_check_table)
+    rules: tuple[Rule, ...] = attrs.field(default=(), converter=_to_rules)
+
+    def __attrs_post_init__(self) -> None:
+        _check_chain_name("OwnedChain.name", self.name, self.table)
+        if self.name in BUILTIN_CHAINS:
+            raise ValidationError("OwnedChain.name", self.name, "is a built-in chain")
+        for number, rule in enumerate(self.rules):
+            if not isinstance(rule, Rule):
+                raise ValidationError(f"OwnedChain.rules[{number}]", rule, "is not a Rule")
+            if rule.chain != self.name or rule.table != self.table:
+                raise ValidationError(
+                    f"OwnedChain.rules[{number}]",
+                    rule.key,
+                    f"belongs to {rule.table} {rule.chain}, not {self.table} {self.name}",
+                )
+
+    @functools.cached_property
+    def key(self) -> str:
+        return f"chain:{self.table}:{self.name}"
+
+    def bodies(self) -> tuple[tuple[str, ...], ...]:
+        """The rules' bodies, in order: what ``iptables -S`` must list for this chain."""
+        return tuple(rule.body() for rule in self.rules)
+
+    def restore_text(self) -> str:
+        """The ``iptables-restore --noflush`` input that makes the chain exactly this."""
+        lines = [f"*{self.table}", f":{self.name} - [0:0]", *(_restore_rule(rule) for rule in self.rules), "COMMIT"]
+        return "\n".join(lines) + "\n"
+
+    def create_commands(self) -> tuple[Command, ...]:
+        """One transaction: the chain made or flushed, and every rule in order (create and rewrite alike)."""
+        return (Command("iptables-restore", ("--noflush",), input=self.restore_text()),)
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        """Flush, then delete: a chain must be empty (and unreferenced) to go."""
+        return (
+            Command("iptables", ("-t", self.table, "-F", self.name)),
+            Command("iptables", ("-t", self.table, "-X", self.name)),
+        )
+
+    def check_command(self) -> Command:
+        return Command("iptables", ("-t", self.table, "-S", self.name), mutates=False)
 
 
 @attrs.frozen

@@ -35,6 +35,7 @@ from netwrap.objects import (
     LinkUp,
     Namespace,
     NetObject,
+    OwnedChain,
     Route,
     Rule,
     Sysctl,
@@ -330,6 +331,15 @@ class Reads:
         )
 
 
+def default_setting(name: str) -> str | None:
+    """``net.ipv4.conf.default.X`` for a device's ``net.ipv4.conf.DEV.X``: the value a new device starts with,
+    which is what a setting of a device netwrap makes is given back to. None for other settings."""
+    parts = name.split(".")
+    if len(parts) < 5 or parts[2] != "conf" or parts[3] in ("default", "all"):
+        return None
+    return ".".join((*parts[:3], "default", *parts[4:]))
+
+
 def reads_for(objects: Sequence[NetObject], *, all_namespaces: bool = False, skip: Collection[str] = ()) -> Reads:
     """What :func:`observe` reads for ``objects`` (nothing inside the namespaces in ``skip``)."""
     where = {
@@ -345,13 +355,16 @@ def reads_for(objects: Sequence[NetObject], *, all_namespaces: bool = False, ski
     )
     settings: dict[str | None, list[str]] = {}
     for obj in objects:
-        if isinstance(obj, Sysctl) and obj.netns not in skip and obj.name not in settings.setdefault(obj.netns, []):
-            settings[obj.netns].append(obj.name)
+        if isinstance(obj, Sysctl) and obj.netns not in skip:
+            names = settings.setdefault(obj.netns, [])
+            for name in (obj.name, default_setting(obj.name)):
+                if name is not None and name not in names:
+                    names.append(name)
     return Reads(
         views=views,
         settings=tuple((netns, tuple(names)) for netns, names in settings.items()),
         fdb=tuple(sorted({o.netns for o in objects if isinstance(o, FdbEntry)} - set(skip), key=lambda p: p or "")),
-        tables=tuple(sorted({o.table for o in objects if isinstance(o, Rule | Chain)})),
+        tables=tuple(sorted({o.table for o in objects if isinstance(o, Rule | Chain | OwnedChain)})),
         listed=all_namespaces or any(isinstance(o, Namespace | VethPair) for o in objects),
         every_namespace=all_namespaces,
     )

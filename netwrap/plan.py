@@ -16,6 +16,7 @@ import attrs
 
 from netwrap.command import Command
 from netwrap.objects import (
+    OWN_PREFIX,
     Address,
     Bridge,
     BridgePort,
@@ -25,6 +26,7 @@ from netwrap.objects import (
     LinkUp,
     Namespace,
     NetObject,
+    OwnedChain,
     Route,
     Rule,
     Sysctl,
@@ -125,10 +127,33 @@ def _dnat_overlaps(ours: Rule, rule: IptablesRule) -> bool:
         return True
 
 
+def _leads(rule: IptablesRule) -> bool:
+    """Whether ``rule`` is a jump into one of netwrap's chains (they stand first in a built-in chain)."""
+    return (rule.option("-j") or "").startswith(OWN_PREFIX)
+
+
+def _positioned(obj: Rule, listed: tuple[IptablesRule, ...]) -> Assessment:
+    """A jump placed first (``insert``): present only while nothing but netwrap's jumps stands before it."""
+    before: list[IptablesRule] = []
+    for rule in listed:
+        if rule.chain != obj.chain:
+            continue
+        if rule.words == obj.body():
+            intruder = next((r for r in before if not _leads(r)), None)
+            if intruder is None:
+                return _present(f"the jump is among the first rules of {obj.table} {obj.chain}")
+            below = " ".join(intruder.words)
+            return _missing(f"the jump is in {obj.table} {obj.chain} but below {below}: it is moved back to the top")
+        before.append(rule)
+    return _missing(f"the rule is not in {obj.table} {obj.chain}")
+
+
 def _rule(obj: Rule, state: HostState) -> Assessment:
     listed = state.rules.get(obj.table)
     if listed is None:
         return _missing(f"the {obj.table} table was not read")
+    if obj.insert and state.has_rule(obj.table, obj.chain, obj.body()):
+        return _positioned(obj, listed)
     if state.has_rule(obj.table, obj.chain, obj.body()):
         return _present(f"the rule is in {obj.table} {obj.chain}")
     if obj.jump == "DNAT":
@@ -189,11 +214,49 @@ def assess(obj: NetObject, state: HostState) -> Assessment:
             if (obj.device, obj.mac, str(obj.dst)) in entries:
                 return _present(f"{obj.device} sends {obj.mac} to {obj.dst}")
             return _missing(f"{obj.device} has no entry for {obj.mac} to {obj.dst}")
+        case OwnedChain():
+            return _owned_chain(obj, state)
         case Chain():
             if obj.name in state.chains.get(obj.table, ()):
                 return _present(f"chain {obj.name} exists in {obj.table}")
             return _missing(f"chain {obj.name} does not exist in {obj.table}")
     raise TypeError(f"netwrap does not know how to assess {type(obj).__name__}")
+
+
+def _owned_chain(obj: OwnedChain, state: HostState) -> Assessment:
+    """Present only when the chain lists exactly the wanted rules, in order; anything else rewrites it whole."""
+    if obj.table not in state.rules:
+        return _missing(f"the {obj.table} table was not read")
+    if obj.name not in state.chains.get(obj.table, ()):
+        return _missing(f"chain {obj.name} does not exist in {obj.table}")
+    listed = tuple(rule.words for rule in state.rules[obj.table] if rule.chain == obj.name)
+    wanted = obj.bodies()
+    if listed == wanted:
+        return _present(f"chain {obj.name} in {obj.table} holds its {len(wanted)} rule(s) in order")
+    extra = [" ".join(w) for w in listed if w not in wanted]
+    lacking = [" ".join(w) for w in wanted if w not in listed]
+    if extra or lacking:
+        detail = "; ".join(
+            part
+            for part in (
+                f"{len(lacking)} missing (first: {lacking[0]})" if lacking else "",
+                f"{len(extra)} not wanted (first: {extra[0]})" if extra else "",
+            )
+            if part
+        )
+    else:
+        detail = "its rules are in another order"
+    return _missing(f"chain {obj.name} in {obj.table} differs: {detail}; it is rewritten whole")
+
+
+def exists(obj: NetObject, state: HostState) -> bool:
+    """Whether something to remove is there: as wanted, or (a chain, a jump) there in another form or place."""
+    match obj:
+        case OwnedChain():
+            return obj.name in state.chains.get(obj.table, ())
+        case Rule():
+            return state.has_rule(obj.table, obj.chain, obj.body())
+    return assess(obj, state).status == "present"
 
 
 def _address(obj: Address, state: HostState) -> Assessment:
@@ -219,6 +282,13 @@ def _route(obj: Route, state: HostState) -> Assessment:
         via = f" via {entry.gateway}" if entry.gateway else ""
         return _conflict(f"a route to {obj.destination}{via} dev {entry.device} already exists {_where(obj.netns)}")
     return _missing(f"there is no route to {obj.destination} {_where(obj.netns)}")
+
+
+def _create(obj: NetObject, state: HostState) -> tuple[Command, ...]:
+    """The commands that make a missing ``obj``: a misplaced jump is taken out before it is put back on top."""
+    if isinstance(obj, Rule) and obj.insert and state.has_rule(obj.table, obj.chain, obj.body()):
+        return (*obj.delete_commands(), *obj.create_commands())
+    return obj.create_commands()
 
 
 _TRUSTED = Assessment("present", "not read: made by the last apply, and its namespace's host side is as then")
@@ -275,6 +345,6 @@ def plan(wanted: Sequence[NetObject], state: HostState, trusted: Collection[str]
     items = []
     for obj in wanted:
         verdict = _TRUSTED if obj.key in trusted else assess(obj, state)
-        commands = obj.create_commands() if verdict.status == "missing" else ()
+        commands = _create(obj, state) if verdict.status == "missing" else ()
         items.append(PlanItem(obj, verdict, commands))
     return Plan(tuple(items))

@@ -23,6 +23,7 @@ from netwrap.objects import (
     Namespace,
     NatRule,
     NetObject,
+    OwnedChain,
     Route,
     Rule,
     Sysctl,
@@ -45,6 +46,7 @@ TYPES: dict[str, type[Any]] = {
         Rule,
         NatRule,
         Chain,
+        OwnedChain,
         Vxlan,
         FdbEntry,
     )
@@ -59,6 +61,8 @@ _IP_TYPES = (
 def _plain(value: object) -> object:
     if isinstance(value, _IP_TYPES):
         return str(value)
+    if isinstance(value, tuple) and value and isinstance(value[0], Rule):
+        return [to_dict(rule) for rule in value]  # an OwnedChain's rules, each described in full
     return value
 
 
@@ -78,6 +82,8 @@ def from_dict(data: object) -> NetObject:
     if cls is None:
         raise NetwrapError(f"unknown object type {data['type']!r}")
     fields = {k: v for k, v in data.items() if k != "type"}
+    if cls is OwnedChain and isinstance(fields.get("rules"), list):
+        fields["rules"] = tuple(from_dict(rule) for rule in fields["rules"])
     try:
         obj: NetObject = cls(**fields)
     except ValidationError:

@@ -121,9 +121,13 @@ class Record:
         return cached[2]
 
     def add(self, obj: NetObject) -> bool:
-        """Record ``obj`` as created; False if it already was."""
+        """Record ``obj`` as created; False if it already was (an object of its key with another value, such as a
+        chain whose rules were rewritten, is replaced by it in its place)."""
         keys = self._keys()
         if obj.key in keys:
+            for number, known in enumerate(self.created):
+                if known.key == obj.key and known != obj:
+                    self.created[number] = obj
             return False
         self.created.append(obj)
         keys.add(obj.key)

@@ -10,7 +10,7 @@ import pytest
 
 from netwrap import ValidationError
 from netwrap import multihost as mh
-from netwrap.objects import FdbEntry, NatRule, Route, Rule, VethPair, Vxlan
+from netwrap.objects import FdbEntry, OwnedChain, Route, Rule, VethPair, Vxlan
 from netwrap.runner import RecordingRunner
 
 CONTAINERS = {"a": ("a1", "a2"), "b": ("b1",), "c": ("c1", "c2")}
@@ -34,10 +34,18 @@ def test_host_gw_gives_each_machine_a_subnet_and_routes_to_the_others() -> None:
     assert [str(mh.address_of(lab, c)) for c in ("a1", "a2", "b1", "c1", "c2")] == [
         "10.250.0.2", "10.250.0.3", "10.250.1.2", "10.250.2.2", "10.250.2.3",
     ]  # fmt: skip
-    masquerade = next(o for o in a if isinstance(o, NatRule) and o.jump == "MASQUERADE" and o.destination)
-    assert masquerade.body() == ("-s", "10.250.0.0/24", "!", "-d", "10.250.0.0/16", "!", "-o", "nw-pods",
-                                 "-j", "MASQUERADE")  # fmt: skip
-    assert isinstance(a[-1], Rule) and a[-1].chain == "FORWARD" and a[-1].insert
+    (post,) = [o for o in a if isinstance(o, OwnedChain) and o.name.endswith("-POST")]
+    assert post.bodies() == (("-s", "10.250.0.0/24", "!", "-d", "10.250.0.0/16", "!", "-o", "nw-pods",
+                              "-j", "MASQUERADE"),)  # fmt: skip
+    (forward,) = [o for o in a if isinstance(o, OwnedChain) and o.table == "filter"]
+    assert forward.bodies()[-1] == ("-s", "10.250.0.0/16", "-o", "nw-pods", "-j", "ACCEPT")
+    jumps = [o for o in a if isinstance(o, Rule) and o.insert]
+    assert [(j.table, j.chain, j.jump) for j in jumps] == [
+        ("nat", "POSTROUTING", post.name),
+        ("nat", "PREROUTING", forward.name),
+        ("nat", "OUTPUT", forward.name),
+        ("filter", "FORWARD", forward.name),
+    ]
 
 
 def test_vxlan_shares_a_subnet_floods_to_the_peers_and_leaves_room_for_encapsulation() -> None:

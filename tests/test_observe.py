@@ -76,10 +76,17 @@ def test_namespaces_that_do_not_exist_are_not_entered(fp: FakeProcess, runner: S
 
 def test_the_settings_of_a_namespace_are_read_in_one_process(fp: FakeProcess, runner: SubprocessRunner) -> None:
     names = ("net.ipv4.ip_forward", "net.ipv4.conf.Tbr0.route_localnet", "net.ipv4.conf.Tnothing.route_localnet")
-    fp.register(["sysctl", "-e", *names], stdout=fixture_text("sysctl_several.txt"))
+    # a device's setting is read with the value a new device starts with (what giving it back restores)
+    read = (*names[:2], "net.ipv4.conf.default.route_localnet", names[2])
+    out = fixture_text("sysctl_several.txt") + "net.ipv4.conf.default.route_localnet = 0\n"
+    fp.register(["sysctl", "-e", *read], stdout=out)
     state = observe(runner, [Sysctl(name, "1") for name in names])
     assert len(fp.calls) == 1
-    assert state.sysctls == {(None, names[0]): "1", (None, names[1]): "0"}  # the missing device's is left out
+    assert state.sysctls == {
+        (None, names[0]): "1",
+        (None, names[1]): "0",
+        (None, read[2]): "0",
+    }  # the missing device's is left out
 
 
 def test_reads_that_need_no_listing_run_beside_it(fp: FakeProcess, runner: SubprocessRunner) -> None:

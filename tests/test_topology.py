@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netwrap import NatRule, ValidationError, VethPair, compose, graph, topofile, tutorial
-from netwrap.objects import BridgePort, Chain, Rule, Sysctl
+from netwrap.objects import BridgePort, OwnedChain, Rule, Sysctl
 from netwrap.topology import Port, TopologyError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -210,24 +210,36 @@ def test_docker_style_rules() -> None:
     topo = topofile.load(EXAMPLES / "published-ports.toml")
     objs = compose.objects(topo, compose.allocate(topo))
     shells = [c.shell() for o in objs for c in o.create_commands()]
-    assert "iptables -t nat -N NETWRAP-ports" in shells
-    assert "iptables -t nat -A NETWRAP-ports -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.40.0.2:80" in shells
-    assert "iptables -t nat -A NETWRAP-ports -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT " \
-           "--to-destination 10.40.0.3:53" in shells  # fmt: skip
-    for entry in ("PREROUTING", "OUTPUT"):
-        assert f"iptables -t nat -A {entry} -m addrtype --dst-type LOCAL -j NETWRAP-ports" in shells
-    assert "sysctl net.ipv4.conf.nw-apps.route_localnet=1" in shells
-    assert shells[-1] == "iptables -t filter -I FORWARD 1 -j NETWRAP-ports"
-    assert shells.index("iptables -t filter -N NETWRAP-ports") < shells.index(
-        "iptables -t filter -A NETWRAP-ports -i nw-apps -o nw-quiet -j DROP"
+    chains = {(o.table, o.name): o for o in objs if isinstance(o, OwnedChain)}
+    assert list(chains) == [("nat", "NETWRAP-ports-POST"), ("nat", "NETWRAP-ports"), ("filter", "NETWRAP-ports")]
+    # each chain is one transaction: made (or flushed) and filled in order
+    assert chains[("nat", "NETWRAP-ports")].create_commands()[0].shell() == (
+        "iptables-restore --noflush <<'EOF'\n*nat\n:NETWRAP-ports - [0:0]\n"
+        "-A NETWRAP-ports -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.40.0.2:80\n"
+        "-A NETWRAP-ports -p tcp -m tcp --dport 8443 -j DNAT --to-destination 10.40.0.2:443\n"
+        "-A NETWRAP-ports -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 10.40.0.3:53\n"
+        "COMMIT\nEOF"
     )
+    assert chains[("nat", "NETWRAP-ports-POST")].bodies() == (
+        ("-s", "10.40.0.0/24", "!", "-o", "nw-apps", "-j", "MASQUERADE"),
+        ("-s", "10.50.0.0/24", "!", "-o", "nw-quiet", "-j", "MASQUERADE"),
+        ("-s", "127.0.0.0/8", "-o", "nw-apps", "-j", "MASQUERADE"),
+        ("-s", "10.40.0.0/24", "-o", "nw-apps", "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"),
+    )
+    assert "sysctl net.ipv4.conf.nw-apps.route_localnet=1" in shells
+    # the built-in chains get only the jumps, each placed first
+    assert shells[-4:] == [
+        "iptables -t nat -I POSTROUTING 1 -j NETWRAP-ports-POST",
+        "iptables -t nat -I PREROUTING 1 -m addrtype --dst-type LOCAL -j NETWRAP-ports",
+        "iptables -t nat -I OUTPUT 1 -m addrtype --dst-type LOCAL -j NETWRAP-ports",
+        "iptables -t filter -I FORWARD 1 -j NETWRAP-ports",
+    ]
+    bodies = chains[("filter", "NETWRAP-ports")].bodies()
+    drop = ("-i", "nw-apps", "-o", "nw-quiet", "-j", "DROP")
+    assert bodies.index(drop) < bodies.index(("-i", "nw-apps", "!", "-o", "nw-apps", "-j", "ACCEPT"))
     ports = [o for o in objs if isinstance(o, BridgePort)]
     assert {p.port: p.isolated for p in ports} == {"v0-web": False, "v0-dns": False, "v0-worker1": True,
                                                    "v0-worker2": True}  # fmt: skip
-    assert [(o.table, o.name) for o in objs if isinstance(o, Chain)] == [
-        ("nat", "NETWRAP-ports"),
-        ("filter", "NETWRAP-ports"),
-    ]
     assert any(isinstance(o, Sysctl) and o.name == "net.ipv4.ip_forward" for o in objs)
 
 
