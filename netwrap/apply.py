@@ -13,26 +13,22 @@ from typing import Any
 
 import attrs
 
-from netwrap import compose, verified
+from netwrap import claims, compose, verified
 from netwrap.batch import Mode
 from netwrap.build import Outcome, Progress, build, teardown
 from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
-from netwrap.objects import NetObject
+from netwrap.objects import Address, Bridge, LinkUp, NetObject, OwnedChain, Rule, Sysctl
+from netwrap.observe import default_setting
 from netwrap.plan import Plan, plan
 from netwrap.runner import DryRunner, Runner
-from netwrap.state import MemoryStore, StateFile, Store, state_files
+from netwrap.state import MemoryStore, StateFile, Store
 from netwrap.topology import Container, Topology
 
 
 def store_for(topo: Topology, state_dir: Path | str, host: str = "") -> StateFile:
     """Where a topology's record is kept (``host``: ``@[user@]machine`` for another machine's)."""
     return StateFile.in_dir(state_dir, f"topology-{topo.name}{host}")
-
-
-def siblings(store: StateFile) -> list[StateFile]:
-    """The other records beside ``store`` (that may share objects with it)."""
-    return [f for f in state_files(store.path.parent) if f.path != store.path]
 
 
 def desired(topo: Topology, store: Store) -> tuple[tuple[NetObject, ...], compose.Allocations]:
@@ -65,10 +61,11 @@ def plan_topology(
     (removals of what the file no longer has included).
     """
     objects, _ = desired(topo, store)
+    taken = claims.conflicts(objects, claims.others(store))
     record = store.load()
     checked = observe_for(runner, objects, record, check)
     current = plan(objects, checked.state, checked.trusted)
-    conflicts = tuple(item.assessment.reason for item in current.conflicts)
+    conflicts = (*taken, *(item.assessment.reason for item in current.conflicts))
     if conflicts:
         return TopologyPlan(current, (), conflicts)
     copy = MemoryStore(record.copy() if record is not None else None)
@@ -126,12 +123,16 @@ def apply(
 def destroy(runner: Runner, store: StateFile, mode: Mode = "batch") -> Outcome:
     """Remove what the topology's record lists (handing over what another record still uses)."""
     verified.forget(store)
-    return teardown(runner, store, siblings=siblings(store), mode=mode)
+    return teardown(runner, store, mode=mode)
 
 
 @attrs.frozen
 class ContainerStatus:
-    """One row of ``netwrap status``."""
+    """One row of ``netwrap status``: ``up`` only when the container's whole path is as applied.
+
+    ``missing`` says, for a ``degraded`` (or ``missing``) container, each part of
+    its path that is not as applied, with the reason.
+    """
 
     name: str
     mode: str
@@ -139,6 +140,11 @@ class ContainerStatus:
     networks: tuple[dict[str, str], ...]
     ports: tuple[str, ...]
     state: str
+    missing: tuple[str, ...] = ()
+
+    @property
+    def up(self) -> bool:
+        return self.state == "up"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,31 +154,45 @@ class ContainerStatus:
             "networks": list(self.networks),
             "ports": list(self.ports),
             "state": self.state,
+            "missing": list(self.missing),
         }
 
 
 def status(topo: Topology, runner: Runner, store: StateFile, check: Check = "all") -> list[ContainerStatus]:
-    """Each container with its networks and addresses, and whether the host has all of it."""
+    """Each container with its networks and addresses, and whether the host has its whole path.
+
+    A container's path is its own objects (namespace, veths, addresses, routes,
+    links up), those of its networks (bridge, gateway address, bridge up,
+    settings of the bridge) and what every container of the topology relies on
+    (its chains and their jumps, ``ip_forward``). ``up`` when all of it is
+    present, ``missing`` when none of its own objects is, ``conflict`` when
+    something of another shape holds a name, else ``degraded``.
+    """
     objects, allocations = desired(topo, store)
     checked = observe_for(runner, objects, store.load(), check)
-    verdicts = {item.obj.key: item.status for item in plan(objects, checked.state, checked.trusted).items}
+    items = {item.obj.key: item for item in plan(objects, checked.state, checked.trusted).items}
     attached = compose.links(topo, allocations)
+    shared = [obj for obj in objects if _host_wide(obj)]
     rows = []
     for container in topo.containers:
         namespace = topo.namespace_of(container.name)
         mine = [obj for obj in objects if _belongs(obj, container, attached)]
-        missing = [obj for obj in mine if verdicts[obj.key] != "present"]
-        conflicts = [obj for obj in mine if verdicts[obj.key] == "conflict"]
+        bridges = {x.network.bridge for x in attached if x.container is container}
+        path = [*mine, *(o for o in objects if _on_bridge(o, bridges) and o not in mine)]
+        path += shared if bridges else []
+        lacking = [items[obj.key] for obj in path if items[obj.key].status != "present"]
+        missing = tuple(f"{item.obj.key}: {item.assessment.reason}" for item in lacking)
         if container.mode == "host":
-            condition = "up"
+            condition, missing = "up", ()
         elif container.joins is not None:
-            condition = "up" if namespace is None or namespace in (checked.state.namespaces or ()) else "missing"
-        elif conflicts:
+            there = namespace is None or namespace in (checked.state.namespaces or ())
+            condition, missing = ("up", ()) if there else ("missing", (f"namespace {namespace} does not exist",))
+        elif any(item.status == "conflict" for item in lacking):
             condition = "conflict"
-        elif missing:
-            condition = "partial" if len(missing) < len(mine) else "missing"
+        elif mine and all(items[obj.key].status != "present" for obj in mine):
+            condition = "missing"
         else:
-            condition = "up"
+            condition = "degraded" if lacking else "up"
         networks = tuple(
             {
                 "network": link.network.name,
@@ -184,12 +204,29 @@ def status(topo: Topology, runner: Runner, store: StateFile, check: Check = "all
             for link in attached
             if link.container is container
         )
-        rows.append(
-            ContainerStatus(
-                container.name, container.mode, namespace, networks, tuple(str(p) for p in container.ports), condition
-            )
-        )
+        ports = tuple(str(p) for p in container.ports)
+        rows.append(ContainerStatus(container.name, container.mode, namespace, networks, ports, condition, missing))
     return rows
+
+
+def _host_wide(obj: NetObject) -> bool:
+    """What every attached container relies on: the topology's rules and chains, and host-wide settings."""
+    if isinstance(obj, Rule | OwnedChain):
+        return True
+    return isinstance(obj, Sysctl) and obj.netns is None and default_setting(obj.name) is None
+
+
+def _on_bridge(obj: NetObject, bridges: set[str]) -> bool:
+    """A network's own objects: its bridge, the bridge's address, state and settings."""
+    match obj:
+        case Bridge():
+            return obj.name in bridges and obj.netns is None
+        case Address() | LinkUp():
+            return obj.device in bridges and obj.netns is None
+        case Sysctl():
+            parts = obj.name.split(".")
+            return obj.netns is None and len(parts) > 4 and parts[3] in bridges
+    return False
 
 
 def _belongs(obj: NetObject, container: Container, attached: list[compose.Link]) -> bool:
@@ -223,4 +260,9 @@ def render_status(rows: list[ContainerStatus]) -> str:
                 )
             )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+    table = [("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()) for line in lines]
+    for row in rows:
+        if row.missing:
+            table.append(f"{row.name}: {row.state}, not as applied:")
+            table += [f"  - {what}" for what in row.missing]
+    return "\n".join(table)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from netwrap import converge
+from netwrap import claims, converge
 from netwrap.batch import Mode, Step, StepFailure, execute
 from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
@@ -93,6 +93,7 @@ def build(
     mode: Mode = "verbatim",
     check: Check = "all",
     on_checked: Callable[[Checked], None] | None = None,
+    siblings: Sequence[StateFile] | None = None,
 ) -> Outcome:
     """Create what is missing of ``objects``, in order; conflicts stop it before any change.
 
@@ -104,8 +105,14 @@ def build(
     processes (``batch``, see :mod:`netwrap.batch`); the result is the same.
     ``check="host"`` reads inside a namespace only when its host side is not as
     the last apply left it (see :mod:`netwrap.check`); ``on_checked`` is told
-    what the check observed.
+    what the check observed. Before anything is read, the wanted objects'
+    claims are checked against what the other records of the host hold
+    (``siblings``, by default every other record of the same machine beside a
+    :class:`~netwrap.state.StateFile`; see :mod:`netwrap.claims`).
     """
+    taken = claims.conflicts(objects, claims.others(store) if siblings is None else siblings)
+    if taken:
+        raise _conflict_error(taken)
     record = store.load()
     changed: list[str] = []
     notes: list[str] = []
@@ -436,13 +443,19 @@ def _removal(obj: NetObject, record: Record, state: HostState) -> tuple[tuple[Co
     return converge.delete_commands(obj, state), None
 
 
-def teardown(runner: Runner, store: Store, *, siblings: Sequence[StateFile] = (), mode: Mode = "verbatim") -> Outcome:
+def teardown(
+    runner: Runner, store: Store, *, siblings: Sequence[StateFile] | None = None, mode: Mode = "verbatim"
+) -> Outcome:
     """Undo, in reverse order, what the record in ``store`` says was created; then drop the record.
 
     With no record nothing is removed: netwrap never deletes what it cannot
-    show it made. An object that a record in ``siblings`` still uses is handed
-    over to it instead.
+    show it made. An object that a record in ``siblings`` (by default every
+    other record of the same machine beside a
+    :class:`~netwrap.state.StateFile`) still uses, such as ``ip_forward``, is
+    handed over to it instead: the last record to leave gives it back.
     """
+    if siblings is None:
+        siblings = claims.others(store)
     record = store.load()
     if record is None:
         return Outcome((), (f"no record of what netwrap created in {store.describe()}; nothing removed",))

@@ -13,7 +13,7 @@
     netwrap apply -f FILE            make this host match a topology file
     netwrap plan -f FILE             what apply would run (exit 0: nothing, 2: something)
     netwrap destroy -f FILE          remove what apply created
-    netwrap status -f FILE [--json]  each container, its networks, addresses and state
+    netwrap status -f FILE [--json] [--check]  each container and its state (--check: exit 3 unless all up)
     netwrap graph -f FILE [--format mermaid|dot]   a diagram of the topology
     netwrap exec -f FILE CONTAINER -- CMD...      run a command in a container's namespace
 """
@@ -51,7 +51,7 @@ from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
 from netwrap.topology import Topology
 from netwrap.verify import render_table, verify
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_DEGRADED = 0, 1, 2, 3
 VERIFY_STATE_NAME = "tutorial-verify"
 
 
@@ -170,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser(name, parents=parents, help=text, description=text)
     stat = commands.add_parser("status", parents=[common, topo, quick], help="each container, its addresses and state")
     stat.add_argument("--json", action="store_true", help="print JSON for scripts")
+    stat.add_argument(
+        "--check", dest="require_up", action="store_true", help="exit 3 unless every container's whole path is up"
+    )
     drawing = commands.add_parser("graph", parents=[topo], help="draw the topology (Mermaid or Graphviz DOT)")
     drawing.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     drawing.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help="to show the addresses applied")
@@ -378,7 +381,7 @@ def _cluster(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) 
             out.write("\n")
         else:
             print(apply_.render_status(rows), file=out)
-        return EXIT_OK
+        return EXIT_DEGRADED if getattr(args, "require_up", False) and not all(r.up for r in rows) else EXIT_OK
     for name, outcome in outcomes.items():
         _report(outcome, f"{args.command} {spec.name} on {name}", err)
     return EXIT_OK
@@ -422,7 +425,7 @@ def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO)
             out.write("\n")
         else:
             print(apply_.render_status(rows), file=out)
-        return EXIT_OK
+        return EXIT_DEGRADED if getattr(args, "require_up", False) and not all(r.up for r in rows) else EXIT_OK
     result = apply_.plan_topology(topo, runner, store, mode=mode, check=args.check)
     if verbose:
         for line in result.plan.describe():

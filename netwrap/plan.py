@@ -68,20 +68,35 @@ def _kind(link: Link) -> str:
 
 
 def _veth(obj: VethPair, state: HostState) -> Assessment:
+    """A pair is ours only when an end is a veth where it was asked for, and its peer (where the listing tells)
+    is the other end, in the namespace asked for: a host's own ``eth0`` is not the ``eth0`` wanted in a container."""
     where = _where(obj.netns)
     if obj.netns is not None and not state.has_netns(obj.netns):
         return _missing(f"namespace {obj.netns} does not exist")
-    home = state.view(obj.netns)
-    for name, other in ((obj.name, obj.peer), (obj.peer, obj.name)):
-        link = home.link(name)
+    ends: list[tuple[str | None, str, str | None, str]]
+    if obj.peer_netns is not None:
+        ends = [(obj.netns, obj.name, obj.peer_netns, obj.peer)]
+        if state.has_netns(obj.peer_netns):
+            ends.append((obj.peer_netns, obj.peer, obj.netns, obj.name))
+    else:
+        ends = [(obj.netns, obj.name, obj.netns, obj.peer), (obj.netns, obj.peer, obj.netns, obj.name)]
+    for netns, name, other_netns, other in ends:
+        link = state.view(netns).link(name)
         if link is None:
             continue
         if link.kind != "veth":
-            return _conflict(f"{name} exists {where} but is a {_kind(link)}, not a veth")
-        peer = state.peer_name(link, obj.netns)
+            return _conflict(f"{name} exists {_where(netns)} but is a {_kind(link)}, not a veth")
+        peer = state.peer_name(link, netns)
         if peer is not None and peer[1] != other:
-            return _conflict(f"{name} exists {where} but its peer is {peer[1]}, not {other}")
-        return _present(f"veth pair {obj.name}/{obj.peer} exists ({name} {where})")
+            return _conflict(f"{name} exists {_where(netns)} but its peer is {peer[1]}, not {other}")
+        if obj.peer_netns is not None and netns is None and other_netns is not None:
+            # listed on the host, whose numbering of namespaces the listing gives: the peer must be in other_netns
+            told = netns if link.peer is not None else state.peer_netns(link)
+            if told != other_netns:
+                return _conflict(f"{name} exists {where} but its peer is not {_where(other_netns)}")
+        return _present(f"veth pair {obj.name}/{obj.peer} exists ({name} {_where(netns)})")
+    if obj.peer_netns is not None:
+        return _missing(f"neither {obj.name} {where} nor {obj.peer} {_where(obj.peer_netns)} exists")
     # Both ends moved away from where the pair was made: find one whose peer is the other.
     for netns, view in state.views.items():
         for link in view.links or ():

@@ -270,6 +270,16 @@ class StateFile:
     def name(self) -> str:
         return self.path.stem
 
+    @property
+    def machine(self) -> str:
+        """``@[user@]machine`` for a record of another machine, ``""`` for this one's."""
+        at = self.name.find("@")
+        return self.name[at:] if at >= 0 else ""
+
+    def siblings(self) -> list[StateFile]:
+        """The other records of the same machine in the same state directory: together they are its host."""
+        return [f for f in state_files(self.path.parent) if f.path != self.path and f.machine == self.machine]
+
     def load(self) -> Record | None:
         try:
             stamp = self._stamp()

@@ -7,7 +7,7 @@
 
     [networks.front]
     subnet = "10.10.0.0/24"
-    bridge = "nw-front"           # default: nw-NAME (shortened to 15 bytes)
+    bridge = "lab-front"          # default: TOPOLOGY-NETWORK (shortened to 15 bytes)
     gateway = "10.10.0.1"         # default: the subnet's first address
     nat = true                    # outbound MASQUERADE
     icc = true                    # containers on this network reach each other
@@ -100,7 +100,12 @@ def _name(field: str, value: Any) -> str:
     return value
 
 
-def _network(r: Reader, name: str, data: Any) -> Network | None:
+def default_bridge(topology: str, network: str) -> str:
+    """``TOPOLOGY-NETWORK``, shortened with a hash past 15 bytes: two topologies never share a default."""
+    return short_name("", f"{topology}-{network}")
+
+
+def _network(r: Reader, name: str, data: Any, topology: str) -> Network | None:
     table = f"networks.{name}"
     if r.table("networks", name, data, _NETWORK_KEYS) is None:
         return None
@@ -109,7 +114,7 @@ def _network(r: Reader, name: str, data: Any) -> Network | None:
         r.fail(table, "subnet", 'is required, like subnet = "10.10.0.0/24"')
         return None
     subnet = r.check(table, "subnet", v.ipv4_network, data["subnet"])
-    bridge = r.check(table, "bridge", v.interface_name, data.get("bridge", short_name("nw-", name)))
+    bridge = r.check(table, "bridge", v.interface_name, data.get("bridge", default_bridge(topology, name)))
     gateway = None
     if subnet is not None:
         gateway = r.check(table, "gateway", v.ipv4_address, data.get("gateway", str(subnet.network_address + 1)))
@@ -179,7 +184,7 @@ def from_dict(data: dict[str, Any], source: str, default_name: str = "netwrap") 
         style = "docker"
     networks, broken = [], set()
     for key, item in r.get("topology", data, "networks", dict, {}).items():
-        network = _network(r, key, item)
+        network = _network(r, key, item, name)
         if network is None:
             broken.add(key)
         else:

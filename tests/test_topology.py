@@ -221,12 +221,12 @@ def test_docker_style_rules() -> None:
         "COMMIT\nEOF"
     )
     assert chains[("nat", "NETWRAP-ports-POST")].bodies() == (
-        ("-s", "10.40.0.0/24", "!", "-o", "nw-apps", "-j", "MASQUERADE"),
-        ("-s", "10.50.0.0/24", "!", "-o", "nw-quiet", "-j", "MASQUERADE"),
-        ("-s", "127.0.0.0/8", "-o", "nw-apps", "-j", "MASQUERADE"),
-        ("-s", "10.40.0.0/24", "-o", "nw-apps", "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"),
+        ("-s", "10.40.0.0/24", "!", "-o", "ports-apps", "-j", "MASQUERADE"),
+        ("-s", "10.50.0.0/24", "!", "-o", "ports-quiet", "-j", "MASQUERADE"),
+        ("-s", "127.0.0.0/8", "-o", "ports-apps", "-j", "MASQUERADE"),
+        ("-s", "10.40.0.0/24", "-o", "ports-apps", "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"),
     )
-    assert "sysctl net.ipv4.conf.nw-apps.route_localnet=1" in shells
+    assert "sysctl net.ipv4.conf.ports-apps.route_localnet=1" in shells
     # the built-in chains get only the jumps, each placed first
     assert shells[-4:] == [
         "iptables -t nat -I POSTROUTING 1 -j NETWRAP-ports-POST",
@@ -235,8 +235,8 @@ def test_docker_style_rules() -> None:
         "iptables -t filter -I FORWARD 1 -j NETWRAP-ports",
     ]
     bodies = chains[("filter", "NETWRAP-ports")].bodies()
-    drop = ("-i", "nw-apps", "-o", "nw-quiet", "-j", "DROP")
-    assert bodies.index(drop) < bodies.index(("-i", "nw-apps", "!", "-o", "nw-apps", "-j", "ACCEPT"))
+    drop = ("-i", "ports-apps", "-o", "ports-quiet", "-j", "DROP")
+    assert bodies.index(drop) < bodies.index(("-i", "ports-apps", "!", "-o", "ports-apps", "-j", "ACCEPT"))
     ports = [o for o in objs if isinstance(o, BridgePort)]
     assert {p.port: p.isolated for p in ports} == {"v0-web": False, "v0-dns": False, "v0-worker1": True,
                                                    "v0-worker2": True}  # fmt: skip
@@ -255,7 +255,7 @@ def test_graphs_show_bridges_veths_namespaces_and_addresses() -> None:
     allocations = compose.allocate(topo)
     drawing = graph.mermaid(topo, allocations)
     assert drawing.startswith("flowchart LR\n")
-    assert 'br_front["bridge nw-front<br/>10.10.0.1/24<br/>NAT out"]' in drawing
+    assert 'br_front["bridge twonets-front<br/>10.10.0.1/24<br/>NAT out"]' in drawing
     assert 'c_api ---|"eth1 10.20.0.10/24 = v1-api"| br_back' in drawing
     assert 'host -.->|"8080/tcp to 10.10.0.2:80"| c_web' in drawing
     dotted = graph.dot(topo, allocations)

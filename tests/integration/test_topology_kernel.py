@@ -128,7 +128,7 @@ def test_modes_behave_as_in_docker(applied: Sandbox, topo_file: Path, tmp_path: 
     alone = [link["ifname"] for link in json.loads(exec_("alone", "ip", "-json", "link", "show"))]
     assert alone == ["lo"]
     host_links = {link["ifname"] for link in json.loads(exec_("hostc", "ip", "-json", "link", "show"))}
-    assert {"nw-apps", "nw-other", "v0-web", "Tuplink0"} <= host_links
+    assert {"t4-apps", "t4-other", "v0-web", "Tuplink0"} <= host_links
     assert exec_("side", "ip", "-o", "addr", "show") == exec_("web", "ip", "-o", "addr", "show")
     assert f"inet {WEB}/24" in exec_("side", "ip", "-o", "addr", "show")
 
