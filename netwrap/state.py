@@ -11,6 +11,7 @@ finishing can be told from a finished one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -151,6 +152,7 @@ class Record:
             "writer": {"pid": self.writer.pid, "start": self.writer.start},
             "created": described,
             "keys": keys,
+            "digest": _digest(described),
             "previous": self.previous,
             "uses": self.uses,
             "allocations": self.allocations,
@@ -180,9 +182,14 @@ class Record:
             if not isinstance(allocations, dict) or not all(isinstance(a, str) for a in allocations.values()):
                 raise NetwrapError("'allocations' is not a table of addresses")
             action = str(data.get("action", ""))
-            # a record written before keys were kept is rebuilt at once, which works its keys out
-            created = None if keys is not None else [serial.from_dict(o) for o in described]
-            stored = (described, keys) if keys is not None else None
+            # A record as netwrap wrote it (its digest holds) rebuilds its objects only when they are used; one
+            # edited or damaged since, or written before keys were kept, is rebuilt (and so checked) at once.
+            if keys is not None and data.get("digest") == _digest(described):
+                created, stored = None, (described, keys)
+            elif keys is not None:
+                created, stored = _rebuild(described, keys), None
+            else:
+                created, stored = [serial.from_dict(o) for o in described], None
             return cls(
                 created,
                 dict(previous),
@@ -195,6 +202,11 @@ class Record:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise NetwrapError(f"the record is damaged: {exc!r}") from None
+
+
+def _digest(described: list[dict[str, Any]]) -> str:
+    """A digest of the objects' descriptions, so that a record edited or damaged since it was written is seen."""
+    return hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
 def _rebuild(described: list[dict[str, Any]], keys: list[str]) -> list[NetObject]:
