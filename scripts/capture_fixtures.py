@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from pathlib import Path
 
-from netwrap import tutorial
+from netwrap import topofile, topology_apply, tutorial
 from netwrap.build import build
 from netwrap.command import Command
 from netwrap.runner import Runner
@@ -93,7 +94,19 @@ def main() -> int:
         ip(r, "addr", "add", "172.18.0.1/24", "dev", "Tother")
         save(r, "conflict_links.json", "ip", "-d", "-json", "link", "show")
         save(r, "conflict_addr.json", "ip", "-d", "-json", "addr", "show")
+    owned_chains()
     return 0
+
+
+def owned_chains() -> None:
+    """A topology's chains beside a user's rules: its FORWARD jump pushed below a rule inserted after it."""
+    with Sandbox() as sb, tempfile.TemporaryDirectory() as state_dir:
+        r = sb.runner
+        topo = topofile.load(Path(__file__).parent.parent / "examples" / "two-networks.toml")
+        iptables(r, "-A", "FORWARD", "-j", "ACCEPT")
+        topology_apply.apply(topo, r, topology_apply.store_for(topo, state_dir))
+        iptables(r, "-I", "FORWARD", "1", "-s", "192.0.2.9/32", "-j", "DROP")
+        save(r, "owned_chains_save.txt", "iptables-save")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,171 @@
+"""Chains written whole and jumps placed first, judged on captured iptables-save output (no processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+
+from netwrap import OwnedChain, Rule, ValidationError, compose, parse, serial, topofile
+from netwrap.batch import Step, batches
+from netwrap.build import _removal
+from netwrap.objects import NatRule
+from netwrap.observe import HostState
+from netwrap.plan import assess, exists, plan
+from netwrap.state import Record
+from tests.conftest import fixture_text
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def saved_state(text: str) -> HostState:
+    tables = parse.iptables_save(text)
+    return HostState(
+        rules={t: tuple(rules) for t, (rules, _) in tables.items()},
+        chains={t: tuple(chains) for t, (_, chains) in tables.items()},
+    )
+
+
+def two_networks() -> dict[tuple[str, str], OwnedChain | Rule]:
+    topo = topofile.load(EXAMPLES / "two-networks.toml")
+    found: dict[tuple[str, str], OwnedChain | Rule] = {}
+    for obj in compose.objects(topo, compose.allocate(topo)):
+        if isinstance(obj, OwnedChain):
+            found[(obj.table, obj.name)] = obj
+        elif isinstance(obj, Rule) and obj.insert:
+            found[(obj.table, obj.chain)] = obj
+    return found
+
+
+HOST = saved_state(fixture_text("owned_chains_save.txt"))
+
+
+def test_chains_as_applied_are_present_rule_for_rule() -> None:
+    wanted = two_networks()
+    for key in (("filter", "NETWRAP-twonets"), ("nat", "NETWRAP-twonets"), ("nat", "NETWRAP-twonets-POST")):
+        verdict = assess(wanted[key], HOST)
+        assert verdict.status == "present", verdict.reason
+
+
+def test_a_jump_pushed_below_a_foreign_rule_is_moved_back_to_the_top() -> None:
+    """The user inserted `-s 192.0.2.9/32 -j DROP` first in FORWARD after the apply."""
+    jump = two_networks()[("filter", "FORWARD")]
+    verdict = assess(jump, HOST)
+    assert verdict.status == "missing"
+    assert "below -s 192.0.2.9/32 -j DROP" in verdict.reason
+    (item,) = plan([jump], HOST).items
+    assert [c.shell() for c in item.commands] == [
+        "iptables -t filter -D FORWARD -j NETWRAP-twonets",
+        "iptables -t filter -I FORWARD 1 -j NETWRAP-twonets",
+    ]
+    # the user's rule after ours (the FORWARD -j ACCEPT appended before apply) does not matter
+    for entry in ("PREROUTING", "OUTPUT", "POSTROUTING"):
+        assert assess(two_networks()[("nat", entry)], HOST).status == "present"
+
+
+def test_another_netwraps_jump_before_ours_is_no_intruder() -> None:
+    text = fixture_text("owned_chains_save.txt").replace(
+        "-A FORWARD -s 192.0.2.9/32 -j DROP", "-A FORWARD -j NETWRAP-other"
+    )
+    assert assess(two_networks()[("filter", "FORWARD")], saved_state(text)).status == "present"
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda rules: rules[1:], "1 missing (first: -o twonets-front -m conntrack"),
+        (lambda rules: [*rules, rules[0]], "its rules are in another order"),
+        (lambda rules: list(reversed(rules)), "its rules are in another order"),
+    ],
+)
+def test_a_chain_that_differs_in_any_way_is_rewritten_whole(edit: object, reason: str) -> None:
+    chain = two_networks()[("filter", "NETWRAP-twonets")]
+    assert isinstance(chain, OwnedChain)
+    lines = fixture_text("owned_chains_save.txt").splitlines()
+    end = lines.index("COMMIT")  # the filter table comes first
+    ours = [line for line in lines[:end] if line.startswith("-A NETWRAP-twonets ")]
+    assert callable(edit)
+    kept = [line for line in lines[:end] if line not in ours]
+    text = "\n".join([*kept, *edit(ours), *lines[end:]]) + "\n"
+    verdict = assess(chain, saved_state(text))
+    assert verdict.status == "missing"
+    assert reason in verdict.reason
+    (item,) = plan([chain], saved_state(text)).items
+    (command,) = item.commands
+    assert command.argv == ("iptables-restore", "--noflush")
+    assert command.input is not None
+    assert command.input.splitlines() == ["*filter", ":NETWRAP-twonets - [0:0]", *ours, "COMMIT"]
+
+
+def test_a_chain_that_is_not_there_is_missing_and_a_differing_one_is_still_removed() -> None:
+    chain = two_networks()[("filter", "NETWRAP-twonets")]
+    assert isinstance(chain, OwnedChain)
+    assert assess(chain, HostState(rules={"filter": ()}, chains={"filter": ()})).status == "missing"
+    assert assess(chain, HostState()).reason == "the filter table was not read"
+    flushed = attrs.evolve(chain, rules=chain.rules[:1])
+    assert assess(flushed, HOST).status == "missing"
+    assert exists(flushed, HOST)
+    commands, note = _removal(flushed, Record(), HOST)
+    assert [c.shell() for c in commands] == [
+        "iptables -t filter -F NETWRAP-twonets",
+        "iptables -t filter -X NETWRAP-twonets",
+    ]
+    assert note is None
+    misplaced = two_networks()[("filter", "FORWARD")]
+    assert [c.shell() for c in _removal(misplaced, Record(), HOST)[0]] == [
+        "iptables -t filter -D FORWARD -j NETWRAP-twonets"
+    ]
+
+
+def test_batched_a_rewrite_and_a_jump_fix_are_one_transaction() -> None:
+    wanted = two_networks()
+    chain, jump = wanted[("nat", "NETWRAP-twonets-POST")], wanted[("filter", "FORWARD")]
+    steps = [Step(1, c) for c in chain.create_commands()] + [
+        Step(2, c) for c in (*jump.delete_commands(), *jump.create_commands())
+    ]
+    (batch,) = batches(steps)
+    assert batch.command.argv == ("iptables-restore", "--noflush")
+    assert batch.command.input is not None
+    lines = batch.command.input.splitlines()
+    assert lines == [
+        "*nat",
+        ":NETWRAP-twonets-POST - [0:0]",
+        "-A NETWRAP-twonets-POST -s 10.10.0.0/24 ! -o twonets-front -j MASQUERADE",
+        "-A NETWRAP-twonets-POST -s 127.0.0.0/8 -o twonets-front -j MASQUERADE",
+        "-A NETWRAP-twonets-POST -s 10.10.0.0/24 -o twonets-front -m conntrack --ctstate DNAT -j MASQUERADE",
+        "COMMIT",
+        "*filter",
+        "-D FORWARD -j NETWRAP-twonets",
+        "-I FORWARD 1 -j NETWRAP-twonets",
+        "COMMIT",
+    ]
+    assert batch.lines == (0, 1, 1, 1, 1, 0, 0, 2, 2, 0)  # each line maps back to its plan item
+
+
+def test_a_comment_with_spaces_is_quoted_in_the_transaction() -> None:
+    rule = Rule("NETWRAP-x", "ACCEPT", in_interface="br0", comment="from the front")
+    text = OwnedChain("NETWRAP-x", "filter", (rule,)).restore_text()
+    assert '-A NETWRAP-x -i br0 -m comment --comment "from the front" -j ACCEPT' in text.splitlines()
+
+
+def test_an_owned_chain_round_trips_through_the_record() -> None:
+    chain = two_networks()[("nat", "NETWRAP-twonets")]
+    again = serial.from_dict(serial.to_dict(chain))
+    assert again == chain
+    assert again.key == chain.key == "chain:nat:NETWRAP-twonets"
+
+
+def test_a_rule_of_another_chain_is_refused_naming_the_field() -> None:
+    stray = NatRule("NETWRAP-y", "MASQUERADE", source="10.0.0.0/24")
+    with pytest.raises(ValidationError, match=r"OwnedChain.rules\[0\].*belongs to nat NETWRAP-y"):
+        OwnedChain("NETWRAP-x", "nat", (stray,))
+    with pytest.raises(ValidationError, match=r"OwnedChain.name.*built-in"):
+        OwnedChain("FORWARD", "filter")
+
+
+def test_a_long_topology_name_gives_chain_names_iptables_accepts() -> None:
+    topo = topofile.loads(f'name = "{"a" * 20}"\n[networks.n]\nsubnet = "10.1.0.0/24"\n')
+    names = {o.name for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, OwnedChain)}
+    assert all(len(name) <= 28 for name in names), names
+    assert len(names) == 2  # one nat and filter name, and its -POST
