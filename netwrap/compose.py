@@ -27,6 +27,7 @@ from typing import Literal
 import attrs
 
 from netwrap.objects import (
+    ISOLATION_SUFFIX,
     OWN_PREFIX,
     Address,
     Bridge,
@@ -151,6 +152,11 @@ def chain_tag(topo: Topology) -> str:
 def chain_name(topo: Topology) -> str:
     """The topology's own filter chain (jumped to first from FORWARD) and nat chain (published ports)."""
     return f"{OWN_PREFIX}{chain_tag(topo)}"
+
+
+def isolation_chain(topo: Topology) -> str:
+    """The topology's own filter chain that keeps traffic from elsewhere out of its bridges (jumped to first)."""
+    return f"{chain_name(topo)}{ISOLATION_SUFFIX}"
 
 
 def postrouting_chain(topo: Topology) -> str:
@@ -307,13 +313,25 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
     for net in topo.networks:
         filters.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
         filters.append(Rule(chain, "ACCEPT" if net.icc else "DROP", in_interface=net.bridge, out_interface=net.bridge))
+    # Isolation from everything else, before any topology's accepts (as Docker's isolation chains): into a
+    # bridge go only its own traffic, replies and published ports; not another topology's, not the outside's.
+    iso = isolation_chain(topo)
+    isolation: list[Rule] = []
+    for net in topo.networks:
+        isolation += [
+            Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge),
+            Rule(iso, "RETURN", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT"),
+            Rule(iso, "DROP", out_interface=net.bridge),
+        ]
     out += [
         OwnedChain(post, "nat", masquerades),
         OwnedChain(chain, "nat", dnats),
+        OwnedChain(iso, "filter", isolation),
         OwnedChain(chain, "filter", filters),
         NatRule("POSTROUTING", post, insert=True),
         NatRule("PREROUTING", chain, dst_type="LOCAL", insert=True),
         NatRule("OUTPUT", chain, dst_type="LOCAL", insert=True),
         Rule("FORWARD", chain, insert=True),
+        Rule("FORWARD", iso, insert=True),  # after the main jump, so that it lands above it
     ]
     return out

@@ -159,6 +159,8 @@ def objects(cluster: Cluster, index: int) -> tuple[NetObject, ...]:
         destination_negated=True, out_interface=net.bridge, out_negated=True,
     )  # fmt: skip
     let_in = Rule(chain, "ACCEPT", source=str(cluster.supernet), out_interface=net.bridge)
+    iso = compose.isolation_chain(topo)
+    not_isolated = Rule(iso, "RETURN", source=str(cluster.supernet), out_interface=net.bridge)
     mtu = cluster.underlay_mtu - VXLAN_OVERHEAD if cluster.method == "vxlan" else None
     result: list[NetObject] = []
     for obj in built:
@@ -166,6 +168,8 @@ def objects(cluster: Cluster, index: int) -> tuple[NetObject, ...]:
             result.append(attrs.evolve(obj, rules=[routed if r == masquerade else r for r in obj.rules]))
         elif isinstance(obj, OwnedChain) and (obj.table, obj.name) == ("filter", chain):
             result.append(attrs.evolve(obj, rules=[*obj.rules, let_in]))
+        elif isinstance(obj, OwnedChain) and (obj.table, obj.name) == ("filter", iso):
+            result.append(attrs.evolve(obj, rules=[not_isolated, *obj.rules]))
         elif isinstance(obj, VethPair) and mtu is not None:
             result.append(attrs.evolve(obj, mtu=mtu))
         else:

@@ -440,6 +440,7 @@ TARGETS = frozenset({"ACCEPT", "DROP", "REJECT", "RETURN", "MASQUERADE", "DNAT",
 ADDRESS_TYPES = frozenset({"LOCAL", "UNICAST", "BROADCAST", "MULTICAST", "ANYCAST", "BLACKHOLE", "UNREACHABLE"})
 CONNTRACK_STATES = frozenset({"NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "SNAT", "DNAT"})
 OWN_PREFIX = "NETWRAP-"  # the chains netwrap owns; their jumps stand first in the built-in chains
+ISOLATION_SUFFIX = "-ISO"  # a topology's isolation chain: its jump stands before every other netwrap jump
 _CHAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,27}$")
 
 
@@ -588,8 +589,12 @@ class Rule:
 
     def create_commands(self) -> tuple[Command, ...]:
         if self.insert:
-            return (self._verb("-I", "1", mutates=True),)
+            return self.insert_commands(1)
         return (self._verb("-A", mutates=True),)
+
+    def insert_commands(self, position: int) -> tuple[Command, ...]:
+        """``iptables -t TABLE -I CHAIN POSITION ...``: the rule placed at ``position`` (from 1)."""
+        return (self._verb("-I", str(position), mutates=True),)
 
     def delete_commands(self) -> tuple[Command, ...]:
         return (self._verb("-D", mutates=True),)

@@ -16,6 +16,7 @@ import attrs
 
 from netwrap.command import Command
 from netwrap.objects import (
+    ISOLATION_SUFFIX,
     OWN_PREFIX,
     Address,
     Bridge,
@@ -147,14 +148,21 @@ def _leads(rule: IptablesRule) -> bool:
     return (rule.option("-j") or "").startswith(OWN_PREFIX)
 
 
+def _isolates(rule: IptablesRule) -> bool:
+    """Whether ``rule`` is a jump into a topology's isolation chain (they stand before every other jump)."""
+    return _leads(rule) and (rule.option("-j") or "").endswith(ISOLATION_SUFFIX)
+
+
 def _positioned(obj: Rule, listed: tuple[IptablesRule, ...]) -> Assessment:
-    """A jump placed first (``insert``): present only while nothing but netwrap's jumps stands before it."""
+    """A jump placed first (``insert``): present only while nothing but netwrap's jumps stands before it
+    (nothing but isolation jumps, for an isolation jump: every topology's isolation comes before any accepts)."""
+    allowed = _isolates if obj.jump.endswith(ISOLATION_SUFFIX) else _leads
     before: list[IptablesRule] = []
     for rule in listed:
         if rule.chain != obj.chain:
             continue
         if rule.words == obj.body():
-            intruder = next((r for r in before if not _leads(r)), None)
+            intruder = next((r for r in before if not allowed(r)), None)
             if intruder is None:
                 return _present(f"the jump is among the first rules of {obj.table} {obj.chain}")
             below = " ".join(intruder.words)
@@ -300,10 +308,19 @@ def _route(obj: Route, state: HostState) -> Assessment:
 
 
 def _create(obj: NetObject, state: HostState) -> tuple[Command, ...]:
-    """The commands that make a missing ``obj``: a misplaced jump is taken out before it is put back on top."""
-    if isinstance(obj, Rule) and obj.insert and state.has_rule(obj.table, obj.chain, obj.body()):
-        return (*obj.delete_commands(), *obj.create_commands())
-    return obj.create_commands()
+    """The commands that make a missing ``obj``: a jump goes first, below the isolation jumps for any other
+    than an isolation jump; a misplaced one is taken out before it is put back."""
+    if not (isinstance(obj, Rule) and obj.insert):
+        return obj.create_commands()
+    listed = [r for r in state.rules.get(obj.table, ()) if r.chain == obj.chain and r.words != obj.body()]
+    position = 1
+    if not obj.jump.endswith(ISOLATION_SUFFIX):
+        while position <= len(listed) and _isolates(listed[position - 1]):
+            position += 1
+    place = obj.insert_commands(position)
+    if state.has_rule(obj.table, obj.chain, obj.body()):
+        return (*obj.delete_commands(), *place)
+    return place
 
 
 _TRUSTED = Assessment("present", "not read: made by the last apply, and its namespace's host side is as then")

@@ -37,14 +37,18 @@ def test_host_gw_gives_each_machine_a_subnet_and_routes_to_the_others() -> None:
     (post,) = [o for o in a if isinstance(o, OwnedChain) and o.name.endswith("-POST")]
     assert post.bodies() == (("-s", "10.250.0.0/24", "!", "-d", "10.250.0.0/16", "!", "-o", "nw-pods",
                               "-j", "MASQUERADE"),)  # fmt: skip
-    (forward,) = [o for o in a if isinstance(o, OwnedChain) and o.table == "filter"]
+    forward, isolation = (o for o in a if isinstance(o, OwnedChain) and o.table == "filter" and o.name != "x")
+    if forward.name.endswith("-ISO"):
+        forward, isolation = isolation, forward
     assert forward.bodies()[-1] == ("-s", "10.250.0.0/16", "-o", "nw-pods", "-j", "ACCEPT")
+    assert isolation.bodies()[0] == ("-s", "10.250.0.0/16", "-o", "nw-pods", "-j", "RETURN")  # not isolated
     jumps = [o for o in a if isinstance(o, Rule) and o.insert]
     assert [(j.table, j.chain, j.jump) for j in jumps] == [
         ("nat", "POSTROUTING", post.name),
         ("nat", "PREROUTING", forward.name),
         ("nat", "OUTPUT", forward.name),
         ("filter", "FORWARD", forward.name),
+        ("filter", "FORWARD", isolation.name),
     ]
 
 

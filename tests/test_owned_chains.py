@@ -28,14 +28,19 @@ def saved_state(text: str) -> HostState:
 
 
 def two_networks() -> dict[tuple[str, str], OwnedChain | Rule]:
+    """Its chains by (table, name); its jumps by (table, built-in chain), in FORWARD by ("jump", chain entered)."""
     topo = topofile.load(EXAMPLES / "two-networks.toml")
     found: dict[tuple[str, str], OwnedChain | Rule] = {}
     for obj in compose.objects(topo, compose.allocate(topo)):
         if isinstance(obj, OwnedChain):
             found[(obj.table, obj.name)] = obj
         elif isinstance(obj, Rule) and obj.insert:
-            found[(obj.table, obj.chain)] = obj
+            found[("jump", obj.jump) if obj.chain == "FORWARD" else (obj.table, obj.chain)] = obj
     return found
+
+
+FORWARD = ("jump", "NETWRAP-twonets")
+ISOLATION = ("jump", "NETWRAP-twonets-ISO")
 
 
 HOST = saved_state(fixture_text("owned_chains_save.txt"))
@@ -43,14 +48,16 @@ HOST = saved_state(fixture_text("owned_chains_save.txt"))
 
 def test_chains_as_applied_are_present_rule_for_rule() -> None:
     wanted = two_networks()
-    for key in (("filter", "NETWRAP-twonets"), ("nat", "NETWRAP-twonets"), ("nat", "NETWRAP-twonets-POST")):
+    chains = [key for key, obj in wanted.items() if isinstance(obj, OwnedChain)]
+    assert len(chains) == 4
+    for key in chains:
         verdict = assess(wanted[key], HOST)
         assert verdict.status == "present", verdict.reason
 
 
 def test_a_jump_pushed_below_a_foreign_rule_is_moved_back_to_the_top() -> None:
     """The user inserted `-s 192.0.2.9/32 -j DROP` first in FORWARD after the apply."""
-    jump = two_networks()[("filter", "FORWARD")]
+    jump = two_networks()[FORWARD]
     verdict = assess(jump, HOST)
     assert verdict.status == "missing"
     assert "below -s 192.0.2.9/32 -j DROP" in verdict.reason
@@ -59,16 +66,36 @@ def test_a_jump_pushed_below_a_foreign_rule_is_moved_back_to_the_top() -> None:
         "iptables -t filter -D FORWARD -j NETWRAP-twonets",
         "iptables -t filter -I FORWARD 1 -j NETWRAP-twonets",
     ]
+    # the isolation jump too is below the user's rule; it goes back first, above the other jump
+    (isolation,) = plan([two_networks()[ISOLATION]], HOST).items
+    assert [c.shell() for c in isolation.commands] == [
+        "iptables -t filter -D FORWARD -j NETWRAP-twonets-ISO",
+        "iptables -t filter -I FORWARD 1 -j NETWRAP-twonets-ISO",
+    ]
     # the user's rule after ours (the FORWARD -j ACCEPT appended before apply) does not matter
     for entry in ("PREROUTING", "OUTPUT", "POSTROUTING"):
         assert assess(two_networks()[("nat", entry)], HOST).status == "present"
 
 
+def test_a_jump_goes_below_every_isolation_jump_and_an_isolation_jump_above_every_other() -> None:
+    """Another topology's isolation must be passed before this one's accepts, whichever applied first."""
+    text = fixture_text("owned_chains_save.txt")
+    text = text.replace("-A FORWARD -s 192.0.2.9/32 -j DROP\n", "-A FORWARD -j NETWRAP-other-ISO\n")
+    text = text.replace("-A FORWARD -j NETWRAP-twonets\n", "")
+    (item,) = plan([two_networks()[FORWARD]], saved_state(text)).items
+    assert [c.shell() for c in item.commands] == ["iptables -t filter -I FORWARD 3 -j NETWRAP-twonets"]
+    below = text.replace("-A FORWARD -j NETWRAP-other-ISO\n", "-A FORWARD -j NETWRAP-other\n")
+    verdict = assess(two_networks()[ISOLATION], saved_state(below))
+    assert verdict.status == "missing"
+    assert "below -j NETWRAP-other" in verdict.reason
+
+
 def test_another_netwraps_jump_before_ours_is_no_intruder() -> None:
     text = fixture_text("owned_chains_save.txt").replace(
-        "-A FORWARD -s 192.0.2.9/32 -j DROP", "-A FORWARD -j NETWRAP-other"
+        "-A FORWARD -s 192.0.2.9/32 -j DROP", "-A FORWARD -j NETWRAP-other-ISO"
     )
-    assert assess(two_networks()[("filter", "FORWARD")], saved_state(text)).status == "present"
+    assert assess(two_networks()[FORWARD], saved_state(text)).status == "present"
+    assert assess(two_networks()[ISOLATION], saved_state(text)).status == "present"
 
 
 @pytest.mark.parametrize(
@@ -112,7 +139,7 @@ def test_a_chain_that_is_not_there_is_missing_and_a_differing_one_is_still_remov
         "iptables -t filter -X NETWRAP-twonets",
     ]
     assert note is None
-    misplaced = two_networks()[("filter", "FORWARD")]
+    misplaced = two_networks()[FORWARD]
     assert [c.shell() for c in _removal(misplaced, Record(), HOST)[0]] == [
         "iptables -t filter -D FORWARD -j NETWRAP-twonets"
     ]
@@ -120,7 +147,7 @@ def test_a_chain_that_is_not_there_is_missing_and_a_differing_one_is_still_remov
 
 def test_batched_a_rewrite_and_a_jump_fix_are_one_transaction() -> None:
     wanted = two_networks()
-    chain, jump = wanted[("nat", "NETWRAP-twonets-POST")], wanted[("filter", "FORWARD")]
+    chain, jump = wanted[("nat", "NETWRAP-twonets-POST")], wanted[FORWARD]
     steps = [Step(1, c) for c in chain.create_commands()] + [
         Step(2, c) for c in (*jump.delete_commands(), *jump.create_commands())
     ]
@@ -168,4 +195,4 @@ def test_a_long_topology_name_gives_chain_names_iptables_accepts() -> None:
     topo = topofile.loads(f'name = "{"a" * 20}"\n[networks.n]\nsubnet = "10.1.0.0/24"\n')
     names = {o.name for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, OwnedChain)}
     assert all(len(name) <= 28 for name in names), names
-    assert len(names) == 2  # one nat and filter name, and its -POST
+    assert len(names) == 3  # one nat and filter name, its -ISO and its -POST

@@ -211,7 +211,18 @@ def test_docker_style_rules() -> None:
     objs = compose.objects(topo, compose.allocate(topo))
     shells = [c.shell() for o in objs for c in o.create_commands()]
     chains = {(o.table, o.name): o for o in objs if isinstance(o, OwnedChain)}
-    assert list(chains) == [("nat", "NETWRAP-ports-POST"), ("nat", "NETWRAP-ports"), ("filter", "NETWRAP-ports")]
+    assert list(chains) == [
+        ("nat", "NETWRAP-ports-POST"),
+        ("nat", "NETWRAP-ports"),
+        ("filter", "NETWRAP-ports-ISO"),
+        ("filter", "NETWRAP-ports"),
+    ]
+    # into a bridge go only its own traffic, replies and published ports, whoever applied first
+    assert chains[("filter", "NETWRAP-ports-ISO")].bodies()[:3] == (
+        ("-i", "ports-apps", "-o", "ports-apps", "-j", "RETURN"),
+        ("-o", "ports-apps", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "RETURN"),
+        ("-o", "ports-apps", "-j", "DROP"),
+    )
     # each chain is one transaction: made (or flushed) and filled in order
     assert chains[("nat", "NETWRAP-ports")].create_commands()[0].shell() == (
         "iptables-restore --noflush <<'EOF'\n*nat\n:NETWRAP-ports - [0:0]\n"
@@ -228,11 +239,12 @@ def test_docker_style_rules() -> None:
     )
     assert "sysctl net.ipv4.conf.ports-apps.route_localnet=1" in shells
     # the built-in chains get only the jumps, each placed first
-    assert shells[-4:] == [
+    assert shells[-5:] == [
         "iptables -t nat -I POSTROUTING 1 -j NETWRAP-ports-POST",
         "iptables -t nat -I PREROUTING 1 -m addrtype --dst-type LOCAL -j NETWRAP-ports",
         "iptables -t nat -I OUTPUT 1 -m addrtype --dst-type LOCAL -j NETWRAP-ports",
         "iptables -t filter -I FORWARD 1 -j NETWRAP-ports",
+        "iptables -t filter -I FORWARD 1 -j NETWRAP-ports-ISO",
     ]
     bodies = chains[("filter", "NETWRAP-ports")].bodies()
     drop = ("-i", "ports-apps", "-o", "ports-quiet", "-j", "DROP")
