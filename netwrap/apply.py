@@ -158,7 +158,13 @@ class ContainerStatus:
         }
 
 
-def status(topo: Topology, runner: Runner, store: StateFile, check: Check = "all") -> list[ContainerStatus]:
+def status(
+    topo: Topology,
+    runner: Runner,
+    store: StateFile,
+    check: Check = "all",
+    wanted: Sequence[NetObject] | None = None,
+) -> list[ContainerStatus]:
     """Each container with its networks and addresses, and whether the host has its whole path.
 
     A container's path is its own objects (namespace, veths, addresses, routes,
@@ -166,9 +172,13 @@ def status(topo: Topology, runner: Runner, store: StateFile, check: Check = "all
     settings of the bridge) and what every container of the topology relies on
     (its chains and their jumps, ``ip_forward``). ``up`` when all of it is
     present, ``missing`` when none of its own objects is, ``conflict`` when
-    something of another shape holds a name, else ``degraded``.
+    something of another shape holds a name, else ``degraded``. ``wanted``
+    replaces the objects the topology alone would build (a cluster machine's
+    part adds its own rules and routes).
     """
     objects, allocations = desired(topo, store)
+    if wanted is not None:
+        objects = tuple(wanted)
     checked = observe_for(runner, objects, store.load(), check)
     items = {item.obj.key: item for item in plan(objects, checked.state, checked.trusted).items}
     attached = compose.links(topo, allocations)

@@ -374,7 +374,9 @@ def _cluster(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) 
             store = StateFile.in_dir(state_dir, f"cluster-{spec.name}@{machine.name}")
             rows += [
                 attrs.evolve(r, name=f"{r.name}@{machine.name}")
-                for r in apply_.status(topo, machine.runner, store, check=args.check)
+                for r in apply_.status(
+                    topo, machine.runner, store, check=args.check, wanted=multihost.objects(cluster, index)
+                )
             ]
         if args.json:
             json.dump({"cluster": spec.name, "containers": [r.to_json() for r in rows]}, out, indent=2)
