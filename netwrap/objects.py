@@ -306,7 +306,11 @@ class LinkUp:
         return (_ip("link", "set", self.device, "up", netns=self.netns),)
 
     def delete_commands(self) -> tuple[Command, ...]:
-        return (_ip("link", "set", self.device, "down", netns=self.netns),)
+        """Down again; ``lo`` also loses the addresses the kernel gave it when it came up, as a new namespace's."""
+        down = _ip("link", "set", self.device, "down", netns=self.netns)
+        if self.device == "lo":
+            return (down, _ip("addr", "flush", "dev", "lo", netns=self.netns))
+        return (down,)
 
     def check_command(self) -> Command:
         return _links(self.netns)

@@ -3,19 +3,44 @@
 Taken before and after (``up`` then ``down``, a test, the demo), two snapshots
 compare with ``==``: namespaces and, in the host and in each of them, devices
 with their kind, master and state, addresses and routes; the nat and filter
-tables; ``ip_forward``. MAC addresses and interface indexes are left out, so
-two hosts built the same way compare equal.
+tables (as ``iptables -S`` prints them, and as ``iptables-save`` does, per
+chain with the rules in their order); ``ip_forward`` and the other forwarding
+settings, and each bridge's ``route_localnet``. MAC addresses, interface
+indexes and packet counters are left out, so two hosts built the same way
+compare equal.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 import attrs
 
 from netwrap import parse
 from netwrap.command import Command
+from netwrap.errors import ParseError
 from netwrap.runner import Runner
 
 Links = tuple[tuple[str, str | None, str | None, bool, bool], ...]
+# One table as iptables-save prints it: (chain, policy, rules in order) for each chain, chains sorted by
+# name. The order of the rules in a chain matters and is kept; the order in which iptables lists the
+# chains is only the order they were created in (two hosts built by different histories differ there),
+# so it is normalised away.
+Table = tuple[tuple[str, str, tuple[str, ...]], ...]
+
+# The host-wide settings that decide forwarding and loopback routing; each bridge's own follow.
+HOST_SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.forwarding",
+    "net.ipv4.conf.default.forwarding",
+    "net.ipv4.conf.all.route_localnet",
+    "net.ipv4.conf.default.route_localnet",
+)
+BRIDGE_SYSCTLS = ("forwarding", "route_localnet")
+
+_COUNTERS = re.compile(r"^\[\d+:\d+\]\s*")
+_CHAIN = re.compile(r"^:(\S+)\s+(\S+)(?:\s+\[\d+:\d+\])?\s*$")
 
 
 @attrs.frozen
@@ -34,6 +59,9 @@ class Snapshot:
     nat_rules: tuple[str, ...]
     filter_rules: tuple[str, ...]
     ip_forward: str
+    nat_table: Table = ()
+    filter_table: Table = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
 
     def differences(self, other: Snapshot) -> list[str]:
         """Human-readable lines for each field that differs."""
@@ -43,6 +71,70 @@ class Snapshot:
             if mine != theirs:
                 lines.append(f"{field.name}: {mine!r} -> {theirs!r}")
         return lines
+
+    def explain(self, other: Snapshot) -> list[str]:
+        """Like :meth:`differences`, item by item: ``-`` only here, ``+`` only in ``other``, or the same
+        items in another order (namespaces by name, chains by name with their rules in order)."""
+        lines: list[str] = []
+        raw = {"nat_rules": "nat_table", "filter_rules": "filter_table"}  # -S says again what the table says
+        for field in attrs.fields(Snapshot):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if mine == theirs or (
+                field.name in raw and getattr(self, raw[field.name]) != getattr(other, raw[field.name])
+            ):
+                continue
+            if field.name == "views":
+                _views(dict(mine), dict(theirs), lines)
+            elif field.name in ("nat_table", "filter_table"):
+                _tables(field.name, mine, theirs, lines)
+            elif isinstance(mine, tuple):
+                _items(field.name, mine, theirs, lines)
+            else:
+                lines.append(f"{field.name}: {mine!r} -> {theirs!r}")
+        return lines
+
+    def sysctl(self, key: str) -> str | None:
+        """A setting as taken (``net.ipv4.conf.BRIDGE.route_localnet`` for each bridge), None if not taken."""
+        return dict(self.sysctls).get(key)
+
+
+def _items(name: str, mine: Sequence[object], theirs: Sequence[object], lines: list[str]) -> None:
+    if mine == theirs:
+        return
+    gone = [f"{name}: - {item!r}" for item in mine if item not in theirs]
+    new = [f"{name}: + {item!r}" for item in theirs if item not in mine]
+    lines += gone + new
+    if not gone and not new:
+        lines.append(f"{name}: the same items in another order: {list(mine)!r} -> {list(theirs)!r}")
+
+
+def _views(mine: dict[str, NetnsPicture], theirs: dict[str, NetnsPicture], lines: list[str]) -> None:
+    for netns in sorted(mine.keys() | theirs.keys()):
+        where = f"views[{netns or '(host)'}]"
+        if netns not in theirs:
+            lines.append(f"{where}: - the whole namespace")
+        elif netns not in mine:
+            lines.append(f"{where}: + the whole namespace")
+        else:
+            for field in attrs.fields(NetnsPicture):
+                _items(
+                    f"{where}.{field.name}", getattr(mine[netns], field.name), getattr(theirs[netns], field.name), lines
+                )
+
+
+def _tables(name: str, mine: Table, theirs: Table, lines: list[str]) -> None:
+    a = {chain: (policy, rules) for chain, policy, rules in mine}
+    b = {chain: (policy, rules) for chain, policy, rules in theirs}
+    for chain in sorted(a.keys() | b.keys()):
+        where = f"{name}[{chain}]"
+        if chain not in b:
+            lines.append(f"{where}: - the whole chain {a[chain]!r}")
+        elif chain not in a:
+            lines.append(f"{where}: + the whole chain {b[chain]!r}")
+        else:
+            if a[chain][0] != b[chain][0]:
+                lines.append(f"{where}: policy {a[chain][0]} -> {b[chain][0]}")
+            _items(where, a[chain][1], b[chain][1], lines)
 
 
 def _read(runner: Runner, tool: str, *args: str, netns: str | None = None) -> str:
@@ -69,14 +161,52 @@ def _picture(runner: Runner, netns: str | None) -> NetnsPicture:
     )
 
 
+def table(text: str) -> Table:
+    """``iptables-save -t TABLE`` output, normalised: comments and counters dropped, chains sorted by
+    name, each chain's rules in their order."""
+    policies: dict[str, str] = {}
+    rules: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = _COUNTERS.sub("", raw.strip())
+        if not line or line.startswith(("#", "*")) or line == "COMMIT":
+            continue
+        chain = _CHAIN.match(line)
+        if chain is not None:
+            policies[chain.group(1)] = chain.group(2)
+            rules.setdefault(chain.group(1), [])
+            continue
+        parts = line.split(maxsplit=2)
+        if len(parts) >= 2 and parts[0] == "-A":
+            rules.setdefault(parts[1], []).append(line)
+            continue
+        raise ParseError(f"iptables-save printed a line that is neither a chain nor a rule: {raw!r}")
+    return tuple((name, policies.get(name, "-"), tuple(rules[name])) for name in sorted(rules))
+
+
+def _sysctls(runner: Runner, host: NetnsPicture) -> tuple[tuple[str, str], ...]:
+    bridges = sorted(name for name, kind, *_ in host.links if kind == "bridge")
+    keys = [*HOST_SYSCTLS, *(f"net.ipv4.conf.{b}.{setting}" for b in bridges for setting in BRIDGE_SYSCTLS)]
+    # asked for in the slash form: a device name may hold a '.', which sysctl would read as a separator
+    slashed = [k.replace(".", "/") for k in HOST_SYSCTLS]
+    slashed += [f"net/ipv4/conf/{b}/{setting}" for b in bridges for setting in BRIDGE_SYSCTLS]
+    values = _read(runner, "sysctl", "-n", *slashed).splitlines()
+    if len(values) != len(keys):
+        raise ParseError(f"sysctl printed {len(values)} value(s) for {len(keys)} setting(s)")
+    return tuple(zip(keys, (" ".join(v.split()) for v in values), strict=True))
+
+
 def take(runner: Runner) -> Snapshot:
     """Read the host through ``runner``: a few processes, and three more per namespace."""
     namespaces = tuple(sorted(parse.netns_names(_read(runner, "ip", "netns", "list"))))
     views = (("", _picture(runner, None)), *((ns, _picture(runner, ns)) for ns in namespaces))
+    sysctls = _sysctls(runner, views[0][1])
     return Snapshot(
         namespaces=namespaces,
         views=views,
         nat_rules=tuple(_read(runner, "iptables", "-t", "nat", "-S").splitlines()),
         filter_rules=tuple(_read(runner, "iptables", "-t", "filter", "-S").splitlines()),
-        ip_forward=parse.sysctl_value(_read(runner, "sysctl", "-n", "net.ipv4.ip_forward")),
+        ip_forward=dict(sysctls)["net.ipv4.ip_forward"],
+        nat_table=table(_read(runner, "iptables-save", "-t", "nat")),
+        filter_table=table(_read(runner, "iptables-save", "-t", "filter")),
+        sysctls=sysctls,
     )
