@@ -19,7 +19,6 @@ from netwrap.build import Outcome, Progress, build, teardown
 from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
 from netwrap.objects import Address, Bridge, LinkUp, NetObject, OwnedChain, Rule, Sysctl
-from netwrap.observe import default_setting
 from netwrap.plan import Plan, plan
 from netwrap.runner import DryRunner, Runner
 from netwrap.state import MemoryStore, StateFile, Store
@@ -223,7 +222,7 @@ def _host_wide(obj: NetObject) -> bool:
     """What every attached container relies on: the topology's rules and chains, and host-wide settings."""
     if isinstance(obj, Rule | OwnedChain):
         return True
-    return isinstance(obj, Sysctl) and obj.netns is None and default_setting(obj.name) is None
+    return isinstance(obj, Sysctl) and obj.netns is None and obj.device is None
 
 
 def _on_bridge(obj: NetObject, bridges: set[str]) -> bool:
@@ -234,8 +233,7 @@ def _on_bridge(obj: NetObject, bridges: set[str]) -> bool:
         case Address() | LinkUp():
             return obj.device in bridges and obj.netns is None
         case Sysctl():
-            parts = obj.name.split(".")
-            return obj.netns is None and len(parts) > 4 and parts[3] in bridges
+            return obj.netns is None and obj.device in bridges
     return False
 
 

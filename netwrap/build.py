@@ -41,7 +41,7 @@ from netwrap.objects import (
     VethPair,
     Vxlan,
 )
-from netwrap.observe import HostState, default_setting, observe
+from netwrap.observe import HostState, observe
 from netwrap.plan import Plan, PlanItem, assess, exists, plan
 from netwrap.runner import Runner
 from netwrap.state import Record, StateFile, Store, Writer
@@ -150,9 +150,8 @@ def build(
         obj = item.obj
         if isinstance(obj, Sysctl):
             seen = state.sysctls.get((obj.netns, obj.name))
-            default = default_setting(obj.name)
-            if seen is None and default is not None:
-                seen = state.sysctls.get((obj.netns, default))  # its device is not made yet: it starts so
+            if seen is None and obj.default is not None:
+                seen = state.sysctls.get((obj.netns, obj.default))  # its device is not made yet: it starts so
             previous = seen if seen is not None else _read_setting(obj, runner)
             if previous is None:
                 record.add(obj)  # the device it belongs to is not there yet: nothing to restore
@@ -179,21 +178,14 @@ def build(
 def _read_setting(obj: Sysctl, runner: Runner) -> str | None:
     """The setting's value now; for a device's setting whose device is not made yet, the value a new
     device starts with (``net.ipv4.conf.default.X``), which is what giving it back restores."""
-    try:
-        return converge.read_sysctl(obj, runner)
-    except CommandError as exc:
-        if "cannot stat /proc/sys/" not in exc.stderr:
-            raise
-    name = default_setting(obj.name)
-    if name is None:
-        return None
-    default = attrs.evolve(obj, name=name)
-    try:
-        return converge.read_sysctl(default, runner)
-    except CommandError as exc:
-        if "cannot stat /proc/sys/" in exc.stderr:
-            return None
-        raise
+    names = (obj.name,) if obj.default is None else (obj.name, obj.default)
+    for name in names:
+        try:
+            return converge.read_sysctl(attrs.evolve(obj, name=name), runner)
+        except CommandError as exc:
+            if "cannot stat /proc/sys/" not in exc.stderr:
+                raise
+    return None
 
 
 def _create(
@@ -248,8 +240,7 @@ def _goes_with_owner(
         case BridgePort():
             return obj.port in links or obj.bridge in links
         case Sysctl():
-            parts = obj.name.split(".")
-            return len(parts) > 4 and parts[2] == "conf" and parts[3] in links
+            return obj.device in links
         case Rule():
             return (obj.table, obj.chain) in chains  # flushed with its chain
         case FdbEntry():

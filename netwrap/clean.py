@@ -68,10 +68,5 @@ def clean(runner: Runner, state_dir: Path | str, host: str = "") -> list[tuple[L
     return [
         (item, teardown(runner, item.file))
         for item in survey(state_dir)
-        if item.status == "crashed" and _machine(item.file.name) == host
+        if item.status == "crashed" and item.file.machine == host
     ]
-
-
-def _machine(name: str) -> str:
-    at = name.find("@")
-    return name[at:] if at >= 0 else ""

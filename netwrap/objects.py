@@ -371,6 +371,23 @@ class Sysctl:
     def key(self) -> str:
         return f"sysctl:{_where(self.netns)}:{self.name}"
 
+    @property
+    def device(self) -> str | None:
+        """The device a ``net.ipv4.conf.DEV.X`` setting belongs to (None for a setting of the whole host)."""
+        parts = self.name.split(".")
+        if len(parts) < 5 or parts[2] != "conf" or parts[3] in ("default", "all"):
+            return None
+        return parts[3]
+
+    @property
+    def default(self) -> str | None:
+        """``net.ipv4.conf.default.X`` for a device's setting: the value a new device starts with, which is what
+        a setting of a device netwrap makes is given back to. None for a setting of the whole host."""
+        if self.device is None:
+            return None
+        parts = self.name.split(".")
+        return ".".join((*parts[:3], "default", *parts[4:]))
+
     def create_commands(self) -> tuple[Command, ...]:
         return (Command("sysctl", (f"{self.name}={self.value}",), netns=self.netns),)
 

@@ -331,15 +331,6 @@ class Reads:
         )
 
 
-def default_setting(name: str) -> str | None:
-    """``net.ipv4.conf.default.X`` for a device's ``net.ipv4.conf.DEV.X``: the value a new device starts with,
-    which is what a setting of a device netwrap makes is given back to. None for other settings."""
-    parts = name.split(".")
-    if len(parts) < 5 or parts[2] != "conf" or parts[3] in ("default", "all"):
-        return None
-    return ".".join((*parts[:3], "default", *parts[4:]))
-
-
 def reads_for(objects: Sequence[NetObject], *, all_namespaces: bool = False, skip: Collection[str] = ()) -> Reads:
     """What :func:`observe` reads for ``objects`` (nothing inside the namespaces in ``skip``)."""
     where = {
@@ -357,7 +348,7 @@ def reads_for(objects: Sequence[NetObject], *, all_namespaces: bool = False, ski
     for obj in objects:
         if isinstance(obj, Sysctl) and obj.netns not in skip:
             names = settings.setdefault(obj.netns, [])
-            for name in (obj.name, default_setting(obj.name)):
+            for name in (obj.name, obj.default):
                 if name is not None and name not in names:
                     names.append(name)
     return Reads(

@@ -13,7 +13,8 @@ compare equal.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import attrs
 
@@ -22,6 +23,7 @@ from netwrap.command import Command
 from netwrap.errors import ParseError
 from netwrap.runner import Runner
 
+T = TypeVar("T")
 Links = tuple[tuple[str, str | None, str | None, bool, bool], ...]
 # One table as iptables-save prints it: (chain, policy, rules in order) for each chain, chains sorted by
 # name. The order of the rules in a chain matters and is kept; the order in which iptables lists the
@@ -108,33 +110,44 @@ def _items(name: str, mine: Sequence[object], theirs: Sequence[object], lines: l
         lines.append(f"{name}: the same items in another order: {list(mine)!r} -> {list(theirs)!r}")
 
 
-def _views(mine: dict[str, NetnsPicture], theirs: dict[str, NetnsPicture], lines: list[str]) -> None:
-    for netns in sorted(mine.keys() | theirs.keys()):
-        where = f"views[{netns or '(host)'}]"
-        if netns not in theirs:
-            lines.append(f"{where}: - the whole namespace")
-        elif netns not in mine:
-            lines.append(f"{where}: + the whole namespace")
+def _by_name(
+    name: str,
+    mine: dict[str, T],
+    theirs: dict[str, T],
+    whole: str,
+    *,
+    lines: list[str],
+    compare: Callable[[str, T, T], None],
+) -> None:
+    """Each name only on one side as a whole ``-``/``+`` line; each on both compared by ``compare``."""
+    for key in sorted(mine.keys() | theirs.keys()):
+        where = f"{name}[{key or '(host)'}]"
+        if key not in theirs:
+            lines.append(f"{where}: - the whole {whole} {mine[key]!r}")
+        elif key not in mine:
+            lines.append(f"{where}: + the whole {whole} {theirs[key]!r}")
         else:
-            for field in attrs.fields(NetnsPicture):
-                _items(
-                    f"{where}.{field.name}", getattr(mine[netns], field.name), getattr(theirs[netns], field.name), lines
-                )
+            compare(where, mine[key], theirs[key])
+
+
+def _views(mine: dict[str, NetnsPicture], theirs: dict[str, NetnsPicture], lines: list[str]) -> None:
+    def compare(where: str, a: NetnsPicture, b: NetnsPicture) -> None:
+        for field in attrs.fields(NetnsPicture):
+            _items(f"{where}.{field.name}", getattr(a, field.name), getattr(b, field.name), lines)
+
+    _by_name("views", mine, theirs, "namespace", lines=lines, compare=compare)
 
 
 def _tables(name: str, mine: Table, theirs: Table, lines: list[str]) -> None:
-    a = {chain: (policy, rules) for chain, policy, rules in mine}
-    b = {chain: (policy, rules) for chain, policy, rules in theirs}
-    for chain in sorted(a.keys() | b.keys()):
-        where = f"{name}[{chain}]"
-        if chain not in b:
-            lines.append(f"{where}: - the whole chain {a[chain]!r}")
-        elif chain not in a:
-            lines.append(f"{where}: + the whole chain {b[chain]!r}")
-        else:
-            if a[chain][0] != b[chain][0]:
-                lines.append(f"{where}: policy {a[chain][0]} -> {b[chain][0]}")
-            _items(where, a[chain][1], b[chain][1], lines)
+    def compare(where: str, a: tuple[str, tuple[str, ...]], b: tuple[str, tuple[str, ...]]) -> None:
+        if a[0] != b[0]:
+            lines.append(f"{where}: policy {a[0]} -> {b[0]}")
+        _items(where, a[1], b[1], lines)
+
+    chains = {chain: (policy, rules) for chain, policy, rules in mine}
+    _by_name(
+        name, chains, {chain: (policy, rules) for chain, policy, rules in theirs}, "chain", lines=lines, compare=compare
+    )
 
 
 def _read(runner: Runner, tool: str, *args: str, netns: str | None = None) -> str:
@@ -185,10 +198,11 @@ def table(text: str) -> Table:
 
 def _sysctls(runner: Runner, host: NetnsPicture) -> tuple[tuple[str, str], ...]:
     bridges = sorted(name for name, kind, *_ in host.links if kind == "bridge")
-    keys = [*HOST_SYSCTLS, *(f"net.ipv4.conf.{b}.{setting}" for b in bridges for setting in BRIDGE_SYSCTLS)]
     # asked for in the slash form: a device name may hold a '.', which sysctl would read as a separator
-    slashed = [k.replace(".", "/") for k in HOST_SYSCTLS]
-    slashed += [f"net/ipv4/conf/{b}/{setting}" for b in bridges for setting in BRIDGE_SYSCTLS]
+    parts = [k.split(".") for k in HOST_SYSCTLS]
+    parts += [["net", "ipv4", "conf", b, setting] for b in bridges for setting in BRIDGE_SYSCTLS]
+    keys = [".".join(p) for p in parts]
+    slashed = ["/".join(p) for p in parts]
     values = _read(runner, "sysctl", "-n", *slashed).splitlines()
     if len(values) != len(keys):
         raise ParseError(f"sysctl printed {len(values)} value(s) for {len(keys)} setting(s)")
