@@ -60,7 +60,7 @@ def plan_topology(
     (removals of what the file no longer has included).
     """
     objects, _ = desired(topo, store)
-    taken = claims.conflicts(objects, claims.others(store))
+    taken = claims.conflicts(objects, claims.others(store, runner))
     record = store.load()
     checked = observe_for(runner, objects, record, check)
     current = plan(objects, checked.state, checked.trusted)

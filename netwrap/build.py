@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from netwrap import claims, converge
+from netwrap import claims, converge, registry
 from netwrap.batch import Mode, Step, StepFailure, execute
 from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
@@ -43,7 +43,7 @@ from netwrap.objects import (
 )
 from netwrap.observe import HostState, observe
 from netwrap.plan import Plan, PlanItem, assess, exists, plan
-from netwrap.runner import Runner
+from netwrap.runner import Runner, run_dir_of
 from netwrap.state import Record, StateFile, Store, Writer
 
 # What the tools say when the thing to delete is already gone.
@@ -110,7 +110,7 @@ def build(
     (``siblings``, by default every other record of the same machine beside a
     :class:`~netwrap.state.StateFile`; see :mod:`netwrap.claims`).
     """
-    taken = claims.conflicts(objects, claims.others(store) if siblings is None else siblings)
+    taken = claims.conflicts(objects, claims.others(store, runner) if siblings is None else siblings)
     if taken:
         raise _conflict_error(taken)
     record = store.load()
@@ -143,6 +143,9 @@ def build(
     record.complete, record.writer, record.action, record.uses = False, Writer.current(), action, uses
     if allocations is not None:
         record.allocations = dict(allocations)
+    run_dir = run_dir_of(runner)
+    if isinstance(store, StateFile) and not store.machine and run_dir is not None:
+        registry.register(run_dir, store.path.parent)  # other state directories of the host see this one
     store.save(record)
     advice = f"what was made so far is recorded in {store.describe()}: run again to finish, or tear down to remove it"
 
@@ -446,7 +449,7 @@ def teardown(
     handed over to it instead: the last record to leave gives it back.
     """
     if siblings is None:
-        siblings = claims.others(store)
+        siblings = claims.others(store, runner)
     record = store.load()
     if record is None:
         return Outcome((), (f"no record of what netwrap created in {store.describe()}; nothing removed",))

@@ -32,6 +32,8 @@ from netwrap.objects import (
     VethPair,
     Vxlan,
 )
+from netwrap.registry import records_beside
+from netwrap.runner import Runner, run_dir_of
 from netwrap.state import StateFile
 
 Kind = Literal["namespace", "device", "chain", "subnet", "port"]
@@ -102,9 +104,13 @@ def claims_of(obj: NetObject) -> tuple[Claim, ...]:
     return ()
 
 
-def others(store: object) -> list[StateFile]:
-    """The other records of the machine ``store`` describes, in its state directory (none for a store in memory)."""
-    return store.siblings() if isinstance(store, StateFile) else []
+def others(store: object, runner: Runner | None = None) -> list[StateFile]:
+    """The other records of the machine ``store`` describes: in its state directory and, where ``runner`` says
+    where the host's ``/run`` is, in every other state directory listed there (see :mod:`netwrap.registry`).
+    None for a store in memory."""
+    if not isinstance(store, StateFile):
+        return []
+    return records_beside(store, run_dir_of(runner) if runner is not None else None)
 
 
 def conflicts(objects: Iterable[NetObject], siblings: Sequence[StateFile]) -> list[str]:

@@ -35,7 +35,7 @@ from typing import TextIO
 import attrs
 
 from netwrap import apply as apply_
-from netwrap import clusterfile, doctor, graph, multihost, snapshot, topofile, tutorial
+from netwrap import clusterfile, doctor, graph, multihost, registry, snapshot, topofile, tutorial
 from netwrap.batch import Mode
 from netwrap.build import Outcome, Progress, build, plan_for, teardown
 from netwrap.clean import clean, survey
@@ -44,7 +44,7 @@ from netwrap.errors import NetwrapError, ToolNotFoundError
 from netwrap.lock import DEFAULT_TIMEOUT, StateLock
 from netwrap.objects import BridgeTool, NetObject, Sysctl
 from netwrap.plan import PlanItem
-from netwrap.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, require_tools
+from netwrap.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
 from netwrap.sandbox import Sandbox
 from netwrap.ssh import SshRunner, parse_destination
 from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
@@ -479,10 +479,16 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
     verbose: bool = getattr(args, "verbose", False)
     changes = args.command in ("apply", "destroy") or getattr(args, "action", None) in ("up", "down", "verify")
     if changes or (args.command == "clean" and not args.dry_run):
-        if _remote(args) is None:
+        local = _remote(args) is None
+        if local:
             _require_root(_what(args))
-        with StateLock(_state_dir(args), timeout=getattr(args, "lock_timeout", DEFAULT_TIMEOUT)):
-            return _dispatch(args, verbose, out, err)
+        timeout = getattr(args, "lock_timeout", DEFAULT_TIMEOUT)
+        with StateLock(_state_dir(args), timeout=timeout):
+            if not local:
+                return _dispatch(args, verbose, out, err)
+            # this host's runs take turns whatever their state directory (see netwrap.registry)
+            with StateLock(registry.folder(host_run()), timeout=timeout):
+                return _dispatch(args, verbose, out, err)
     return _dispatch(args, verbose, out, err)
 
 

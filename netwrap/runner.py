@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 import attrs
@@ -120,6 +121,14 @@ def classify(argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -
     return CommandError(argv, returncode, stdout, stderr)
 
 
+HOST_RUN = Path("/run")  # this machine's /run, as this process sees it (tests point it elsewhere)
+
+
+def host_run() -> Path:
+    """This machine's ``/run``: where its list of state directories and its host-wide lock are kept."""
+    return HOST_RUN
+
+
 @attrs.define
 class SubprocessRunner:
     """Runs commands as real processes.
@@ -128,7 +137,9 @@ class SubprocessRunner:
     into a sandbox). Transient failures (the xtables lock) are retried up to
     ``attempts`` times, waiting ``wait`` seconds at first and doubling; tests set
     ``wait=0``. Permission errors and bad input are never retried. ``resolve``
-    finds a tool's path (tests pass one that keeps the bare name).
+    finds a tool's path (tests pass one that keeps the bare name). ``run_dir``
+    is where the ``/run`` of the machine the commands reach can be read from
+    this process (this machine's own by default; see :func:`run_dir_of`).
     """
 
     prefix: tuple[str, ...] = ()
@@ -136,6 +147,7 @@ class SubprocessRunner:
     attempts: int = 5
     wait: float = 0.2
     resolve: Callable[[str], str | None] | None = None
+    run_dir: Path | None = attrs.field(factory=host_run, kw_only=True)
     _retrying: tuple[tuple[int, float], tenacity.Retrying] | None = attrs.field(
         default=None, init=False, repr=False, eq=False
     )
@@ -261,6 +273,18 @@ class EchoRunner:
         elif self.verbose:
             self.write("\n".join(f"# {line}" for line in command.shell().splitlines()))
         return self.inner.run(command)
+
+
+def run_dir_of(runner: Runner) -> Path | None:
+    """Where the ``/run`` of the machine ``runner`` reaches can be read from this process, looking through
+    runners that wrap another (``inner``); None when no runner says (another machine over SSH, a fake)."""
+    seen: object = runner
+    while seen is not None:
+        found = getattr(seen, "run_dir", None)
+        if isinstance(found, Path):
+            return found
+        seen = getattr(seen, "inner", None)
+    return None
 
 
 def is_root() -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 from types import TracebackType
 
 import attrs
@@ -92,7 +93,9 @@ class Sandbox:
         try:
             self._wait_unshared()
             self.prefix = (_tool("nsenter"), "--target", str(self._holder.pid), "--net", "--mount", "--")
-            inner = SubprocessRunner(prefix=self.prefix, timeout=self._timeout)
+            # the sandbox's private /run, as this process reaches it
+            run = Path(f"/proc/{self._holder.pid}/root/run")
+            inner = SubprocessRunner(prefix=self.prefix, timeout=self._timeout, run_dir=run)
             self.runner = SandboxRunner(self, inner)
             self.runner.run(Command("mount", ("-t", "tmpfs", "-o", "mode=755", _MARKER, "/run")))
             self.runner.run(Command("mount", ("-t", "sysfs", _MARKER, "/sys")))

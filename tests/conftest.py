@@ -24,7 +24,14 @@ def fixture_text(name: str) -> str:
 @pytest.fixture
 def runner() -> SubprocessRunner:
     """A real SubprocessRunner that keeps bare tool names (for `fp`) and never waits between retries."""
-    return SubprocessRunner(resolve=lambda tool: tool, wait=0)
+    return SubprocessRunner(resolve=lambda tool: tool, wait=0, run_dir=None)  # no host-wide list of state dirs
+
+
+@pytest.fixture(autouse=True)
+def private_host_run(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's idea of the machine's /run (its list of state directories, the host-wide lock) is a
+    folder of the test's own: no test writes to the real /run. Sandboxes have their own /run anyway."""
+    monkeypatch.setattr("netwrap.runner.HOST_RUN", tmp_path_factory.mktemp("run"))
 
 
 REQUIRE = "NETWRAP_REQUIRE_INTEGRATION"
