@@ -5,10 +5,11 @@ is the one place a process starts; ``ensure``/``remove`` change a host only
 where it differs from what is wanted.
 """
 
-from netwrap import apply as topology_apply
-from netwrap.build import Outcome, build, plan_for, teardown
 from netwrap.command import Command
-from netwrap.converge import check, ensure, remove, restore
+from netwrap.engine.build import Outcome, build, plan_for, teardown
+from netwrap.engine.converge import check, ensure, remove, restore
+from netwrap.engine.plan import Plan, assess, plan
+from netwrap.engine.state import MemoryStore, StateFile
 from netwrap.errors import (
     CommandError,
     CommandTimeoutError,
@@ -22,6 +23,9 @@ from netwrap.errors import (
     TransientCommandError,
     ValidationError,
 )
+from netwrap.host.observe import HostState, observe
+from netwrap.host.runner import EchoRunner, RecordingRunner, Result, Runner, SubprocessRunner
+from netwrap.host.sandbox import Sandbox
 from netwrap.objects import (
     Address,
     Bridge,
@@ -37,14 +41,10 @@ from netwrap.objects import (
     Sysctl,
     VethPair,
 )
-from netwrap.observe import HostState, observe
-from netwrap.plan import Plan, assess, plan
-from netwrap.runner import EchoRunner, RecordingRunner, Result, Runner, SubprocessRunner
-from netwrap.sandbox import Sandbox
-from netwrap.state import MemoryStore, StateFile
-from netwrap.topofile import from_dict as topology_from_dict
-from netwrap.topofile import load as load_topology
-from netwrap.topology import Topology, TopologyError
+from netwrap.topology import apply as topology_apply
+from netwrap.topology.files import from_dict as topology_from_dict
+from netwrap.topology.files import load as load_topology
+from netwrap.topology.model import Topology, TopologyError
 
 __all__ = [
     "Address",

@@ -1,5 +1,5 @@
 """``python -m netwrap``."""
 
-from netwrap.cli import main
+from netwrap.cli.main import main
 
 raise SystemExit(main())

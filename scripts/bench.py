@@ -33,15 +33,16 @@ from pathlib import Path
 
 import attrs
 
-from netwrap import compose, topofile
 from netwrap import topology_apply as apply_
-from netwrap.batch import Step, batches
 from netwrap.command import Command
+from netwrap.engine.batch import Step, batches
+from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile
+from netwrap.host.runner import Result, Runner, SubprocessRunner
+from netwrap.host.sandbox import Sandbox
 from netwrap.objects import NetObject, Rule, Sysctl
-from netwrap.runner import Result, Runner, SubprocessRunner
-from netwrap.sandbox import Sandbox
-from netwrap.state import DEFAULT_STATE_DIR, StateFile
-from netwrap.topology import Topology
+from netwrap.topology import compose
+from netwrap.topology import files as topofile
+from netwrap.topology.model import Topology
 
 
 @attrs.define
@@ -136,7 +137,7 @@ def inside(n: int, step: str, folder: str) -> dict[str, float]:
 
 def import_time() -> float:
     """Seconds a new Python process takes to import netwrap's command line (median of 5)."""
-    code = "import time; t = time.perf_counter(); import netwrap.cli; print(time.perf_counter() - t)"
+    code = "import time; t = time.perf_counter(); import netwrap.cli.main; print(time.perf_counter() - t)"
     runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
             for _ in range(5)]  # fmt: skip
     return statistics.median(runs)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: a 3-machine cluster applied in parallel against one machine after another.
 
-Three sandboxes stand in for machines on one underlay (netwrap.lab.Lab); each
+Three sandboxes stand in for machines on one underlay (netwrap.topology.lab.Lab); each
 gets N containers on a cross-host network (host-gw or vxlan). Prints the median
 of several runs for a parallel apply, a sequential apply, and the destroy.
 Figures only: nothing here asserts a time.
@@ -16,8 +16,8 @@ import statistics
 import tempfile
 import time
 
-from netwrap import multihost as mh
-from netwrap.lab import Lab
+from netwrap.topology import multihost as mh
+from netwrap.topology.lab import Lab
 
 
 def once(per_machine: int, method: str, parallel: bool) -> tuple[float, float]:

@@ -13,12 +13,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from netwrap import topofile, topology_apply, tutorial
-from netwrap.build import build
+from netwrap import topology_apply, tutorial
 from netwrap.command import Command
-from netwrap.runner import Runner
-from netwrap.sandbox import Sandbox
-from netwrap.state import MemoryStore
+from netwrap.engine.build import build
+from netwrap.engine.state import MemoryStore
+from netwrap.host.runner import Runner
+from netwrap.host.sandbox import Sandbox
+from netwrap.topology import files as topofile
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 

@@ -10,8 +10,8 @@ import attrs
 import pytest
 
 from netwrap.command import Command
-from netwrap.runner import Result, Runner, SubprocessRunner
-from netwrap.sandbox import Sandbox
+from netwrap.host.runner import Result, Runner, SubprocessRunner
+from netwrap.host.sandbox import Sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -31,7 +31,7 @@ def runner() -> SubprocessRunner:
 def private_host_run(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """This process's idea of the machine's /run (its list of state directories, the host-wide lock) is a
     folder of the test's own: no test writes to the real /run. Sandboxes have their own /run anyway."""
-    monkeypatch.setattr("netwrap.runner.HOST_RUN", tmp_path_factory.mktemp("run"))
+    monkeypatch.setattr("netwrap.host.runner.HOST_RUN", tmp_path_factory.mktemp("run"))
 
 
 REQUIRE = "NETWRAP_REQUIRE_INTEGRATION"

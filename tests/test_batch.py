@@ -9,15 +9,17 @@ import attrs
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import StateFile, StepError, build, compose, topofile, tutorial
-from netwrap.batch import Step, StepFailure, batches, execute
-from netwrap.build import _grouped
+from netwrap import StateFile, StepError, build, tutorial
 from netwrap.command import Command
+from netwrap.engine.batch import Step, StepFailure, batches, execute
+from netwrap.engine.build import _grouped
 from netwrap.errors import CommandError
+from netwrap.host.observe import HostState, NetnsView
+from netwrap.host.parse import Link
+from netwrap.host.runner import Result, SubprocessRunner
 from netwrap.objects import Bridge, NetObject, Rule, Sysctl, VethPair
-from netwrap.observe import HostState, NetnsView
-from netwrap.parse import Link
-from netwrap.runner import Result, SubprocessRunner
+from netwrap.topology import compose
+from netwrap.topology import files as topofile
 from tests.test_tutorial import built_host, empty_host, fake, mutating_calls, seen
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -9,10 +9,10 @@ from pathlib import Path
 from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, build, tutorial
-from netwrap.check import _devices, inside, observe_for
+from netwrap.engine.check import _devices, inside, observe_for
+from netwrap.engine.state import Record
+from netwrap.host.runner import SubprocessRunner
 from netwrap.objects import Address, Chain, LinkNetns, Namespace, NetObject, Rule, Sysctl, VethPair
-from netwrap.runner import SubprocessRunner
-from netwrap.state import Record
 from tests.test_tutorial import ADDRS, LINKS, NAT, NETNS, SYSCTL, batch_read, built_host, fake, mutating_calls, seen
 
 

@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netwrap import claims, compose, topofile
-from netwrap.claims import Claim, claims_of
+from netwrap.engine import claims
+from netwrap.engine.claims import Claim, claims_of
+from netwrap.engine.state import Record, StateFile, Writer
 from netwrap.objects import Address, Bridge, Namespace, NatRule, OwnedChain, Sysctl, VethPair
-from netwrap.state import Record, StateFile, Writer
+from netwrap.topology import compose
+from netwrap.topology import files as topofile
 
 
 def test_each_kind_claims_its_names() -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import StateFile, cli, tutorial
-from netwrap.apply import TopologyPlan
-from netwrap.build import Outcome
-from netwrap.plan import Plan
-from netwrap.state import Record, Writer
+from netwrap import StateFile, tutorial
+from netwrap.cli import main as cli
+from netwrap.engine.build import Outcome
+from netwrap.engine.plan import Plan
+from netwrap.engine.state import Record, Writer
+from netwrap.topology.apply import TopologyPlan
 from tests.conftest import fixture_text
 from tests.test_tutorial import ADDRS, DOCUMENT, IPROUTE2_BRIDGE, LINKS, built_host, empty_host, fake, mutating_calls
 
@@ -99,7 +100,7 @@ def test_a_missing_tool_stops_before_the_first_change(
     package: str,
 ) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    monkeypatch.setattr("netwrap.runner.find_tool", lambda name: None if name == tool else f"/usr/sbin/{name}")
+    monkeypatch.setattr("netwrap.host.runner.find_tool", lambda name: None if name == tool else f"/usr/sbin/{name}")
     assert cli.main(["tutorial", action, "--bridge-tool", "brctl", "--state-dir", "/nonexistent"]) == 1
     err = capsys.readouterr().err
     assert f"required tool {tool!r} was not found" in err
@@ -111,7 +112,7 @@ def test_a_missing_tool_stops_before_the_first_change(
 def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend to be root, with every tool present under its bare name (for `fp`)."""
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    monkeypatch.setattr("netwrap.runner.find_tool", lambda name: name)
+    monkeypatch.setattr("netwrap.host.runner.find_tool", lambda name: name)
 
 
 @pytest.mark.usefixtures("as_root")
@@ -253,10 +254,10 @@ def test_quick_reaches_apply_plan_and_status(monkeypatch: pytest.MonkeyPatch, tm
 
         return call
 
-    monkeypatch.setattr("netwrap.apply.apply", spy("apply", Outcome()))
-    monkeypatch.setattr("netwrap.apply.plan_topology", spy("plan", TopologyPlan(Plan(()), (), ())))
-    monkeypatch.setattr("netwrap.apply.status", spy("status", []))
-    monkeypatch.setattr("netwrap.cli.require_tools", lambda commands: None)
+    monkeypatch.setattr("netwrap.topology.apply.apply", spy("apply", Outcome()))
+    monkeypatch.setattr("netwrap.topology.apply.plan_topology", spy("plan", TopologyPlan(Plan(()), (), ())))
+    monkeypatch.setattr("netwrap.topology.apply.status", spy("status", []))
+    monkeypatch.setattr("netwrap.cli.main.require_tools", lambda commands: None)
     file = str(EXAMPLES / "two-networks.toml")
     for command in ("apply", "plan", "status"):
         assert run(command, "-f", file, "--state-dir", str(tmp_path), "--quick")[0] == 0

@@ -28,7 +28,7 @@ from netwrap import (
     remove,
     restore,
 )
-from netwrap.runner import SubprocessRunner
+from netwrap.host.runner import SubprocessRunner
 from tests.conftest import fixture_text
 
 # observe reads each namespace's facts in one `ip -d -json [-n NS] -batch -`

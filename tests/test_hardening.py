@@ -25,16 +25,16 @@ from netwrap import (
     ValidationError,
     VethPair,
     build,
-    doctor,
     ensure,
-    topofile,
     tutorial,
 )
+from netwrap.cli import doctor
 from netwrap.command import Command
-from netwrap.lock import LockTimeoutError, StateLock
+from netwrap.engine.lock import LockTimeoutError, StateLock
+from netwrap.host.runner import SubprocessRunner
 from netwrap.objects import Rule
-from netwrap.runner import SubprocessRunner
-from netwrap.topology import TopologyError
+from netwrap.topology import files as topofile
+from netwrap.topology.model import TopologyError
 from tests.test_tutorial import DOCUMENT, empty_host, fake
 
 BAD_INPUT = [
@@ -173,8 +173,8 @@ def test_toml_text_only_ever_raises_topology_error(text: str) -> None:
 
 
 def test_doctor_names_what_is_missing_and_the_fix(fp: FakeProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("netwrap.doctor.find_tool", lambda name: None if name in ("brctl", "ping") else name)
-    monkeypatch.setattr("netwrap.runner.find_tool", lambda name: name)
+    monkeypatch.setattr("netwrap.cli.doctor.find_tool", lambda name: None if name in ("brctl", "ping") else name)
+    monkeypatch.setattr("netwrap.host.runner.find_tool", lambda name: name)
     fp.register(["cat", "/proc/self/status"], stdout="Uid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n")
     fp.register(["ip", "-V"], stdout="ip utility, iproute2-ss171113\n")
     fp.register(["ip", "-json", "link", "show", "lo"], stdout="1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n")

@@ -9,9 +9,9 @@ import attrs
 import pytest
 
 from netwrap import ValidationError
-from netwrap import multihost as mh
+from netwrap.host.runner import RecordingRunner
 from netwrap.objects import FdbEntry, OwnedChain, Route, Rule, VethPair, Vxlan
-from netwrap.runner import RecordingRunner
+from netwrap.topology import multihost as mh
 
 CONTAINERS = {"a": ("a1", "a2"), "b": ("b1",), "c": ("c1", "c2")}
 

@@ -7,13 +7,17 @@ from pathlib import Path
 import attrs
 import pytest
 
-from netwrap import OwnedChain, Rule, ValidationError, compose, parse, serial, topofile
-from netwrap.batch import Step, batches
-from netwrap.build import _removal
+from netwrap import OwnedChain, Rule, ValidationError
+from netwrap.engine import serial
+from netwrap.engine.batch import Step, batches
+from netwrap.engine.build import _removal
+from netwrap.engine.plan import assess, exists, plan
+from netwrap.engine.state import Record
+from netwrap.host import parse
+from netwrap.host.observe import HostState
 from netwrap.objects import NatRule
-from netwrap.observe import HostState
-from netwrap.plan import assess, exists, plan
-from netwrap.state import Record
+from netwrap.topology import compose
+from netwrap.topology import files as topofile
 from tests.conftest import fixture_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

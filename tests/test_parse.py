@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netwrap import parse
 from netwrap.errors import ParseError
+from netwrap.host import parse
 from tests.conftest import fixture_text
 
 

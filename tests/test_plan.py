@@ -7,8 +7,9 @@ import json
 import attrs
 import pytest
 
-from netwrap import HostState, NatRule, Route, parse, plan, tutorial
-from netwrap.observe import NetnsView
+from netwrap import HostState, NatRule, Route, plan, tutorial
+from netwrap.host import parse
+from netwrap.host.observe import NetnsView
 from tests.conftest import fixture_text
 from tests.test_tutorial import DOCUMENT
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netwrap import registry
-from netwrap.claims import others
+from netwrap.engine import registry
+from netwrap.engine.claims import others
+from netwrap.engine.state import Record, StateFile
+from netwrap.host.runner import DryRunner, EchoRunner, SubprocessRunner, run_dir_of
 from netwrap.objects import Namespace
-from netwrap.runner import DryRunner, EchoRunner, SubprocessRunner, run_dir_of
-from netwrap.state import Record, StateFile
 
 
 def _record(directory: Path, name: str) -> StateFile:

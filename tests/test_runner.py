@@ -16,7 +16,7 @@ from netwrap import (
     TransientCommandError,
 )
 from netwrap.command import Command
-from netwrap.runner import SYSTEM_PATH, find_tool
+from netwrap.host.runner import SYSTEM_PATH, find_tool
 
 ADD = Command("ip", ("netns", "add", "Tdocker0"))
 LOCK = "Another app is currently holding the xtables lock. Perhaps you want to use the -w option?\n"
@@ -163,8 +163,8 @@ def test_a_tool_found_is_kept_and_a_missing_one_looked_for_again(monkeypatch: py
         looked.append(tool)
         return None if tool == "brctl" else f"/usr/sbin/{tool}"
 
-    monkeypatch.setattr("netwrap.runner.shutil.which", which)
-    monkeypatch.setattr("netwrap.runner._FOUND", {})
+    monkeypatch.setattr("netwrap.host.runner.shutil.which", which)
+    monkeypatch.setattr("netwrap.host.runner._FOUND", {})
     assert [find_tool("ip"), find_tool("ip"), find_tool("brctl"), find_tool("brctl")] == [
         "/usr/sbin/ip", "/usr/sbin/ip", None, None,
     ]  # fmt: skip

@@ -7,11 +7,12 @@ import shlex
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import CommandError, Namespace, ToolNotFoundError, ValidationError, cli
+from netwrap import CommandError, Namespace, ToolNotFoundError, ValidationError
+from netwrap.cli import main as cli
 from netwrap.command import Command
-from netwrap.observe import observe
-from netwrap.runner import SYSTEM_PATH
-from netwrap.ssh import SshError, SshRunner
+from netwrap.host.observe import observe
+from netwrap.host.runner import SYSTEM_PATH
+from netwrap.host.ssh import SshError, SshRunner
 
 HEAD = ["ssh", "-o", "BatchMode=yes", "-p", "2222", "--", "root@lab1"]
 
@@ -85,7 +86,7 @@ def test_a_bad_ssh_destination_stops_the_cli_before_anything_runs(
 
 
 def test_the_ssh_client_is_configurable(fp: FakeProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setattr("netwrap.runner.find_tool", lambda name: name)
+    monkeypatch.setattr("netwrap.host.runner.find_tool", lambda name: name)
     listing = Command("ip", ("netns", "list"), mutates=False)
     remote = SshRunner("root@lab1").remote_command(listing)
     fp.register(["ssh", "-F", "lab.conf", "-o", "BatchMode=yes", "--", "root@lab1", remote], stdout="")

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import NetwrapError, StateFile, Sysctl, ValidationError, serial, tutorial
-from netwrap.clean import clean, survey
-from netwrap.runner import SubprocessRunner
-from netwrap.state import Record, Writer
+from netwrap import NetwrapError, StateFile, Sysctl, ValidationError, tutorial
+from netwrap.engine import serial
+from netwrap.engine.clean import clean, survey
+from netwrap.engine.state import Record, Writer
+from netwrap.host.runner import SubprocessRunner
 from tests.conftest import fixture_text
 
 

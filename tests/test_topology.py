@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netwrap import NatRule, ValidationError, VethPair, compose, graph, topofile, tutorial
+from netwrap import NatRule, ValidationError, VethPair, tutorial
 from netwrap.objects import BridgePort, OwnedChain, Rule, Sysctl
-from netwrap.topology import Port, TopologyError
+from netwrap.topology import compose, graph
+from netwrap.topology import files as topofile
+from netwrap.topology.model import Port, TopologyError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

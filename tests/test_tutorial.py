@@ -9,7 +9,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from netwrap import ConflictError, NatRule, StateFile, build, teardown, tutorial
-from netwrap.runner import SubprocessRunner
+from netwrap.host.runner import SubprocessRunner
 from tests.conftest import fixture_text
 
 # The contract: TUTORIAL.md's 22 commands, with its defects corrected as it says.

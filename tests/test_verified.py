@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import StateFile, state, topofile, verified
+from netwrap import StateFile
 from netwrap import topology_apply as apply_
-from netwrap.runner import SubprocessRunner
-from netwrap.state import state_files
-from netwrap.topology import Topology
+from netwrap.engine import state
+from netwrap.engine.state import state_files
+from netwrap.host.runner import SubprocessRunner
+from netwrap.topology import files as topofile
+from netwrap.topology import verified
+from netwrap.topology.model import Topology
 from tests.test_tutorial import NAT, NETNS, SYSCTL, Answers, batch_read, built_host, fake, seen
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -45,7 +48,7 @@ def test_a_memo_that_holds_settles_the_check_in_the_host_reads_alone(
     fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = settled(fp, runner, tmp_path, built_host())
-    monkeypatch.setattr("netwrap.apply.desired", no_full_path)
+    monkeypatch.setattr("netwrap.topology.apply.desired", no_full_path)
     assert apply_.apply(tutorial_file(), runner, store, check="host").changed == ()
     assert sorted(seen(fp)) == HOST_READS
 
@@ -54,7 +57,7 @@ def test_a_host_that_changed_voids_the_memo(
     fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = settled(fp, runner, tmp_path, built_host())
-    monkeypatch.setattr("netwrap.apply.desired", no_full_path)
+    monkeypatch.setattr("netwrap.topology.apply.desired", no_full_path)
     changed = built_host()
     changed[SYSCTL] = (0, "0\n")  # ip_forward was turned off meanwhile
     with fp.context() as after:
@@ -68,7 +71,7 @@ def test_anything_else_that_changed_takes_the_full_path(
     fp: FakeProcess, runner: SubprocessRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
 ) -> None:
     store = settled(fp, runner, tmp_path, built_host())
-    monkeypatch.setattr("netwrap.apply.desired", no_full_path)
+    monkeypatch.setattr("netwrap.topology.apply.desired", no_full_path)
     topo, check = tutorial_file(), "host"
     if what == "record":
         record = store.load()
@@ -106,6 +109,6 @@ def test_a_reapply_with_nothing_to_do_rebuilds_no_recorded_object(
     def no_rebuild(*args: object) -> None:
         raise AssertionError("a no-op needs the recorded keys, not the objects")
 
-    monkeypatch.setattr("netwrap.state._rebuild", no_rebuild)
+    monkeypatch.setattr("netwrap.engine.state._rebuild", no_rebuild)
     for check in ("all", "host"):
         assert apply_.apply(tutorial_file(), runner, store, check=check).changed == ()

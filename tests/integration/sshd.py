@@ -11,8 +11,8 @@ from pathlib import Path
 from netwrap import Sandbox
 from netwrap.command import Command
 from netwrap.errors import CommandError
-from netwrap.runner import find_tool
-from netwrap.ssh import SshRunner
+from netwrap.host.runner import find_tool
+from netwrap.host.ssh import SshRunner
 
 PORT = "2222"
 

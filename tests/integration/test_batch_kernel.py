@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import MemoryStore, Sandbox, build, compose, snapshot, teardown, topofile, tutorial
+from netwrap import MemoryStore, Sandbox, build, teardown, tutorial
 from netwrap import topology_apply as apply_
-from netwrap.state import StateFile
+from netwrap.engine.state import StateFile
+from netwrap.host import snapshot
+from netwrap.topology import compose
+from netwrap.topology import files as topofile
 from tests.conftest import Counting
 from tests.integration.test_topology_kernel import TOPOLOGY
 

@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from netwrap import MemoryStore, Sandbox, StateFile, build, snapshot, teardown
+from netwrap import MemoryStore, Sandbox, StateFile, build, teardown
 from netwrap.command import Command
-from netwrap.runner import Result
-from netwrap.state import Writer
-from netwrap.verify import OUTSIDE_ADDRESS, outside_objects, ping
+from netwrap.engine.state import Writer
+from netwrap.host import snapshot
+from netwrap.host.runner import Result
+from netwrap.tutorial.verify import OUTSIDE_ADDRESS, outside_objects, ping
 
 pytestmark = pytest.mark.integration
 

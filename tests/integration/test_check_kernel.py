@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import Sandbox, compose, snapshot, topofile, verified
+from netwrap import Sandbox
 from netwrap import topology_apply as apply_
 from netwrap.command import Command
-from netwrap.state import StateFile
-from netwrap.topology import Topology
+from netwrap.engine.state import StateFile
+from netwrap.host import snapshot
+from netwrap.topology import compose, verified
+from netwrap.topology import files as topofile
+from netwrap.topology.model import Topology
 from tests.conftest import Counting
 
 pytestmark = pytest.mark.integration

@@ -34,7 +34,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netwrap import Sandbox, snapshot, topology_apply, topology_from_dict
+from netwrap import Sandbox, topology_apply, topology_from_dict
+from netwrap.host import snapshot
 from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,12 @@ import pytest
 import tenacity
 
 import netwrap
-from netwrap import Sandbox, StateFile, StepError, build, snapshot, teardown, tutorial
+from netwrap import Sandbox, StateFile, StepError, build, teardown, tutorial
 from netwrap.command import Command
+from netwrap.engine.lock import StateLock
 from netwrap.errors import CommandError
-from netwrap.lock import StateLock
-from netwrap.runner import Result, Runner
+from netwrap.host import snapshot
+from netwrap.host.runner import Result, Runner
 from tests.integration.test_ownership_kernel import kill_after
 from tests.integration.test_topology_kernel import TOPOLOGY
 from tests.integration.test_tutorial_kernel import cli, plus_lines

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import Sandbox, snapshot
-from netwrap import multihost as mh
+from netwrap import Sandbox
 from netwrap.command import Command
-from netwrap.lab import Lab
-from netwrap.runner import Result
-from netwrap.verify import ping, tcp_probe
+from netwrap.host import snapshot
+from netwrap.host.runner import Result
+from netwrap.topology import multihost as mh
+from netwrap.topology.lab import Lab
+from netwrap.tutorial.verify import ping, tcp_probe
 from tests.conftest import require_root
 from tests.integration.sshd import make_keys, one_word_options, sshd
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import ConflictError, Sandbox, StateFile, build, snapshot, teardown, tutorial
-from netwrap.clean import clean, survey
+from netwrap import ConflictError, Sandbox, StateFile, build, teardown, tutorial
 from netwrap.command import Command
-from netwrap.state import Writer
+from netwrap.engine.clean import clean, survey
+from netwrap.engine.state import Writer
+from netwrap.host import snapshot
 from tests.integration.test_tutorial_kernel import cli, plus_lines
 from tests.test_tutorial import DOCUMENT
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from netwrap import MemoryStore, Sandbox, build, snapshot, teardown, tutorial
+from netwrap import MemoryStore, Sandbox, build, teardown, tutorial
 from netwrap.command import Command
-from netwrap.ssh import SshRunner
-from netwrap.verify import verify
+from netwrap.host import snapshot
+from netwrap.host.ssh import SshRunner
+from netwrap.tutorial.verify import verify
 from tests.integration.sshd import one_word_options, sshd
 from tests.integration.test_tutorial_kernel import plus_lines
 from tests.test_tutorial import DOCUMENT

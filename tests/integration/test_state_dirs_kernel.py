@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import Sandbox, snapshot
+from netwrap import Sandbox
 from netwrap.command import Command
-from netwrap.runner import Result
+from netwrap.host import snapshot
+from netwrap.host.runner import Result
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import MemoryStore, Sandbox, build, snapshot, teardown
+from netwrap import MemoryStore, Sandbox, build, teardown
 from netwrap.command import Command
-from netwrap.runner import Result
-from netwrap.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, outside_objects, ping, tcp_probe
+from netwrap.host import snapshot
+from netwrap.host.runner import Result
+from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, outside_objects, ping, tcp_probe
 from tests.integration.test_tutorial_kernel import plus_lines
 from tests.test_tutorial import DOCUMENT
 

@@ -1,7 +1,7 @@
 """The tutorial on the real kernel, each test in its own throwaway sandbox.
 
 Every test here runs inside a fresh network namespace with a private /run
-(see netwrap.sandbox); the machine's own network is never changed, and all
+(see netwrap.host.sandbox); the machine's own network is never changed, and all
 traffic goes to addresses inside namespaces the test made.
 """
 
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import MemoryStore, NatRule, Sandbox, SandboxError, StateFile, build, remove, snapshot, teardown, tutorial
+from netwrap import MemoryStore, NatRule, Sandbox, SandboxError, StateFile, build, remove, teardown, tutorial
 from netwrap.command import Command
-from netwrap.runner import Result, SubprocessRunner
-from netwrap.verify import verify
+from netwrap.host import snapshot
+from netwrap.host.runner import Result, SubprocessRunner
+from netwrap.tutorial.verify import verify
 from tests.conftest import Counting, require_root
 from tests.test_tutorial import DOCUMENT
 

@@ -14,7 +14,7 @@ import attrs
 
 from netwrap.command import PACKAGES, Command
 from netwrap.errors import CommandError, ToolNotFoundError
-from netwrap.runner import Runner, find_tool
+from netwrap.host.runner import Runner, find_tool
 
 Status = Literal["ok", "warn", "fail"]
 CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from netwrap import compose
-from netwrap.topology import Topology
+from netwrap.topology import compose
+from netwrap.topology.model import Topology
 
 
 def _id(kind: str, name: str) -> str:

@@ -34,22 +34,27 @@ from typing import TextIO
 
 import attrs
 
-from netwrap import apply as apply_
-from netwrap import clusterfile, doctor, graph, multihost, registry, snapshot, topofile, tutorial
-from netwrap.batch import Mode
-from netwrap.build import Outcome, Progress, build, plan_for, teardown
-from netwrap.clean import clean, survey
+from netwrap import tutorial
+from netwrap.cli import doctor
 from netwrap.command import Command
+from netwrap.engine import registry
+from netwrap.engine.batch import Mode
+from netwrap.engine.build import Outcome, Progress, build, plan_for, teardown
+from netwrap.engine.clean import clean, survey
+from netwrap.engine.lock import DEFAULT_TIMEOUT, StateLock
+from netwrap.engine.plan import PlanItem
+from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
 from netwrap.errors import NetwrapError, ToolNotFoundError
-from netwrap.lock import DEFAULT_TIMEOUT, StateLock
+from netwrap.host import snapshot
+from netwrap.host.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
+from netwrap.host.sandbox import Sandbox
+from netwrap.host.ssh import SshRunner, parse_destination
 from netwrap.objects import BridgeTool, NetObject, Sysctl
-from netwrap.plan import PlanItem
-from netwrap.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
-from netwrap.sandbox import Sandbox
-from netwrap.ssh import SshRunner, parse_destination
-from netwrap.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
-from netwrap.topology import Topology
-from netwrap.verify import render_table, verify
+from netwrap.topology import apply as apply_
+from netwrap.topology import clusterfile, graph, multihost
+from netwrap.topology import files as topofile
+from netwrap.topology.model import Topology
+from netwrap.tutorial.verify import render_table, verify
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_DEGRADED = 0, 1, 2, 3
 VERIFY_STATE_NAME = "tutorial-verify"
@@ -486,7 +491,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         with StateLock(_state_dir(args), timeout=timeout):
             if not local:
                 return _dispatch(args, verbose, out, err)
-            # this host's runs take turns whatever their state directory (see netwrap.registry)
+            # this host's runs take turns whatever their state directory (see netwrap.engine.registry)
             with StateLock(registry.folder(host_run()), timeout=timeout):
                 return _dispatch(args, verbose, out, err)
     return _dispatch(args, verbose, out, err)

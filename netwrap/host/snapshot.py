@@ -18,10 +18,10 @@ from typing import TypeVar
 
 import attrs
 
-from netwrap import parse
 from netwrap.command import Command
 from netwrap.errors import ParseError
-from netwrap.runner import Runner
+from netwrap.host import parse
+from netwrap.host.runner import Runner
 
 T = TypeVar("T")
 Links = tuple[tuple[str, str | None, str | None, bool, bool], ...]

@@ -1,7 +1,7 @@
 """Find and remove what runs that died left behind, and only that.
 
 Every build writes a record in the state directory before each change (see
-:mod:`netwrap.state`). A record that is not complete and whose writer is gone
+:mod:`netwrap.engine.state`). A record that is not complete and whose writer is gone
 is a crashed run's; ``clean`` tears it down like ``down`` would, so it removes
 only what that run created. Finished builds (``tutorial up``) and runs still
 going are listed and left alone.
@@ -14,10 +14,10 @@ from typing import Literal
 
 import attrs
 
-from netwrap.build import Outcome, teardown
+from netwrap.engine.build import Outcome, teardown
+from netwrap.engine.state import Record, StateFile, state_files
 from netwrap.errors import NetwrapError
-from netwrap.runner import Runner
-from netwrap.state import Record, StateFile, state_files
+from netwrap.host.runner import Runner
 
 Status = Literal["crashed", "running", "kept", "unreadable"]
 

@@ -17,7 +17,7 @@ import attrs
 
 from netwrap.command import PACKAGES, Command
 from netwrap.errors import CommandError, NetwrapError, ToolNotFoundError, ValidationError
-from netwrap.runner import SYSTEM_PATH, Result, SubprocessRunner
+from netwrap.host.runner import SYSTEM_PATH, Result, SubprocessRunner
 
 _DESTINATION = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
 SSH_FAILED = 255

@@ -2,7 +2,7 @@
 
 ``build`` observes the host once, plans, and stops with every conflict before
 changing anything. Then it creates what is missing, in order, recording each
-object in the :class:`~netwrap.state.Store` *before* creating it (and each
+object in the :class:`~netwrap.engine.state.Store` *before* creating it (and each
 sysctl's earlier value before changing it). With ``prune`` it first removes
 what an earlier build recorded but is no longer wanted.
 
@@ -19,11 +19,15 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from netwrap import claims, converge, registry
-from netwrap.batch import Mode, Step, StepFailure, execute
-from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
+from netwrap.engine import claims, converge, registry
+from netwrap.engine.batch import Mode, Step, StepFailure, execute
+from netwrap.engine.check import Check, Checked, observe_for
+from netwrap.engine.plan import Plan, PlanItem, assess, exists, plan
+from netwrap.engine.state import Record, StateFile, Store, Writer
 from netwrap.errors import CommandError, ConflictError, StepError
+from netwrap.host.observe import HostState, observe
+from netwrap.host.runner import Runner, run_dir_of
 from netwrap.objects import (
     Address,
     Bridge,
@@ -41,10 +45,6 @@ from netwrap.objects import (
     VethPair,
     Vxlan,
 )
-from netwrap.observe import HostState, observe
-from netwrap.plan import Plan, PlanItem, assess, exists, plan
-from netwrap.runner import Runner, run_dir_of
-from netwrap.state import Record, StateFile, Store, Writer
 
 # What the tools say when the thing to delete is already gone.
 _GONE = (
@@ -102,13 +102,13 @@ def build(
     ``netwrap clean`` removes it if this process dies first. ``prune`` first
     removes what the record holds but ``objects`` no longer want. ``mode``
     runs the commands one by one (``verbatim``) or regrouped into a few
-    processes (``batch``, see :mod:`netwrap.batch`); the result is the same.
+    processes (``batch``, see :mod:`netwrap.engine.batch`); the result is the same.
     ``check="host"`` reads inside a namespace only when its host side is not as
-    the last apply left it (see :mod:`netwrap.check`); ``on_checked`` is told
+    the last apply left it (see :mod:`netwrap.engine.check`); ``on_checked`` is told
     what the check observed. Before anything is read, the wanted objects'
     claims are checked against what the other records of the host hold
     (``siblings``, by default every other record of the same machine beside a
-    :class:`~netwrap.state.StateFile`; see :mod:`netwrap.claims`).
+    :class:`~netwrap.engine.state.StateFile`; see :mod:`netwrap.engine.claims`).
     """
     taken = claims.conflicts(objects, claims.others(store, runner) if siblings is None else siblings)
     if taken:
@@ -445,7 +445,7 @@ def teardown(
     With no record nothing is removed: netwrap never deletes what it cannot
     show it made. An object that a record in ``siblings`` (by default every
     other record of the same machine beside a
-    :class:`~netwrap.state.StateFile`) still uses, such as ``ip_forward``, is
+    :class:`~netwrap.engine.state.StateFile`) still uses, such as ``ip_forward``, is
     handed over to it instead: the last record to leave gives it back.
     """
     if siblings is None:

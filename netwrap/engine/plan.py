@@ -1,6 +1,6 @@
 """Compare what is wanted with what a host has: pure, no process is started.
 
-:func:`assess` judges one object against a :class:`~netwrap.observe.HostState`:
+:func:`assess` judges one object against a :class:`~netwrap.host.observe.HostState`:
 present, missing, or in conflict (the name is taken by something of another
 shape). :func:`plan` does it for an ordered list and yields, per object, the
 commands still needed or the reason nothing is.
@@ -15,6 +15,8 @@ from typing import Literal
 import attrs
 
 from netwrap.command import Command
+from netwrap.host.observe import HostState
+from netwrap.host.parse import IptablesRule, Link
 from netwrap.objects import (
     ISOLATION_SUFFIX,
     OWN_PREFIX,
@@ -34,8 +36,6 @@ from netwrap.objects import (
     VethPair,
     Vxlan,
 )
-from netwrap.observe import HostState
-from netwrap.parse import IptablesRule, Link
 
 Status = Literal["present", "missing", "conflict"]
 
@@ -371,7 +371,7 @@ def plan(wanted: Sequence[NetObject], state: HostState, trusted: Collection[str]
     """The commands still needed to make ``wanted`` true on a host observed as ``state``.
 
     An object whose key is in ``trusted`` is taken as present without a look
-    (see :mod:`netwrap.check`: the insides of a namespace whose host side is as
+    (see :mod:`netwrap.engine.check`: the insides of a namespace whose host side is as
     the last apply left it).
     """
     items = []

@@ -4,8 +4,8 @@
 for a machine (its own network namespace and its own ``/run/netns``, so each
 has its own containers), and a fourth holding a bridge, the switch, with a
 veth to each machine: ``under0`` with 192.0.2.11, .12, .13/24 (TEST-NET-1).
-:meth:`Lab.machines` gives them as :class:`~netwrap.multihost.Machine` for a
-:class:`~netwrap.multihost.Cluster`. Everything disappears with the lab.
+:meth:`Lab.machines` gives them as :class:`~netwrap.topology.multihost.Machine` for a
+:class:`~netwrap.topology.multihost.Cluster`. Everything disappears with the lab.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from netwrap.command import Command
-from netwrap.multihost import Machine
-from netwrap.sandbox import Sandbox
+from netwrap.host.sandbox import Sandbox
+from netwrap.topology.multihost import Machine
 from netwrap.validate import interface_name
 
 UNDERLAY = ipaddress.IPv4Network("192.0.2.0/24")

@@ -1,7 +1,7 @@
 """Container networks across machines: each machine a runner, one network over all of them.
 
 A :class:`Cluster` names its machines (each with the runner that reaches it:
-this machine, a namespace standing in for one, or :class:`~netwrap.ssh.SshRunner`),
+this machine, a namespace standing in for one, or :class:`~netwrap.host.ssh.SshRunner`),
 the containers on each, and one network joining them, built one of two ways:
 
 - ``host-gw`` (routed): each machine's bridge gets its own /24 of the
@@ -27,11 +27,12 @@ from typing import Literal, TypeVar
 
 import attrs
 
-from netwrap import compose
-from netwrap.batch import Mode
-from netwrap.build import Outcome, build, teardown
-from netwrap.check import Check
+from netwrap.engine.batch import Mode
+from netwrap.engine.build import Outcome, build, teardown
+from netwrap.engine.check import Check
+from netwrap.engine.state import StateFile
 from netwrap.errors import NetwrapError, ValidationError
+from netwrap.host.runner import Runner
 from netwrap.objects import (
     BridgePort,
     FdbEntry,
@@ -44,10 +45,9 @@ from netwrap.objects import (
     VethPair,
     Vxlan,
 )
-from netwrap.runner import Runner
-from netwrap.state import StateFile
-from netwrap.topofile import short_name
-from netwrap.topology import Attachment, Container, Network, Port, Topology
+from netwrap.topology import compose
+from netwrap.topology.files import short_name
+from netwrap.topology.model import Attachment, Container, Network, Port, Topology
 
 Method = Literal["host-gw", "vxlan"]
 VXLAN_OVERHEAD = 50
@@ -226,7 +226,7 @@ def apply(
 ) -> dict[str, Outcome]:
     """Build the cluster on every machine (at once, unless ``parallel`` is false).
 
-    ``check="host"``: see :mod:`netwrap.check`.
+    ``check="host"``: see :mod:`netwrap.engine.check`.
     """
 
     def work(index: int, machine: Machine) -> Outcome:

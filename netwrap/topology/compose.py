@@ -1,4 +1,4 @@
-"""Turn a :class:`~netwrap.topology.Topology` into the ordered objects that build it.
+"""Turn a :class:`~netwrap.topology.model.Topology` into the ordered objects that build it.
 
 Pure: no process is started. Addresses come from :func:`allocate` (IPAM):
 fixed ones as written, the others deterministic, reusing what the last apply
@@ -43,8 +43,8 @@ from netwrap.objects import (
     Sysctl,
     VethPair,
 )
-from netwrap.topofile import short_name
-from netwrap.topology import Attachment, Container, Network, Problem, Topology, TopologyError
+from netwrap.topology.files import short_name
+from netwrap.topology.model import Attachment, Container, Network, Problem, Topology, TopologyError
 
 Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
 

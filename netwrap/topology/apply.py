@@ -13,16 +13,17 @@ from typing import Any
 
 import attrs
 
-from netwrap import claims, compose, verified
-from netwrap.batch import Mode
-from netwrap.build import Outcome, Progress, build, teardown
-from netwrap.check import Check, Checked, observe_for
 from netwrap.command import Command
+from netwrap.engine import claims
+from netwrap.engine.batch import Mode
+from netwrap.engine.build import Outcome, Progress, build, teardown
+from netwrap.engine.check import Check, Checked, observe_for
+from netwrap.engine.plan import Plan, plan
+from netwrap.engine.state import MemoryStore, StateFile, Store
+from netwrap.host.runner import DryRunner, Runner
 from netwrap.objects import Address, Bridge, LinkUp, NetObject, OwnedChain, Rule, Sysctl
-from netwrap.plan import Plan, plan
-from netwrap.runner import DryRunner, Runner
-from netwrap.state import MemoryStore, StateFile, Store
-from netwrap.topology import Container, Topology
+from netwrap.topology import compose, verified
+from netwrap.topology.model import Container, Topology
 
 
 def store_for(topo: Topology, state_dir: Path | str, host: str = "") -> StateFile:
@@ -55,7 +56,7 @@ def plan_topology(
 ) -> TopologyPlan:
     """Observe the host and work out what ``apply`` would run, running only reads.
 
-    The apply itself is run against a :class:`~netwrap.runner.DryRunner` and a
+    The apply itself is run against a :class:`~netwrap.host.runner.DryRunner` and a
     copy of the record, so the commands listed are exactly those apply would run
     (removals of what the file no longer has included).
     """
@@ -88,9 +89,9 @@ def apply(
     ``mode="batch"`` (the default) regroups the commands into a few processes;
     ``"verbatim"`` runs them one by one. Both reach the same state.
     ``check="host"`` trusts the insides of namespaces whose host side is as the
-    last apply left it, instead of reading each (see :mod:`netwrap.check`); when
+    last apply left it, instead of reading each (see :mod:`netwrap.engine.check`); when
     the last such check found nothing to do and nothing it depended on changed,
-    a few reads of the host settle it (see :mod:`netwrap.verified`).
+    a few reads of the host settle it (see :mod:`netwrap.topology.verified`).
     ``preflight`` sees the wanted objects before anything is read or changed
     (to stop early, say, when a tool is missing).
     """

@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 import attrs
 
-from netwrap.build import build, teardown
 from netwrap.command import Command
+from netwrap.engine.build import build, teardown
+from netwrap.engine.state import MemoryStore, Store
 from netwrap.errors import CommandError, NetwrapError
+from netwrap.host.runner import Runner
 from netwrap.objects import Address, LinkNetns, LinkUp, Namespace, NetObject, VethPair
-from netwrap.runner import Runner
-from netwrap.state import MemoryStore, Store
 from netwrap.tutorial import CONTAINER_ADDRESSES, CONTAINERS, PUBLISHED_PORT
 
 OUTSIDE = "Toutside"
@@ -162,7 +162,7 @@ def _scenario(number: int, title: str, hint: str, probe: Callable[[], tuple[bool
 def verify(runner: Runner, store: Store | None = None, python: str | None = None) -> list[ScenarioResult]:
     """Run the four scenarios; the simulated outside is made first and removed afterwards.
 
-    The outside is recorded in ``store`` (give a :class:`~netwrap.state.StateFile`
+    The outside is recorded in ``store`` (give a :class:`~netwrap.engine.state.StateFile`
     so that ``netwrap clean`` can remove it if this process dies half-way).
     ``python`` runs the TCP probes (default: this interpreter; ``python3`` on
     another machine).

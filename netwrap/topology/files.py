@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from netwrap import validate as v
 from netwrap.errors import ValidationError
-from netwrap.topology import Attachment, Container, Network, Port, Problem, Topology, TopologyError
+from netwrap.topology.model import Attachment, Container, Network, Port, Problem, Topology, TopologyError
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

@@ -8,7 +8,7 @@ namespace for its settings. The number of processes grows with the number of
 namespaces, not of objects, and the reads run a few at a time. Where ``ip`` has
 no ``-json`` (old iproute2), the ``ip -o`` text forms are read instead.
 :func:`reads_for` says what would be read and :func:`read` reads it, so that a
-set of reads can be kept and repeated (see :mod:`netwrap.verified`).
+set of reads can be kept and repeated (see :mod:`netwrap.topology.verified`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 import attrs
 
-from netwrap import parse
 from netwrap.command import Command
 from netwrap.errors import CommandError
+from netwrap.host import parse
+from netwrap.host.runner import Runner
 from netwrap.objects import (
     Address,
     Bridge,
@@ -42,7 +43,6 @@ from netwrap.objects import (
     VethPair,
     Vxlan,
 )
-from netwrap.runner import Runner
 
 T = TypeVar("T")
 HOST: str | None = None

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import attrs
 
-from netwrap.check import Checked
-from netwrap.observe import HostState, Reads, read
-from netwrap.runner import Runner
-from netwrap.state import StateFile, replace_file
-from netwrap.topology import Topology
+from netwrap.engine.check import Checked
+from netwrap.engine.state import StateFile, replace_file
+from netwrap.host.observe import HostState, Reads, read
+from netwrap.host.runner import Runner
+from netwrap.topology.model import Topology
 
 
 @attrs.frozen

@@ -24,11 +24,11 @@ from typing import Literal
 
 import attrs
 
+from netwrap.engine.plan import assess
+from netwrap.engine.state import Record
+from netwrap.host.observe import HostState, Reads, observe, read, reads_for
+from netwrap.host.runner import Runner
 from netwrap.objects import Chain, LinkNetns, Namespace, NetObject, OwnedChain, Rule, Sysctl, VethPair
-from netwrap.observe import HostState, Reads, observe, read, reads_for
-from netwrap.plan import assess
-from netwrap.runner import Runner
-from netwrap.state import Record
 
 Check = Literal["all", "host"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from netwrap.state import StateFile, replace_file, state_files
+from netwrap.engine.state import StateFile, replace_file, state_files
 
 FOLDER = "netwrap.dirs"
 

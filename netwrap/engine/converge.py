@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import attrs
 
-from netwrap import parse
 from netwrap.command import Command
+from netwrap.engine.plan import assess
 from netwrap.errors import ConflictError
+from netwrap.host import parse
+from netwrap.host.observe import HostState, observe
+from netwrap.host.runner import Runner
 from netwrap.objects import NetObject, Sysctl, VethPair
-from netwrap.observe import HostState, observe
-from netwrap.plan import assess
-from netwrap.runner import Runner
 
 
 def check(obj: NetObject, runner: Runner) -> bool:

@@ -2,7 +2,7 @@
 
 A :class:`Topology` is pure description (no process, no kernel state). It is
 checked as a whole by :meth:`Topology.problems`, which names the table and the
-key of every problem, all at once; :func:`netwrap.topofile.load` adds the file.
+key of every problem, all at once; :func:`netwrap.topology.files.load` adds the file.
 """
 
 from __future__ import annotations

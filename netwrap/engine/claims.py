@@ -9,7 +9,7 @@ that record; nothing is changed. Subnets clash when they overlap; ports when
 the protocol and port are the same and the host addresses overlap (no address
 means every address). Settings such as ``ip_forward`` are not claims: several
 records may need them, and the last to leave gives them back (see
-:mod:`netwrap.build`).
+:mod:`netwrap.engine.build`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from typing import Literal
 
 import attrs
 
+from netwrap.engine.registry import records_beside
+from netwrap.engine.state import StateFile
 from netwrap.errors import NetwrapError
+from netwrap.host.runner import Runner, run_dir_of
 from netwrap.objects import (
     Address,
     Bridge,
@@ -32,9 +35,6 @@ from netwrap.objects import (
     VethPair,
     Vxlan,
 )
-from netwrap.registry import records_beside
-from netwrap.runner import Runner, run_dir_of
-from netwrap.state import StateFile
 
 Kind = Literal["namespace", "device", "chain", "subnet", "port"]
 _ALL = ipaddress.IPv4Network("0.0.0.0/0")
@@ -106,7 +106,7 @@ def claims_of(obj: NetObject) -> tuple[Claim, ...]:
 
 def others(store: object, runner: Runner | None = None) -> list[StateFile]:
     """The other records of the machine ``store`` describes: in its state directory and, where ``runner`` says
-    where the host's ``/run`` is, in every other state directory listed there (see :mod:`netwrap.registry`).
+    where the host's ``/run`` is, in every other state directory listed there (see :mod:`netwrap.engine.registry`).
     None for a store in memory."""
     if not isinstance(store, StateFile):
         return []

@@ -39,11 +39,11 @@ import attrs
 
 from netwrap import validate as v
 from netwrap.errors import ValidationError
-from netwrap.multihost import Cluster, Machine
-from netwrap.runner import Runner, SubprocessRunner
-from netwrap.ssh import SshRunner
-from netwrap.topofile import Reader, read_toml
-from netwrap.topology import Port, Problem, TopologyError
+from netwrap.host.runner import Runner, SubprocessRunner
+from netwrap.host.ssh import SshRunner
+from netwrap.topology.files import Reader, read_toml
+from netwrap.topology.model import Port, Problem, TopologyError
+from netwrap.topology.multihost import Cluster, Machine
 
 _TOP = {"name", "hosts", "cluster", "containers"}
 _HOST = {"ssh", "ssh_command", "ssh_options", "sudo", "underlay", "device"}

@@ -24,7 +24,7 @@ import attrs
 
 from netwrap.command import PACKAGES, Command
 from netwrap.errors import SandboxError, ToolNotFoundError
-from netwrap.runner import SYSTEM_PATH, Result, Runner, SubprocessRunner, find_tool
+from netwrap.host.runner import SYSTEM_PATH, Result, Runner, SubprocessRunner, find_tool
 
 _MARKER = "netwrap-sandbox"
 

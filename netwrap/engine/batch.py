@@ -30,7 +30,7 @@ import attrs
 
 from netwrap.command import Command
 from netwrap.errors import CommandError
-from netwrap.runner import Runner
+from netwrap.host.runner import Runner
 
 Mode = Literal["verbatim", "batch"]
 _IP_LINE = re.compile(r"Command failed -:(\d+)")

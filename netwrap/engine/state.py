@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from netwrap import serial
+from netwrap.engine import serial
 from netwrap.errors import NetwrapError
 from netwrap.objects import NetObject, Sysctl
 

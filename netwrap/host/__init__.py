@@ -1,0 +1,1 @@
+"""Host access: the runners (the only place a process starts), SSH, sandboxes, parsers and observation."""

@@ -1,0 +1,1 @@
+"""Topologies: the model, its files, what it becomes (compose), apply/status, graphs, clusters, labs."""
