@@ -20,13 +20,14 @@ from netwrap.errors import (
     SandboxError,
     StepError,
     ToolNotFoundError,
+    TopologyError,
     TransientCommandError,
     ValidationError,
 )
 from netwrap.host.observe import HostState, observe
 from netwrap.host.runner import EchoRunner, RecordingRunner, Result, Runner, SubprocessRunner
 from netwrap.host.sandbox import Sandbox
-from netwrap.objects import (
+from netwrap.kinds import (
     Address,
     Bridge,
     BridgePort,
@@ -44,7 +45,7 @@ from netwrap.objects import (
 from netwrap.topology import apply as topology_apply
 from netwrap.topology.files import from_dict as topology_from_dict
 from netwrap.topology.files import load as load_topology
-from netwrap.topology.model import Topology, TopologyError
+from netwrap.topology.model import Topology
 
 __all__ = [
     "Address",

@@ -8,11 +8,15 @@
      +-- ToolNotFoundError      a command-line tool is missing (names the Debian package)
      +-- SandboxError           a throwaway sandbox could not be made or was lost
      +-- ParseError             a tool printed something netwrap cannot read
+     +-- TopologyError          a topology (or cluster) file with problems, every one named
+     +-- LockTimeoutError       another netwrap held the lock for longer than the timeout
+     +-- ClusterError           not every machine of a cluster was done; says what each got
      +-- CommandError           a process exited with a code its command does not expect
           +-- PermissionDeniedError   the kernel refused: not root / no CAP_NET_ADMIN
           +-- CommandTimeoutError     the process did not finish in time
           +-- TransientCommandError   a failure worth retrying (the xtables lock, a busy namespace)
           +-- StepError               a command failed at step N of a build or teardown
+          +-- SshError                ssh itself failed: the machine could not be reached
 
 Every :class:`CommandError` carries the argv, exit code, stdout and stderr.
 """
@@ -20,7 +24,8 @@ Every :class:`CommandError` carries the argv, exit code, stdout and stderr.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 
 class NetwrapError(Exception):
@@ -57,6 +62,46 @@ class ToolNotFoundError(NetwrapError):
         self.package = package
         hint = f"; install the Debian package {package!r} (apt-get install {package})" if package else ""
         super().__init__(f"required tool {tool!r} was not found{hint}")
+
+
+class _Problem(Protocol):
+    def render(self, source: str) -> str: ...
+
+
+class _Done(Protocol):
+    @property
+    def changed(self) -> tuple[str, ...]: ...
+
+
+class TopologyError(NetwrapError):
+    """A topology with problems; every problem is listed, each naming the file, the table and the key."""
+
+    def __init__(self, source: str, problems: Sequence[_Problem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p.render(source)}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+class LockTimeoutError(NetwrapError):
+    """Another netwrap held the state directory's (or the host's) lock for longer than the timeout."""
+
+
+class ClusterError(NetwrapError):
+    """At least one machine failed; says what every machine got."""
+
+    def __init__(self, report: Mapping[str, _Done | Exception]) -> None:
+        self.report = dict(report)
+        lines = [
+            f"  {name}: FAILED: {str(result).splitlines()[0]}"
+            if isinstance(result, Exception)
+            else f"  {name}: ok ({len(result.changed)} change(s))"
+            for name, result in self.report.items()
+        ]
+        super().__init__(
+            "not every machine was done; each one's record is true, so run the same command again to finish:\n"
+            + "\n".join(lines)
+        )
 
 
 def _display(argv: Sequence[str]) -> str:
@@ -113,3 +158,7 @@ class StepError(CommandError):
         self.cause = cause
         message = f"step {step} of {total} ({key}) failed: {cause.message}; {advice}"
         super().__init__(cause.argv, cause.returncode, cause.stdout, cause.stderr, message)
+
+
+class SshError(CommandError):
+    """ssh itself failed: the machine could not be reached or refused the login."""

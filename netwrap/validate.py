@@ -16,6 +16,10 @@ from typing import Any
 
 from netwrap.errors import ValidationError
 
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 IFNAMSIZ = 16  # the kernel's buffer, including the terminating NUL
 NAME_MAX = 255
 

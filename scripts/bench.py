@@ -39,7 +39,7 @@ from netwrap.engine.batch import Step, batches
 from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile
 from netwrap.host.runner import Result, Runner, SubprocessRunner
 from netwrap.host.sandbox import Sandbox
-from netwrap.objects import NetObject, Rule, Sysctl
+from netwrap.kinds import NetObject, Rule, Sysctl
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
 from netwrap.topology.model import Topology

@@ -17,7 +17,7 @@ from netwrap.errors import CommandError
 from netwrap.host.observe import HostState, NetnsView
 from netwrap.host.parse import Link
 from netwrap.host.runner import Result, SubprocessRunner
-from netwrap.objects import Bridge, NetObject, Rule, Sysctl, VethPair
+from netwrap.kinds import Bridge, NetObject, Rule, Sysctl, VethPair
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
 from tests.test_tutorial import built_host, empty_host, fake, mutating_calls, seen

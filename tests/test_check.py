@@ -9,10 +9,10 @@ from pathlib import Path
 from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, build, tutorial
-from netwrap.engine.check import _devices, inside, observe_for
+from netwrap.engine.check import inside, observe_for
 from netwrap.engine.state import Record
 from netwrap.host.runner import SubprocessRunner
-from netwrap.objects import Address, Chain, LinkNetns, Namespace, NetObject, Rule, Sysctl, VethPair
+from netwrap.kinds import Address, Chain, LinkNetns, Namespace, NetObject, Rule, Sysctl, VethPair
 from tests.test_tutorial import ADDRS, LINKS, NAT, NETNS, SYSCTL, batch_read, built_host, fake, mutating_calls, seen
 
 
@@ -104,7 +104,7 @@ def test_a_veth_moved_in_from_the_host_puts_its_namespace_in_doubt_when_gone(
 
 
 def test_only_devices_tie_a_namespace_to_the_host() -> None:
-    assert _devices(VethPair("v0-a", "eth0", peer_netns="a")) == {(None, "v0-a"), ("a", "eth0")}
-    assert _devices(LinkNetns("Tveth0", "Tdocker0")) == {("Tdocker0", "Tveth0"), (None, "Tveth0")}
+    assert VethPair("v0-a", "eth0", peer_netns="a").devices() == {(None, "v0-a"), ("a", "eth0")}
+    assert LinkNetns("Tveth0", "Tdocker0").devices() == {("Tdocker0", "Tveth0"), (None, "Tveth0")}
     for other in (Namespace("a"), Sysctl("net.ipv4.ip_forward", "1"), Chain("NETWRAP-x"), Rule("FORWARD", "ACCEPT")):
-        assert _devices(other) == set()
+        assert other.devices() == set()

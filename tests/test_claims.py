@@ -10,36 +10,35 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netwrap.engine import claims
-from netwrap.engine.claims import Claim, claims_of
 from netwrap.engine.state import Record, StateFile, Writer
-from netwrap.objects import Address, Bridge, Namespace, NatRule, OwnedChain, Sysctl, VethPair
+from netwrap.kinds import Address, Bridge, Claim, Namespace, NatRule, OwnedChain, Sysctl, VethPair
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
 
 
 def test_each_kind_claims_its_names() -> None:
-    assert claims_of(Namespace("web")) == (Claim("namespace", "", "web"),)
-    assert claims_of(VethPair("v0-web", "eth0", peer_netns="web")) == (
+    assert Namespace("web").claims() == (Claim("namespace", "", "web"),)
+    assert VethPair("v0-web", "eth0", peer_netns="web").claims() == (
         Claim("device", "", "v0-web"),
         Claim("device", "web", "eth0"),
     )
-    assert claims_of(Bridge("br0", tool="ip")) == (Claim("device", "", "br0"),)
-    assert claims_of(Address("br0", "10.1.0.1/24")) == (Claim("subnet", "", "10.1.0.0/24"),)
-    assert claims_of(Address("eth0", "10.1.0.2/24", netns="web")) == ()  # inside a container: its namespace's
-    assert claims_of(Sysctl("net.ipv4.ip_forward", "1")) == ()  # shared, reference counted instead
+    assert Bridge("br0", tool="ip").claims() == (Claim("device", "", "br0"),)
+    assert Address("br0", "10.1.0.1/24").claims() == (Claim("subnet", "", "10.1.0.0/24"),)
+    assert Address("eth0", "10.1.0.2/24", netns="web").claims() == ()  # inside a container: its namespace's
+    assert Sysctl("net.ipv4.ip_forward", "1").claims() == ()  # shared, reference counted instead
 
 
 def test_a_chain_claims_its_name_and_the_ports_it_publishes() -> None:
     dnat = NatRule("NETWRAP-x", "DNAT", protocol="tcp", dport=8080, to="10.1.0.2:80")
     local = NatRule("NETWRAP-x", "DNAT", destination="127.0.0.1", protocol="udp", dport=53, to="10.1.0.3:53")
     chain = OwnedChain("NETWRAP-x", "nat", (dnat, local))
-    assert claims_of(chain) == (
+    assert chain.claims() == (
         Claim("chain", "nat", "NETWRAP-x"),
         Claim("port", "tcp", "0.0.0.0/0:8080"),
         Claim("port", "udp", "127.0.0.1/32:53"),
     )
     # the document's own rule in PREROUTING claims its port too
-    assert claims_of(NatRule.publish(80, "172.18.0.2:80", not_in="Tbr0")) == (Claim("port", "tcp", "0.0.0.0/0:80"),)
+    assert NatRule.publish(80, "172.18.0.2:80", not_in="Tbr0").claims() == (Claim("port", "tcp", "0.0.0.0/0:80"),)
 
 
 @pytest.mark.parametrize(

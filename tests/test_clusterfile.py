@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from netwrap.errors import TopologyError
 from netwrap.host.ssh import SshRunner
 from netwrap.topology import clusterfile
-from netwrap.topology.model import TopologyError
 
 GOOD = """
 name = "lab"

@@ -30,11 +30,11 @@ from netwrap import (
 )
 from netwrap.cli import doctor
 from netwrap.command import Command
-from netwrap.engine.lock import LockTimeoutError, StateLock
+from netwrap.engine.lock import StateLock
+from netwrap.errors import LockTimeoutError, TopologyError
 from netwrap.host.runner import SubprocessRunner
-from netwrap.objects import Rule
+from netwrap.kinds import Rule
 from netwrap.topology import files as topofile
-from netwrap.topology.model import TopologyError
 from tests.test_tutorial import DOCUMENT, empty_host, fake
 
 BAD_INPUT = [

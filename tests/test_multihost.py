@@ -10,7 +10,7 @@ import pytest
 
 from netwrap import ValidationError
 from netwrap.host.runner import RecordingRunner
-from netwrap.objects import FdbEntry, OwnedChain, Route, Rule, VethPair, Vxlan
+from netwrap.kinds import FdbEntry, OwnedChain, Route, Rule, VethPair, Vxlan
 from netwrap.topology import multihost as mh
 
 CONTAINERS = {"a": ("a1", "a2"), "b": ("b1",), "c": ("c1", "c2")}

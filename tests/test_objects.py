@@ -20,7 +20,7 @@ from netwrap import (
     VethPair,
 )
 from netwrap.command import Command
-from netwrap.objects import Chain, Rule
+from netwrap.kinds import Chain, Rule
 
 
 def argvs(commands: tuple[Command, ...]) -> list[tuple[str, ...]]:

@@ -10,7 +10,7 @@ from pytest_subprocess import FakeProcess
 from netwrap import LinkUp, Namespace, Sysctl, VethPair, observe, tutorial
 from netwrap.host import parse
 from netwrap.host.runner import RecordingRunner, SubprocessRunner
-from netwrap.objects import Address, Rule
+from netwrap.kinds import Address, Rule
 from tests.conftest import fixture_text
 
 LINKS_JSON = ["ip", "-d", "-json", "link", "show"]

@@ -11,11 +11,11 @@ from netwrap import OwnedChain, Rule, ValidationError
 from netwrap.engine import serial
 from netwrap.engine.batch import Step, batches
 from netwrap.engine.build import _removal
-from netwrap.engine.plan import assess, exists, plan
+from netwrap.engine.plan import assess, plan
 from netwrap.engine.state import Record
 from netwrap.host import parse
 from netwrap.host.observe import HostState
-from netwrap.objects import NatRule
+from netwrap.kinds import NatRule
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
 from tests.conftest import fixture_text
@@ -136,7 +136,7 @@ def test_a_chain_that_is_not_there_is_missing_and_a_differing_one_is_still_remov
     assert assess(chain, HostState()).reason == "the filter table was not read"
     flushed = attrs.evolve(chain, rules=chain.rules[:1])
     assert assess(flushed, HOST).status == "missing"
-    assert exists(flushed, HOST)
+    assert flushed.exists(HOST)
     commands, note = _removal(flushed, Record(), HOST)
     assert [c.shell() for c in commands] == [
         "iptables -t filter -F NETWRAP-twonets",

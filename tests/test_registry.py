@@ -8,7 +8,7 @@ from netwrap.engine import registry
 from netwrap.engine.claims import others
 from netwrap.engine.state import Record, StateFile
 from netwrap.host.runner import DryRunner, EchoRunner, SubprocessRunner, run_dir_of
-from netwrap.objects import Namespace
+from netwrap.kinds import Namespace
 
 
 def _record(directory: Path, name: str) -> StateFile:

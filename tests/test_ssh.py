@@ -10,9 +10,10 @@ from pytest_subprocess import FakeProcess
 from netwrap import CommandError, Namespace, ToolNotFoundError, ValidationError
 from netwrap.cli import main as cli
 from netwrap.command import Command
+from netwrap.errors import SshError
 from netwrap.host.observe import observe
 from netwrap.host.runner import SYSTEM_PATH
-from netwrap.host.ssh import SshError, SshRunner
+from netwrap.host.ssh import SshRunner
 
 HEAD = ["ssh", "-o", "BatchMode=yes", "-p", "2222", "--", "root@lab1"]
 

@@ -37,11 +37,11 @@ def test_record_round_trip(tmp_path: Path) -> None:
     record = Record(action="up")
     for obj in tutorial.objects():
         if isinstance(obj, Sysctl):
-            record.add_sysctl(obj, "0")
+            record.add_remembered(obj, "0")
         else:
             record.add(obj)
     assert not record.add(tutorial.objects()[0])
-    record.add_sysctl(Sysctl("net.ipv4.ip_forward", "1"), "1")  # a later change keeps the first value
+    record.add_remembered(Sysctl("net.ipv4.ip_forward", "1"), "1")  # a later change keeps the first value
     store.save(record)
     loaded = store.load()
     assert loaded is not None

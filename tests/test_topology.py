@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netwrap import NatRule, ValidationError, VethPair, tutorial
-from netwrap.objects import BridgePort, OwnedChain, Rule, Sysctl
+from netwrap.errors import TopologyError
+from netwrap.kinds import BridgePort, OwnedChain, Rule, Sysctl
 from netwrap.topology import compose, graph
 from netwrap.topology import files as topofile
-from netwrap.topology.model import Port, TopologyError
+from netwrap.topology.model import Port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

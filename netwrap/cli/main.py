@@ -49,7 +49,7 @@ from netwrap.host import snapshot
 from netwrap.host.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
 from netwrap.host.sandbox import Sandbox
 from netwrap.host.ssh import SshRunner, parse_destination
-from netwrap.objects import BridgeTool, NetObject, Sysctl
+from netwrap.kinds import BridgeTool, NetObject, Sysctl
 from netwrap.topology import apply as apply_
 from netwrap.topology import clusterfile, graph, multihost
 from netwrap.topology import files as topofile

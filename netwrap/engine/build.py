@@ -15,36 +15,22 @@ still uses over to that record instead of removing it.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 
 import attrs
 
 from netwrap.command import Command
-from netwrap.engine import claims, converge, registry
+from netwrap.engine import claims, registry
 from netwrap.engine.batch import Mode, Step, StepFailure, execute
 from netwrap.engine.check import Check, Checked, observe_for
-from netwrap.engine.plan import Plan, PlanItem, assess, exists, plan
+from netwrap.engine.plan import Plan, PlanItem, plan
 from netwrap.engine.state import Record, StateFile, Store, Writer
 from netwrap.errors import CommandError, ConflictError, StepError
 from netwrap.host.observe import HostState, observe
 from netwrap.host.runner import Runner, run_dir_of
-from netwrap.objects import (
-    Address,
-    Bridge,
-    BridgePort,
-    Chain,
-    FdbEntry,
-    LinkNetns,
-    LinkUp,
-    Namespace,
-    NetObject,
-    OwnedChain,
-    Route,
-    Rule,
-    Sysctl,
-    VethPair,
-    Vxlan,
-)
+from netwrap.kinds import Gone, NetObject
 
 # What the tools say when the thing to delete is already gone.
 _GONE = (
@@ -151,17 +137,16 @@ def build(
 
     def claim(item: PlanItem) -> None:
         obj = item.obj
-        if isinstance(obj, Sysctl):
-            seen = state.sysctls.get((obj.netns, obj.name))
-            if seen is None and obj.default is not None:
-                seen = state.sysctls.get((obj.netns, obj.default))  # its device is not made yet: it starts so
-            previous = seen if seen is not None else _read_setting(obj, runner)
-            if previous is None:
-                record.add(obj)  # the device it belongs to is not there yet: nothing to restore
-            else:
-                record.add_sysctl(obj, previous)
-        else:
+        if not obj.restores:
             record.add(obj)
+            return
+        previous = obj.remembered(state)
+        if previous is None:  # not read with the rest (a --quick check trusted it): read it now
+            previous = obj.remembered(observe(runner, [obj]))
+        if previous is None:
+            record.add(obj)  # nothing to give back (the device it belongs to is not there)
+        else:
+            record.add_remembered(obj, previous)
 
     changed += _create(
         current.changes,
@@ -176,19 +161,6 @@ def build(
         record.complete = True
     store.save(record)
     return Outcome(tuple(changed), tuple(notes))
-
-
-def _read_setting(obj: Sysctl, runner: Runner) -> str | None:
-    """The setting's value now; for a device's setting whose device is not made yet, the value a new
-    device starts with (``net.ipv4.conf.default.X``), which is what giving it back restores."""
-    names = (obj.name,) if obj.default is None else (obj.name, obj.default)
-    for name in names:
-        try:
-            return converge.read_sysctl(attrs.evolve(obj, name=name), runner)
-        except CommandError as exc:
-            if "cannot stat /proc/sys/" not in exc.stderr:
-                raise
-    return None
 
 
 def _create(
@@ -227,46 +199,8 @@ def _create(
     return [item.obj.key for item in items]
 
 
-def _goes_with_owner(
-    obj: NetObject, links: set[str], namespaces: set[str], chains: frozenset[tuple[str, str]] = frozenset()
-) -> bool:
-    netns = getattr(obj, "netns", None)
-    if netns is not None and netns in namespaces:
-        return True
-    match obj:
-        case Address() | LinkUp():
-            return obj.device in links
-        case LinkNetns():
-            return obj.device in links or obj.netns in namespaces
-        case Route():
-            return obj.device is not None and obj.device in links
-        case BridgePort():
-            return obj.port in links or obj.bridge in links
-        case Sysctl():
-            return obj.device in links
-        case Rule():
-            return (obj.table, obj.chain) in chains  # flushed with its chain
-        case FdbEntry():
-            return obj.device in links
-    return False
-
-
 def _already_gone(exc: CommandError) -> bool:
     return any(marker in exc.stderr for marker in _GONE)
-
-
-def _owners(created: Sequence[NetObject]) -> tuple[set[str], set[str]]:
-    links: set[str] = set()
-    namespaces: set[str] = set()
-    for obj in created:
-        match obj:
-            case VethPair():
-                links |= {obj.name, obj.peer}
-            case Bridge() | Vxlan():
-                links.add(obj.name)
-            case Namespace():
-                namespaces.add(obj.name)
-    return links, namespaces
 
 
 def _hand_over(obj: NetObject, record: Record, siblings: Sequence[StateFile]) -> StateFile | None:
@@ -276,7 +210,7 @@ def _hand_over(obj: NetObject, record: Record, siblings: Sequence[StateFile]) ->
         if other is None or obj.key not in other.uses:
             continue
         other.add(obj)
-        if isinstance(obj, Sysctl) and obj.key in record.previous:
+        if obj.key in record.previous:  # a setting: the value to give back goes along
             other.previous.setdefault(obj.key, record.previous[obj.key])
         sibling.save(other)
         return sibling
@@ -306,12 +240,11 @@ def _undo(
         if sibling is not None:
             handed[obj.key] = sibling
     doomed = [obj for obj in targets if obj.key not in handed]
-    links, namespaces = _owners(doomed)
-    # What goes away with its owner needs no look: observe only what is removed one by one.
-    chains = frozenset((o.table, o.name) for o in doomed if isinstance(o, Chain | OwnedChain))
+    # What goes away with its owner (a device, a namespace, a chain) needs no look: observe only the rest.
+    leaving = functools.reduce(operator.or_, (obj.takes_along() for obj in doomed), Gone())
 
     def skipped(obj: NetObject) -> bool:
-        return _goes_with_owner(obj, links, namespaces, chains) or isinstance(obj, LinkNetns)
+        return obj.goes_with(leaving)
 
     removed = [o for o in doomed if not skipped(o)]
     state: HostState = observe(runner, removed)
@@ -395,21 +328,16 @@ def _grouped(steps: list[Step], order: list[NetObject], state: HostState) -> lis
     in it: a bridge an older netwrap made outside the group keeps its own step).
     """
     host = {link.name: link for link in state.view(None).links or ()}
-    by_group: dict[int, list[Step]] = {}
+    by_group: dict[int, list[tuple[Step, frozenset[str]]]] = {}
     for step in steps:
-        obj = order[step.item - 1]
-        if not isinstance(obj, VethPair | Bridge) or obj.group is None:
-            continue
-        if obj.netns is not None or step.command.netns is not None:
-            continue
-        if isinstance(obj, Bridge) and getattr(host.get(obj.name), "group", None) != obj.group:
-            continue  # made outside the group (by an older netwrap): it keeps its own step
-        by_group.setdefault(obj.group, []).append(step)
+        member = order[step.item - 1].link_group(state)
+        if member is None or step.command.netns is not None:
+            continue  # not made in a group on the host (or made outside it by an older netwrap): its own step
+        by_group.setdefault(member[0], []).append((step, member[1]))
     result = list(steps)
-    for group, members in by_group.items():
-        ours: set[str] = set()
-        for obj in (order[step.item - 1] for step in members):
-            ours |= {obj.name, obj.peer} if isinstance(obj, VethPair) else {getattr(obj, "name", "")}
+    for group, joined in by_group.items():
+        members = [step for step, _ in joined]
+        ours = frozenset().union(*(names for _, names in joined))
         in_group = {name for name, link in host.items() if link.group == group}
         if len(members) < 2 or not in_group <= ours:
             continue  # someone else's device is in that group too: delete ours one by one
@@ -421,20 +349,8 @@ def _grouped(steps: list[Step], order: list[NetObject], state: HostState) -> lis
 
 
 def _removal(obj: NetObject, record: Record, state: HostState) -> tuple[tuple[Command, ...], str | None]:
-    """The commands that remove (or restore) one object as observed, and a note when it is left alone."""
-    if isinstance(obj, Sysctl):
-        previous = record.previous.get(obj.key)
-        if previous is None or state.sysctls.get((obj.netns, obj.name)) == previous:
-            return (), None
-        return obj.restore_commands(previous), None
-    if isinstance(obj, Rule | OwnedChain):  # there in another form or place is still ours to remove
-        return (obj.delete_commands() if exists(obj, state) else ()), None
-    verdict = assess(obj, state)
-    if verdict.status == "conflict":
-        return (), f"{obj.key} left alone: {verdict.reason}"
-    if verdict.status != "present":
-        return (), None
-    return converge.delete_commands(obj, state), None
+    """The commands that remove (or give back) one object as observed, and a note when it is left alone."""
+    return obj.removal(state, record.previous.get(obj.key))
 
 
 def teardown(

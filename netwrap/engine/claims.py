@@ -14,94 +14,13 @@ records may need them, and the last to leave gives them back (see
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import Literal
-
-import attrs
 
 from netwrap.engine.registry import records_beside
 from netwrap.engine.state import StateFile
 from netwrap.errors import NetwrapError
 from netwrap.host.runner import Runner, run_dir_of
-from netwrap.objects import (
-    Address,
-    Bridge,
-    Chain,
-    Namespace,
-    NetObject,
-    OwnedChain,
-    Rule,
-    VethPair,
-    Vxlan,
-)
-
-Kind = Literal["namespace", "device", "chain", "subnet", "port"]
-_ALL = ipaddress.IPv4Network("0.0.0.0/0")
-
-
-@attrs.frozen
-class Claim:
-    """One thing an object takes: ``kind``, where (a namespace, a table, a protocol) and what."""
-
-    kind: Kind
-    where: str
-    what: str
-
-    def describe(self) -> str:
-        match self.kind:
-            case "namespace":
-                return f"namespace {self.what}"
-            case "device":
-                return f"device {self.what}" + (f" in namespace {self.where}" if self.where else " on the host")
-            case "chain":
-                return f"iptables chain {self.what} ({self.where})"
-            case "subnet":
-                return f"subnet {self.what}"
-        host, _, port = self.what.rpartition(":")
-        return f"host port {port}/{self.where}" + ("" if host == str(_ALL) else f" on {host}")
-
-    def clashes(self, other: Claim) -> bool:
-        if (self.kind, self.where) != (other.kind, other.where):
-            return False
-        if self.kind == "subnet":
-            return ipaddress.IPv4Network(self.what).overlaps(ipaddress.IPv4Network(other.what))
-        if self.kind == "port":
-            mine, _, port = self.what.rpartition(":")
-            theirs, _, other_port = other.what.rpartition(":")
-            return port == other_port and ipaddress.IPv4Network(mine).overlaps(ipaddress.IPv4Network(theirs))
-        return self.what == other.what
-
-
-def _port(rule: Rule) -> Claim | None:
-    if rule.jump != "DNAT" or rule.protocol is None or rule.dport is None or rule.destination_negated:
-        return None
-    return Claim("port", rule.protocol, f"{rule.destination or _ALL}:{rule.dport}")
-
-
-def claims_of(obj: NetObject) -> tuple[Claim, ...]:
-    """What ``obj`` takes on the host for itself."""
-    match obj:
-        case Namespace():
-            return (Claim("namespace", "", obj.name),)
-        case VethPair():
-            return (
-                Claim("device", obj.netns or "", obj.name),
-                Claim("device", obj.peer_netns or obj.netns or "", obj.peer),
-            )
-        case Bridge() | Vxlan():
-            return (Claim("device", obj.netns or "", obj.name),)
-        case Address() if obj.netns is None and obj.address.network.prefixlen < 32:
-            return (Claim("subnet", "", str(obj.address.network)),)
-        case OwnedChain():
-            ports = (_port(rule) for rule in obj.rules)
-            return (Claim("chain", obj.table, obj.name), *(p for p in ports if p is not None))
-        case Chain():
-            return (Claim("chain", obj.table, obj.name),)
-        case Rule():
-            port = _port(obj)
-            return (port,) if port is not None else ()
-    return ()
+from netwrap.kinds import NetObject
 
 
 def others(store: object, runner: Runner | None = None) -> list[StateFile]:
@@ -115,14 +34,14 @@ def others(store: object, runner: Runner | None = None) -> list[StateFile]:
 
 def conflicts(objects: Iterable[NetObject], siblings: Sequence[StateFile]) -> list[str]:
     """Each wanted claim that another record's created objects already hold, naming that record."""
-    wanted = [(obj, claim) for obj in objects for claim in claims_of(obj)]
+    wanted = [(obj, claim) for obj in objects for claim in obj.claims()]
     if not wanted:
         return []
     found: list[str] = []
     for sibling in siblings:
         try:
             record = sibling.load()
-            held = [claim for obj in record.created for claim in claims_of(obj)] if record is not None else []
+            held = [claim for obj in record.created for claim in obj.claims()] if record is not None else []
         except NetwrapError as exc:
             found.append(f"the record {sibling.name} cannot be read, so what it holds is unknown: {exc}")
             continue

@@ -8,15 +8,13 @@ only when it is present. Something of the same name but another shape is a
 
 from __future__ import annotations
 
-import attrs
-
 from netwrap.command import Command
 from netwrap.engine.plan import assess
 from netwrap.errors import ConflictError
 from netwrap.host import parse
-from netwrap.host.observe import HostState, observe
+from netwrap.host.observe import observe
 from netwrap.host.runner import Runner
-from netwrap.objects import NetObject, Sysctl, VethPair
+from netwrap.kinds import NetObject, Sysctl
 
 
 def check(obj: NetObject, runner: Runner) -> bool:
@@ -40,37 +38,19 @@ def ensure(obj: NetObject, runner: Runner) -> bool:
     return True
 
 
-def delete_commands(obj: NetObject, state: HostState) -> tuple[Command, ...]:
-    """The commands that delete ``obj`` as the host has it.
-
-    A veth pair is deleted through whichever end is still where it was made,
-    or, when both ends were moved, through an end where it now is.
-    """
-    if isinstance(obj, VethPair):
-        home = state.view(obj.netns)
-        for end in (obj.peer, obj.name):
-            if home.link(end) is not None:
-                return obj.delete_commands(end)
-        for netns, view in state.views.items():
-            for end in (obj.peer, obj.name):
-                if view.link(end) is not None:
-                    return attrs.evolve(obj, netns=netns).delete_commands(end)
-        return ()
-    return obj.delete_commands()
-
-
 def remove(obj: NetObject, runner: Runner) -> bool:
     """Delete ``obj`` if it is present. Returns whether anything was changed.
 
     Something else under its name (a conflict) is not netwrap's to delete and is
     left alone. A :class:`Sysctl` cannot be removed, only restored: see :func:`restore`.
     """
-    if isinstance(obj, Sysctl):
-        raise TypeError("a Sysctl is not removed but restored: use restore(sysctl, previous, runner)")
-    state = observe(runner, [obj], all_namespaces=isinstance(obj, VethPair))
-    if assess(obj, state).status != "present":
+    if obj.restores:
+        raise TypeError(f"a {type(obj).__name__} is not removed but given back: use restore(obj, previous, runner)")
+    state = observe(runner, [obj], all_namespaces=obj.found_anywhere)
+    commands, _ = obj.removal(state, None)
+    if not commands:
         return False
-    _run_all(delete_commands(obj, state), runner)
+    _run_all(commands, runner)
     return True
 
 

@@ -13,13 +13,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from netwrap.errors import NetwrapError
+from netwrap.errors import LockTimeoutError
 
 DEFAULT_TIMEOUT = 120.0
-
-
-class LockTimeoutError(NetwrapError):
-    """Another netwrap held the state directory's lock for longer than the timeout."""
 
 
 class StateLock:

@@ -7,50 +7,14 @@ record is refused with the same validation errors as bad input.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, cast
+from typing import cast
 
 import attrs
 
 from netwrap.errors import NetwrapError, ValidationError
-from netwrap.objects import (
-    Address,
-    Bridge,
-    BridgePort,
-    Chain,
-    FdbEntry,
-    LinkNetns,
-    LinkUp,
-    Namespace,
-    NatRule,
-    NetObject,
-    OwnedChain,
-    Route,
-    Rule,
-    Sysctl,
-    VethPair,
-    Vxlan,
-)
+from netwrap.kinds import KINDS, Kind, NetObject
 
-TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls
-    for cls in (
-        Namespace,
-        VethPair,
-        LinkNetns,
-        Bridge,
-        BridgePort,
-        Address,
-        LinkUp,
-        Route,
-        Sysctl,
-        Rule,
-        NatRule,
-        Chain,
-        OwnedChain,
-        Vxlan,
-        FdbEntry,
-    )
-}
+TYPES: dict[str, type[Kind]] = {cls.__name__: cls for cls in KINDS}
 
 _IP_TYPES = (
     ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface,
@@ -61,8 +25,8 @@ _IP_TYPES = (
 def _plain(value: object) -> object:
     if isinstance(value, _IP_TYPES):
         return str(value)
-    if isinstance(value, tuple) and value and isinstance(value[0], Rule):
-        return [to_dict(rule) for rule in value]  # an OwnedChain's rules, each described in full
+    if isinstance(value, tuple) and value and all(isinstance(item, Kind) for item in value):
+        return [to_dict(item) for item in value]  # objects within an object (a chain's rules), each in full
     return value
 
 
@@ -82,10 +46,8 @@ def from_dict(data: object) -> NetObject:
     if cls is None:
         raise NetwrapError(f"unknown object type {data['type']!r}")
     fields = {k: v for k, v in data.items() if k != "type"}
-    if cls is OwnedChain and isinstance(fields.get("rules"), list):
-        fields["rules"] = tuple(from_dict(rule) for rule in fields["rules"])
     try:
-        obj: NetObject = cls(**fields)
+        obj: NetObject = cls.from_fields(fields, from_dict)
     except ValidationError:
         raise
     except (TypeError, ValueError) as exc:

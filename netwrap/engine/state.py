@@ -22,7 +22,7 @@ import attrs
 
 from netwrap.engine import serial
 from netwrap.errors import NetwrapError
-from netwrap.objects import NetObject, Sysctl
+from netwrap.kinds import NetObject
 
 DEFAULT_STATE_DIR = Path("/run/netwrap")
 VERSION = 2
@@ -135,8 +135,8 @@ class Record:
         self._index = (self.created, len(self.created), keys)
         return True
 
-    def add_sysctl(self, obj: Sysctl, previous: str) -> None:
-        """Record a changed sysctl and the value it had before the first change (later changes keep that)."""
+    def add_remembered(self, obj: NetObject, previous: str) -> None:
+        """Record a changed setting and the value it had before the first change (later changes keep that)."""
         self.add(obj)
         self.previous.setdefault(obj.key, previous)
 

@@ -17,7 +17,7 @@ import functools
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -25,24 +25,7 @@ from netwrap.command import Command
 from netwrap.errors import CommandError
 from netwrap.host import parse
 from netwrap.host.runner import Runner
-from netwrap.objects import (
-    Address,
-    Bridge,
-    BridgePort,
-    Chain,
-    FdbEntry,
-    IPInterface,
-    LinkNetns,
-    LinkUp,
-    Namespace,
-    NetObject,
-    OwnedChain,
-    Route,
-    Rule,
-    Sysctl,
-    VethPair,
-    Vxlan,
-)
+from netwrap.validate import IPInterface
 
 T = TypeVar("T")
 HOST: str | None = None
@@ -199,7 +182,6 @@ def read_routes(runner: Runner, netns: str | None) -> tuple[parse.RouteEntry, ..
     )
 
 
-_LINK_FACTS = (VethPair, LinkNetns, Bridge, BridgePort, LinkUp, Vxlan)
 READERS = 8  # namespaces read at once
 _SHOW = {"links": "link show", "addresses": "addr show", "routes": "route show"}
 
@@ -331,12 +313,32 @@ class Reads:
         )
 
 
-def reads_for(objects: Sequence[NetObject], *, all_namespaces: bool = False, skip: Collection[str] = ()) -> Reads:
+@attrs.frozen
+class Need:
+    """What judging one object needs read: facts of the view of namespace ``netns`` (None: the host), settings
+    there, its forwarding entries, an iptables table, and whether the namespaces must be listed."""
+
+    netns: str | None = None
+    facts: tuple[str, ...] = ()  # of "links", "addresses", "routes"
+    settings: tuple[str, ...] = ()
+    fdb: bool = False
+    table: str | None = None
+    listed: bool = False
+
+
+class Needy(Protocol):
+    """Anything that says what must be read to judge it (every object: see :mod:`netwrap.kinds`)."""
+
+    def needs(self) -> Need: ...
+
+
+def reads_for(objects: Sequence[Needy], *, all_namespaces: bool = False, skip: Collection[str] = ()) -> Reads:
     """What :func:`observe` reads for ``objects`` (nothing inside the namespaces in ``skip``)."""
-    where = {
-        fact: {o.netns for o in objects if isinstance(o, kinds)}
-        for fact, kinds in (("links", _LINK_FACTS), ("addresses", Address), ("routes", Route))
-    }
+    needs = [obj.needs() for obj in objects]
+    where: dict[str, set[str | None]] = {fact: set() for fact in _ALL_FACTS}
+    for need in needs:
+        for fact in need.facts:
+            where[fact].add(need.netns)
     places = set().union(*where.values())
     if all_namespaces:
         places.add(HOST)
@@ -345,24 +347,23 @@ def reads_for(objects: Sequence[NetObject], *, all_namespaces: bool = False, ski
         for netns in sorted(places - set(skip), key=lambda p: (p is not None, p or ""))
     )
     settings: dict[str | None, list[str]] = {}
-    for obj in objects:
-        if isinstance(obj, Sysctl) and obj.netns not in skip:
-            names = settings.setdefault(obj.netns, [])
-            for name in (obj.name, obj.default):
-                if name is not None and name not in names:
-                    names.append(name)
+    for need in needs:
+        if need.settings and need.netns not in skip:
+            names = settings.setdefault(need.netns, [])
+            names += [name for name in need.settings if name not in names]
+    fdb = {need.netns for need in needs if need.fdb} - set(skip)
     return Reads(
         views=views,
         settings=tuple((netns, tuple(names)) for netns, names in settings.items()),
-        fdb=tuple(sorted({o.netns for o in objects if isinstance(o, FdbEntry)} - set(skip), key=lambda p: p or "")),
-        tables=tuple(sorted({o.table for o in objects if isinstance(o, Rule | Chain | OwnedChain)})),
-        listed=all_namespaces or any(isinstance(o, Namespace | VethPair) for o in objects),
+        fdb=tuple(sorted(fdb, key=lambda p: p or "")),
+        tables=tuple(sorted({need.table for need in needs if need.table is not None})),
+        listed=all_namespaces or any(need.listed for need in needs),
         every_namespace=all_namespaces,
     )
 
 
 def observe(
-    runner: Runner, objects: Sequence[NetObject], *, all_namespaces: bool = False, skip: Collection[str] = ()
+    runner: Runner, objects: Sequence[Needy], *, all_namespaces: bool = False, skip: Collection[str] = ()
 ) -> HostState:
     """Read, once each, the facts that ``objects`` need (everything, in every namespace, with ``all_namespaces``).
 

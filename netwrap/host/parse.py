@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from netwrap.errors import ParseError
-from netwrap.objects import IPAddress, IPInterface, IPNetwork
+from netwrap.validate import IPAddress, IPInterface, IPNetwork
 
 
 @attrs.frozen

@@ -16,15 +16,11 @@ from collections.abc import Iterable
 import attrs
 
 from netwrap.command import PACKAGES, Command
-from netwrap.errors import CommandError, NetwrapError, ToolNotFoundError, ValidationError
+from netwrap.errors import CommandError, NetwrapError, SshError, ToolNotFoundError, ValidationError
 from netwrap.host.runner import SYSTEM_PATH, Result, SubprocessRunner
 
 _DESTINATION = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
 SSH_FAILED = 255
-
-
-class SshError(CommandError):
-    """ssh itself failed: the machine could not be reached or refused the login."""
 
 
 def _words(value: Iterable[str]) -> tuple[str, ...]:

@@ -21,9 +21,10 @@ from netwrap.engine.check import Check, Checked, observe_for
 from netwrap.engine.plan import Plan, plan
 from netwrap.engine.state import MemoryStore, StateFile, Store
 from netwrap.host.runner import DryRunner, Runner
-from netwrap.objects import Address, Bridge, LinkUp, NetObject, OwnedChain, Rule, Sysctl
+from netwrap.kinds import Claim, NetObject
+from netwrap.kinds.base import Device
 from netwrap.topology import compose, verified
-from netwrap.topology.model import Container, Topology
+from netwrap.topology.model import Topology
 
 
 def store_for(topo: Topology, state_dir: Path | str, host: str = "") -> StateFile:
@@ -182,13 +183,14 @@ def status(
     checked = observe_for(runner, objects, store.load(), check)
     items = {item.obj.key: item for item in plan(objects, checked.state, checked.trusted).items}
     attached = compose.links(topo, allocations)
-    shared = [obj for obj in objects if _host_wide(obj)]
+    shared = [obj for obj in objects if obj.shared()]
     rows = []
     for container in topo.containers:
         namespace = topo.namespace_of(container.name)
-        mine = [obj for obj in objects if _belongs(obj, container, attached)]
-        bridges = {x.network.bridge for x in attached if x.container is container}
-        path = [*mine, *(o for o in objects if _on_bridge(o, bridges) and o not in mine)]
+        own: set[Device] = {(None, x.host_interface) for x in attached if x.container is container}
+        mine = [obj for obj in objects if container.owns_namespace and _belongs(obj, container.namespace, own)]
+        bridges: set[Device] = {(None, x.network.bridge) for x in attached if x.container is container}
+        path = [*mine, *(o for o in objects if o.location is None and o.devices() & bridges and o not in mine)]
         path += shared if bridges else []
         lacking = [items[obj.key] for obj in path if items[obj.key].status != "present"]
         missing = tuple(f"{item.obj.key}: {item.assessment.reason}" for item in lacking)
@@ -219,33 +221,11 @@ def status(
     return rows
 
 
-def _host_wide(obj: NetObject) -> bool:
-    """What every attached container relies on: the topology's rules and chains, and host-wide settings."""
-    if isinstance(obj, Rule | OwnedChain):
+def _belongs(obj: NetObject, namespace: str, own: set[Device]) -> bool:
+    """A container's own objects: its namespace, what lives in it, and what names its host-side devices."""
+    if obj.location == namespace:
         return True
-    return isinstance(obj, Sysctl) and obj.netns is None and obj.device is None
-
-
-def _on_bridge(obj: NetObject, bridges: set[str]) -> bool:
-    """A network's own objects: its bridge, the bridge's address, state and settings."""
-    match obj:
-        case Bridge():
-            return obj.name in bridges and obj.netns is None
-        case Address() | LinkUp():
-            return obj.device in bridges and obj.netns is None
-        case Sysctl():
-            return obj.netns is None and obj.device in bridges
-    return False
-
-
-def _belongs(obj: NetObject, container: Container, attached: list[compose.Link]) -> bool:
-    if not container.owns_namespace:
-        return False
-    devices = {x.host_interface for x in attached if x.container is container}
-    netns = getattr(obj, "netns", None)
-    if netns == container.namespace or getattr(obj, "name", None) == container.namespace:
-        return True
-    return bool({getattr(obj, "name", None), getattr(obj, "peer", None), getattr(obj, "device", None)} & devices)
+    return obj.devices() & own != set() or Claim("namespace", "", namespace) in obj.claims()
 
 
 def render_status(rows: list[ContainerStatus]) -> str:

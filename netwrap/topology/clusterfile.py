@@ -38,11 +38,11 @@ from typing import Any
 import attrs
 
 from netwrap import validate as v
-from netwrap.errors import ValidationError
+from netwrap.errors import TopologyError, ValidationError
 from netwrap.host.runner import Runner, SubprocessRunner
 from netwrap.host.ssh import SshRunner
 from netwrap.topology.files import Reader, read_toml
-from netwrap.topology.model import Port, Problem, TopologyError
+from netwrap.topology.model import Port, Problem
 from netwrap.topology.multihost import Cluster, Machine
 
 _TOP = {"name", "hosts", "cluster", "containers"}

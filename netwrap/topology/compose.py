@@ -26,7 +26,8 @@ from typing import Literal
 
 import attrs
 
-from netwrap.objects import (
+from netwrap.errors import TopologyError
+from netwrap.kinds import (
     ISOLATION_SUFFIX,
     OWN_PREFIX,
     Address,
@@ -44,7 +45,7 @@ from netwrap.objects import (
     VethPair,
 )
 from netwrap.topology.files import short_name
-from netwrap.topology.model import Attachment, Container, Network, Problem, Topology, TopologyError
+from netwrap.topology.model import Attachment, Container, Network, Problem, Topology
 
 Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
 

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from netwrap import validate as v
-from netwrap.errors import ValidationError
-from netwrap.topology.model import Attachment, Container, Network, Port, Problem, Topology, TopologyError
+from netwrap.errors import TopologyError, ValidationError
+from netwrap.topology.model import Attachment, Container, Network, Port, Problem, Topology
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

@@ -15,7 +15,7 @@ from typing import Literal
 import attrs
 
 from netwrap import validate as v
-from netwrap.errors import NetwrapError, ValidationError
+from netwrap.errors import NetwrapError, TopologyError, ValidationError
 
 Style = Literal["docker", "document"]
 MODES = ("bridge", "host", "none")
@@ -33,16 +33,6 @@ class Problem:
 
     def render(self, source: str) -> str:
         return f"{source}: [{self.table}] {self.key}: {self.message}"
-
-
-class TopologyError(NetwrapError):
-    """A topology with problems; every problem is listed, each naming the file, the table and the key."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  {p.render(source)}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 
 
 @attrs.frozen

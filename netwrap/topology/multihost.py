@@ -31,9 +31,9 @@ from netwrap.engine.batch import Mode
 from netwrap.engine.build import Outcome, build, teardown
 from netwrap.engine.check import Check
 from netwrap.engine.state import StateFile
-from netwrap.errors import NetwrapError, ValidationError
+from netwrap.errors import ClusterError, NetwrapError, ValidationError
 from netwrap.host.runner import Runner
-from netwrap.objects import (
+from netwrap.kinds import (
     BridgePort,
     FdbEntry,
     LinkUp,
@@ -184,23 +184,6 @@ def address_of(cluster: Cluster, container: str) -> ipaddress.IPv4Address:
             topo, _ = _machine_topology(cluster, index)
             return compose.allocate(topo)[(cluster.network, container)]
     raise NetwrapError(f"{container!r} is not a container of cluster {cluster.name!r}")
-
-
-class ClusterError(NetwrapError):
-    """At least one machine failed; says what every machine got."""
-
-    def __init__(self, report: Mapping[str, Outcome | Exception]) -> None:
-        self.report = dict(report)
-        lines = [
-            f"  {name}: FAILED: {str(result).splitlines()[0]}"
-            if isinstance(result, Exception)
-            else f"  {name}: ok ({len(result.changed)} change(s))"
-            for name, result in self.report.items()
-        ]
-        super().__init__(
-            "not every machine was done; each one's record is true, so run the same command again to finish:\n"
-            + "\n".join(lines)
-        )
 
 
 def _store(cluster: Cluster, machine: Machine, state_dir: Path | str) -> StateFile:

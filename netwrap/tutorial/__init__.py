@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import attrs
 
 from netwrap.command import shell_join
-from netwrap.objects import (
+from netwrap.kinds import (
     Address,
     Bridge,
     BridgePort,

@@ -20,7 +20,7 @@ from netwrap.engine.build import build, teardown
 from netwrap.engine.state import MemoryStore, Store
 from netwrap.errors import CommandError, NetwrapError
 from netwrap.host.runner import Runner
-from netwrap.objects import Address, LinkNetns, LinkUp, Namespace, NetObject, VethPair
+from netwrap.kinds import Address, LinkNetns, LinkUp, Namespace, NetObject, VethPair
 from netwrap.tutorial import CONTAINER_ADDRESSES, CONTAINERS, PUBLISHED_PORT
 
 OUTSIDE = "Toutside"

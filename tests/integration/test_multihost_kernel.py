@@ -18,6 +18,7 @@ import pytest
 
 from netwrap import Sandbox
 from netwrap.command import Command
+from netwrap.errors import ClusterError
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
 from netwrap.topology import multihost as mh
@@ -87,12 +88,12 @@ def test_a_failing_machine_is_reported_with_the_others(machines: dict[str, Sandb
     # on c, the bridge's name is taken by something else
     machines["c"].runner.run(Command("ip", ("link", "add", "nw-pods", "type", "veth", "peer", "name", "x0")))
     lab = cluster(machines, "host-gw")
-    with pytest.raises(mh.ClusterError) as caught:
+    with pytest.raises(ClusterError) as caught:
         mh.apply(lab, tmp_path)
     text = str(caught.value)
     assert "a: ok" in text and "b: ok" in text
     assert "c: FAILED: nothing was changed; the host has conflicting objects" in text
-    with contextlib.suppress(mh.ClusterError):
+    with contextlib.suppress(ClusterError):
         mh.destroy(lab, tmp_path)
 
 

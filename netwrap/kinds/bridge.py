@@ -1,0 +1,126 @@
+"""A Linux bridge, and a device plugged into one."""
+
+from __future__ import annotations
+
+import functools
+from typing import ClassVar
+
+import attrs
+
+from netwrap.command import Command
+from netwrap.errors import ValidationError
+from netwrap.host.observe import HostState
+from netwrap.kinds.base import (
+    NAME,
+    OPT_NETNS,
+    Assessment,
+    BridgeTool,
+    Device,
+    Gone,
+    NamedDevice,
+    ReadsLinks,
+    check_group,
+    conflict,
+    ip_command,
+    key_place,
+    link_in,
+    missing,
+    present,
+)
+
+
+@attrs.frozen
+class Bridge(NamedDevice):
+    """A Linux bridge, made with ``brctl`` (as the document does) or with ``ip``.
+
+    ``group`` (``ip`` only) puts it in a link group, as :class:`VethPair` does
+    with its end: a teardown of a whole network is then one request.
+    """
+
+    name: str = attrs.field(validator=NAME)
+    tool: BridgeTool = attrs.field(default="brctl", validator=attrs.validators.in_(("brctl", "ip")))
+    netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
+    group: int | None = attrs.field(default=None, kw_only=True, eq=False)
+    device_kind: ClassVar[str] = "bridge"
+
+    def __attrs_post_init__(self) -> None:
+        if self.group is not None:
+            check_group("Bridge.group", self.group)
+            if self.tool != "ip":
+                raise ValidationError("Bridge.group", self.group, "brctl makes no link group: use tool='ip'")
+
+    @functools.cached_property
+    def key(self) -> str:
+        return f"bridge:{key_place(self.netns)}:{self.name}"
+
+    def create_commands(self) -> tuple[Command, ...]:
+        if self.tool == "brctl":
+            return (Command("brctl", ("addbr", self.name), netns=self.netns),)
+        group = ("group", str(self.group)) if self.group is not None else ()
+        return (ip_command("link", "add", self.name, *group, "type", "bridge", netns=self.netns),)
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        if self.tool == "brctl":
+            return (
+                ip_command("link", "set", self.name, "down", netns=self.netns),
+                Command("brctl", ("delbr", self.name), netns=self.netns),
+            )
+        return (ip_command("link", "del", self.name, netns=self.netns),)
+
+    def link_group(self, state: HostState) -> tuple[int, frozenset[str]] | None:
+        """Its group, when it was made in it (a bridge an older netwrap made outside it is removed on its own)."""
+        if self.group is None or self.netns is not None:
+            return None
+        seen = state.view(None).link(self.name)
+        return (self.group, frozenset({self.name})) if seen is not None and seen.group == self.group else None
+
+
+@attrs.frozen
+class BridgePort(ReadsLinks):
+    """Device ``port`` plugged into ``bridge`` (``isolated``: kept from the other isolated ports)."""
+
+    bridge: str = attrs.field(validator=NAME)
+    port: str = attrs.field(validator=NAME)
+    tool: BridgeTool = attrs.field(default="brctl", validator=attrs.validators.in_(("brctl", "ip")))
+    netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
+    isolated: bool = attrs.field(default=False, kw_only=True)
+
+    @functools.cached_property
+    def key(self) -> str:
+        return f"port:{key_place(self.netns)}:{self.bridge}:{self.port}{':isolated' if self.isolated else ''}"
+
+    def create_commands(self) -> tuple[Command, ...]:
+        """Plug the port in; an ``isolated`` port can then reach only the bridge's non-isolated ports."""
+        if self.tool == "brctl":
+            plug = Command("brctl", ("addif", self.bridge, self.port), netns=self.netns)
+        else:
+            plug = ip_command("link", "set", self.port, "master", self.bridge, netns=self.netns)
+        if not self.isolated:
+            return (plug,)
+        isolate = ip_command(
+            "link", "set", "dev", self.port, "type", "bridge_slave", "isolated", "on", netns=self.netns
+        )
+        return (plug, isolate)
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        if self.tool == "brctl":
+            return (Command("brctl", ("delif", self.bridge, self.port), netns=self.netns),)
+        return (ip_command("link", "set", self.port, "nomaster", netns=self.netns),)
+
+    def assess(self, state: HostState) -> Assessment:
+        link, verdict = link_in(self.netns, self.port, state)
+        if link is None:
+            return verdict or missing("")
+        if link.master == self.bridge and link.isolated == self.isolated:
+            return present(f"{self.port} is a{'n isolated' if self.isolated else ''} port of {self.bridge}")
+        if link.master == self.bridge:
+            return conflict(f"{self.port} is a port of {self.bridge} but {'not ' if self.isolated else ''}isolated")
+        if link.master is not None:
+            return conflict(f"{self.port} is already a port of {link.master}, not of {self.bridge}")
+        return missing(f"{self.port} is not a port of {self.bridge}")
+
+    def goes_with(self, gone: Gone) -> bool:
+        return self.port in gone.links or self.bridge in gone.links or super().goes_with(gone)
+
+    def devices(self) -> frozenset[Device]:
+        return frozenset({(self.netns, self.port)})

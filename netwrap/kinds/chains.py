@@ -1,0 +1,182 @@
+"""Chains of netwrap's own in an iptables table: one made by hand, or one written whole."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Self
+
+import attrs
+
+from netwrap.command import Command
+from netwrap.errors import ValidationError
+from netwrap.host.observe import HostState, Need
+from netwrap.kinds.base import Assessment, Claim, Gone, Kind, NetObject, missing, present
+from netwrap.kinds.rules import BUILTIN_CHAINS, Rule, check_chain_name, check_table
+
+
+@attrs.frozen
+class Chain(Kind):
+    """A chain of netwrap's own in an iptables table: ``iptables -t filter -N NAME`` (its rules are objects of
+    their own; what netwrap makes now is an :class:`OwnedChain`, and this is kept for the records of before)."""
+
+    name: str
+    table: str = attrs.field(default="filter", validator=check_table)
+
+    def __attrs_post_init__(self) -> None:
+        check_chain_name("Chain.name", self.name, self.table)
+        if self.name in BUILTIN_CHAINS:
+            raise ValidationError("Chain.name", self.name, "is a built-in chain")
+
+    @functools.cached_property
+    def key(self) -> str:
+        return f"chain:{self.table}:{self.name}"
+
+    def create_commands(self) -> tuple[Command, ...]:
+        return (Command("iptables", ("-t", self.table, "-N", self.name)),)
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        """Flush, then delete: a chain must be empty (and unreferenced) to go."""
+        return (
+            Command("iptables", ("-t", self.table, "-F", self.name)),
+            Command("iptables", ("-t", self.table, "-X", self.name)),
+        )
+
+    def check_command(self) -> Command:
+        return Command("iptables", ("-t", self.table, "-S"), mutates=False)
+
+    def needs(self) -> Need:
+        return Need(table=self.table)
+
+    def assess(self, state: HostState) -> Assessment:
+        if self.name in state.chains.get(self.table, ()):
+            return present(f"chain {self.name} exists in {self.table}")
+        return missing(f"chain {self.name} does not exist in {self.table}")
+
+    def claims(self) -> tuple[Claim, ...]:
+        return (Claim("chain", self.table, self.name),)
+
+    def shared(self) -> bool:
+        return True
+
+    def takes_along(self) -> Gone:
+        return Gone(chains=frozenset({(self.table, self.name)}))
+
+
+def _to_rules(value: Sequence[Rule]) -> tuple[Rule, ...]:
+    return tuple(value)
+
+
+def _restore_rule(rule: Rule) -> str:
+    """One rule as an ``iptables-restore`` line: words split on white space, so a comment is quoted."""
+    return " ".join(("-A", rule.chain, *(f'"{w}"' if " " in w else w for w in rule.body())))
+
+
+@attrs.frozen
+class OwnedChain(Kind):
+    """A chain of netwrap's own and its whole, ordered list of rules: one object, written whole.
+
+    The host either lists exactly these rules in this order, or the chain is
+    rewritten completely in one atomic ``iptables-restore --noflush``
+    transaction (``:NAME - [0:0]`` creates the chain or flushes it, then its
+    rules follow), as kube-proxy does with its chains. Appending one rule to an
+    ordered chain is how an edit silently breaks isolation; this cannot.
+    """
+
+    name: str
+    table: str = attrs.field(default="filter", validator=check_table)
+    rules: tuple[Rule, ...] = attrs.field(default=(), converter=_to_rules)
+
+    def __attrs_post_init__(self) -> None:
+        check_chain_name("OwnedChain.name", self.name, self.table)
+        if self.name in BUILTIN_CHAINS:
+            raise ValidationError("OwnedChain.name", self.name, "is a built-in chain")
+        for number, rule in enumerate(self.rules):
+            if not isinstance(rule, Rule):
+                raise ValidationError(f"OwnedChain.rules[{number}]", rule, "is not a Rule")
+            if rule.chain != self.name or rule.table != self.table:
+                raise ValidationError(
+                    f"OwnedChain.rules[{number}]",
+                    rule.key,
+                    f"belongs to {rule.table} {rule.chain}, not {self.table} {self.name}",
+                )
+
+    @functools.cached_property
+    def key(self) -> str:
+        return f"chain:{self.table}:{self.name}"
+
+    def bodies(self) -> tuple[tuple[str, ...], ...]:
+        """The rules' bodies, in order: what ``iptables -S`` must list for this chain."""
+        return tuple(rule.body() for rule in self.rules)
+
+    def restore_text(self) -> str:
+        """The ``iptables-restore --noflush`` input that makes the chain exactly this."""
+        lines = [f"*{self.table}", f":{self.name} - [0:0]", *(_restore_rule(rule) for rule in self.rules), "COMMIT"]
+        return "\n".join(lines) + "\n"
+
+    def create_commands(self) -> tuple[Command, ...]:
+        """One transaction: the chain made or flushed, and every rule in order (create and rewrite alike)."""
+        return (Command("iptables-restore", ("--noflush",), input=self.restore_text()),)
+
+    def delete_commands(self) -> tuple[Command, ...]:
+        """Flush, then delete: a chain must be empty (and unreferenced) to go."""
+        return (
+            Command("iptables", ("-t", self.table, "-F", self.name)),
+            Command("iptables", ("-t", self.table, "-X", self.name)),
+        )
+
+    def check_command(self) -> Command:
+        return Command("iptables", ("-t", self.table, "-S", self.name), mutates=False)
+
+    def needs(self) -> Need:
+        return Need(table=self.table)
+
+    def assess(self, state: HostState) -> Assessment:
+        """Present only when the chain lists exactly the wanted rules, in order; anything else rewrites it whole."""
+        if self.table not in state.rules:
+            return missing(f"the {self.table} table was not read")
+        if self.name not in state.chains.get(self.table, ()):
+            return missing(f"chain {self.name} does not exist in {self.table}")
+        listed = tuple(rule.words for rule in state.rules[self.table] if rule.chain == self.name)
+        wanted = self.bodies()
+        if listed == wanted:
+            return present(f"chain {self.name} in {self.table} holds its {len(wanted)} rule(s) in order")
+        extra = [" ".join(w) for w in listed if w not in wanted]
+        lacking = [" ".join(w) for w in wanted if w not in listed]
+        if extra or lacking:
+            detail = "; ".join(
+                part
+                for part in (
+                    f"{len(lacking)} missing (first: {lacking[0]})" if lacking else "",
+                    f"{len(extra)} not wanted (first: {extra[0]})" if extra else "",
+                )
+                if part
+            )
+        else:
+            detail = "its rules are in another order"
+        return missing(f"chain {self.name} in {self.table} differs: {detail}; it is rewritten whole")
+
+    def exists(self, state: HostState) -> bool:
+        """There in any form: a chain that differs is still ours to remove."""
+        return self.name in state.chains.get(self.table, ())
+
+    def removal(self, state: HostState, previous: str | None) -> tuple[tuple[Command, ...], str | None]:
+        return (self.delete_commands() if self.exists(state) else ()), None
+
+    def claims(self) -> tuple[Claim, ...]:
+        """Its name, and the host ports its DNAT rules publish."""
+        return (Claim("chain", self.table, self.name), *(c for rule in self.rules for c in rule.claims()))
+
+    def shared(self) -> bool:
+        return True
+
+    def takes_along(self) -> Gone:
+        return Gone(chains=frozenset({(self.table, self.name)}))
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any], rebuild: Callable[[object], NetObject]) -> Self:
+        """Its rules are described in full in a record, each rebuilt (and validated) on its own."""
+        described = dict(fields)
+        if isinstance(described.get("rules"), list):
+            described["rules"] = tuple(rebuild(rule) for rule in described["rules"])  # each checked: a Rule
+        return cls(**described)
