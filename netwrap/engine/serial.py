@@ -25,7 +25,7 @@ _IP_TYPES = (
 def _plain(value: object) -> object:
     if isinstance(value, _IP_TYPES):
         return str(value)
-    if isinstance(value, tuple) and value and all(isinstance(item, Kind) for item in value):
+    if isinstance(value, tuple) and value and isinstance(value[0], Kind):
         return [to_dict(item) for item in value]  # objects within an object (a chain's rules), each in full
     return value
 

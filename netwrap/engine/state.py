@@ -79,6 +79,8 @@ class Record:
     # as read from a file and not rebuilt yet: the objects' descriptions and their keys (never changed in place)
     _stored: tuple[list[dict[str, Any]], list[str]] | None = attrs.field(default=None, kw_only=True, repr=False)
     _index: tuple[list[NetObject], int, set[str]] | None = attrs.field(default=None, init=False, repr=False)
+    # each object's description, kept while the object is the same one: a build saves the record several times
+    _descriptions: dict[str, tuple[NetObject, dict[str, Any]]] = attrs.field(factory=dict, init=False, repr=False)
 
     @property
     def created(self) -> list[NetObject]:
@@ -99,7 +101,7 @@ class Record:
 
     def copy(self) -> Record:
         """A record with the same contents and lists of its own (the objects are immutable)."""
-        return Record(
+        copied = Record(
             None if self._created is None else list(self._created),
             dict(self.previous),
             self.complete,
@@ -109,6 +111,8 @@ class Record:
             dict(self.allocations),
             stored=self._stored,
         )
+        copied._descriptions = self._descriptions  # descriptions of immutable objects: shared, never changed
+        return copied
 
     def owns(self, obj: NetObject) -> bool:
         return obj.key in self._keys()
@@ -140,23 +144,41 @@ class Record:
         self.add(obj)
         self.previous.setdefault(obj.key, previous)
 
-    def to_json(self) -> dict[str, Any]:
+    def _described(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The objects' descriptions and keys (as read, when the objects were not rebuilt)."""
         if self._created is None and self._stored is not None:
-            described, keys = self._stored  # as read: nothing to describe again
-        else:
-            described, keys = [serial.to_dict(o) for o in self.created], self.keys()
+            return self._stored  # as read: nothing to describe again
+        found = []
+        for obj in self.created:
+            known = self._descriptions.get(obj.key)
+            if known is None or known[0] is not obj:
+                known = (obj, serial.to_dict(obj))
+                self._descriptions[obj.key] = known
+            found.append(known[1])
+        return found, self.keys()
+
+    def _fields(self, keys: list[str]) -> dict[str, Any]:
         return {
             "version": VERSION,
             "action": self.action,
             "complete": self.complete,
             "writer": {"pid": self.writer.pid, "start": self.writer.start},
-            "created": described,
             "keys": keys,
-            "digest": _digest(described),
             "previous": self.previous,
             "uses": self.uses,
             "allocations": self.allocations,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        described, keys = self._described()
+        return {**self._fields(keys), "created": described, "digest": _digest(_encode(described))}
+
+    def to_text(self) -> str:
+        """The record as the file holds it: :meth:`to_json` encoded, the descriptions encoded only once."""
+        described, keys = self._described()
+        created = _encode(described)
+        head = _encode({**self._fields(keys), "digest": _digest(created)})
+        return f'{head[:-1]},"created":{created}}}'
 
     @classmethod
     def from_json(cls, data: object) -> Record:
@@ -184,7 +206,7 @@ class Record:
             action = str(data.get("action", ""))
             # A record as netwrap wrote it (its digest holds) rebuilds its objects only when they are used; one
             # edited or damaged since, or written before keys were kept, is rebuilt (and so checked) at once.
-            if keys is not None and data.get("digest") == _digest(described):
+            if keys is not None and data.get("digest") == _digest(_encode(described)):
                 created, stored = None, (described, keys)
             elif keys is not None:
                 created, stored = _rebuild(described, keys), None
@@ -204,9 +226,14 @@ class Record:
             raise NetwrapError(f"the record is damaged: {exc!r}") from None
 
 
-def _digest(described: list[dict[str, Any]]) -> str:
-    """A digest of the objects' descriptions, so that a record edited or damaged since it was written is seen."""
-    return hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()[:32]
+def _encode(data: object) -> str:
+    # dumps, not dump: dump streams through the pure-Python encoder, several times slower
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _digest(encoded: str) -> str:
+    """A digest of the objects' descriptions as encoded, so that a record edited or damaged since is seen."""
+    return hashlib.sha256(encoded.encode()).hexdigest()[:32]
 
 
 def _rebuild(described: list[dict[str, Any]], keys: list[str]) -> list[NetObject]:
@@ -312,8 +339,7 @@ class StateFile:
 
     def save(self, record: Record) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # dumps, not dump: dump streams through the pure-Python encoder, several times slower
-        replace_file(self.path, json.dumps(record.to_json(), separators=(",", ":")), durable=True)
+        replace_file(self.path, record.to_text(), durable=True)
         _LOADED[self.path] = (self._stamp(), record.copy())
 
     def _stamp(self) -> tuple[int, int, int]:
