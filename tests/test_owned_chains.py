@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import attrs
@@ -200,3 +201,22 @@ def test_a_long_topology_name_gives_chain_names_iptables_accepts() -> None:
     names = {o.name for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, OwnedChain)}
     assert all(len(name) <= 28 for name in names), names
     assert len(names) == 3  # one nat and filter name, its -ISO and its -POST
+
+
+def test_a_shared_object_concerns_the_containers_whose_devices_or_addresses_it_names() -> None:
+    """What ``status`` counts on a container's path: the jumps for every one, a rule or chain when it names it."""
+    wanted = two_networks()
+    web = (frozenset({"v0-web", "twonets-front"}), frozenset({ipaddress.IPv4Address("10.10.0.2")}))
+    db = (frozenset({"v0-db", "twonets-back"}), frozenset({ipaddress.IPv4Address("10.20.0.2")}))
+    for jump in (FORWARD, ISOLATION, ("nat", "PREROUTING"), ("nat", "POSTROUTING")):
+        assert wanted[jump].concerns(*web) and wanted[jump].concerns(*db), jump
+    ports = wanted[("nat", "NETWRAP-twonets")]  # web's published port only
+    assert ports.concerns(*web)
+    assert not ports.concerns(*db)
+    post = wanted[("nat", "NETWRAP-twonets-POST")]  # front has NAT, back (nat = false) has none
+    assert post.concerns(*web)
+    assert not post.concerns(*db)
+    assert wanted[("filter", "NETWRAP-twonets")].concerns(*db)
+    assert not OwnedChain("NETWRAP-x", "nat").concerns(*web)  # an empty chain concerns nobody
+    assert Rule("NETWRAP-x", "ACCEPT", destination="10.10.0.2").concerns(*web)
+    assert not Rule("NETWRAP-x", "ACCEPT", destination="10.10.0.0/24").concerns(*web)  # a range names no one

@@ -34,6 +34,7 @@ from netwrap.command import Command
 from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.host.parse import Link
+from netwrap.validate import IPAddress
 
 BridgeTool = Literal["brctl", "ip"]
 Status = Literal["present", "missing", "conflict"]
@@ -157,6 +158,8 @@ class NetObject(Protocol):
 
     def shared(self) -> bool: ...
 
+    def concerns(self, devices: frozenset[str], addresses: frozenset[IPAddress]) -> bool: ...
+
     def takes_along(self) -> Gone: ...
 
     def goes_with(self, gone: Gone) -> bool: ...
@@ -230,8 +233,13 @@ class Kind:
         return ()
 
     def shared(self) -> bool:
-        """Whether every container of a topology relies on it (rules, chains, host-wide settings)."""
+        """Whether containers rely on it beyond their own devices (rules, chains, host-wide settings)."""
         return False
+
+    def concerns(self, devices: frozenset[str], addresses: frozenset[IPAddress]) -> bool:
+        """Whether a container with host-side ``devices`` (its veth ends, its bridges) and ``addresses`` relies
+        on this shared object (by default: every container does)."""
+        return True
 
     def takes_along(self) -> Gone:
         return Gone()

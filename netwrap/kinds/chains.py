@@ -13,6 +13,7 @@ from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import Assessment, Claim, Gone, Kind, NetObject, missing, present
 from netwrap.kinds.rules import BUILTIN_CHAINS, Rule, check_chain_name, check_table
+from netwrap.validate import IPAddress
 
 
 @attrs.frozen
@@ -162,6 +163,10 @@ class OwnedChain(Kind):
 
     def removal(self, state: HostState, previous: str | None) -> tuple[tuple[Command, ...], str | None]:
         return (self.delete_commands() if self.exists(state) else ()), None
+
+    def concerns(self, devices: frozenset[str], addresses: frozenset[IPAddress]) -> bool:
+        """When one of its rules does."""
+        return any(rule.concerns(devices, addresses) for rule in self.rules)
 
     def claims(self) -> tuple[Claim, ...]:
         """Its name, and the host ports its DNAT rules publish."""

@@ -15,6 +15,7 @@ from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.host.parse import IptablesRule
 from netwrap.kinds.base import OPT_NAME, Assessment, Claim, Gone, Kind, conflict, missing, present
+from netwrap.validate import IPAddress
 
 
 def _dnat_target(field: str, value: object) -> str:
@@ -328,6 +329,17 @@ class Rule(Kind):
 
     def shared(self) -> bool:
         return True
+
+    def concerns(self, devices: frozenset[str], addresses: frozenset[IPAddress]) -> bool:
+        """A jump into netwrap's chains concerns every container; another rule, those whose devices or addresses
+        it names."""
+        if self.jump.startswith(OWN_PREFIX):
+            return True
+        if self.in_interface in devices or self.out_interface in devices:
+            return True
+        networks = [n for n in (self.source, self.destination) if n is not None and n.prefixlen == n.max_prefixlen]
+        target = self.to.rpartition(":")[0] if self.to is not None and ":" in self.to else self.to
+        return any(a in n for a in addresses for n in networks) or any(str(a) == target for a in addresses)
 
     def goes_with(self, gone: Gone) -> bool:
         return (self.table, self.chain) in gone.chains  # flushed with its chain

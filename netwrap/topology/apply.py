@@ -170,8 +170,9 @@ def status(
 
     A container's path is its own objects (namespace, veths, addresses, routes,
     links up), those of its networks (bridge, gateway address, bridge up,
-    settings of the bridge) and what every container of the topology relies on
-    (its chains and their jumps, ``ip_forward``). ``up`` when all of it is
+    settings of the bridge) and the shared objects that concern it: the jumps
+    into the topology's chains and ``ip_forward`` for every container, a chain
+    when one of its rules names the container's devices or addresses. ``up`` when all of it is
     present, ``missing`` when none of its own objects is, ``conflict`` when
     something of another shape holds a name, else ``degraded``. ``wanted``
     replaces the objects the topology alone would build (a cluster machine's
@@ -191,7 +192,9 @@ def status(
         mine = [obj for obj in objects if container.owns_namespace and _belongs(obj, container.namespace, own)]
         bridges: set[Device] = {(None, x.network.bridge) for x in attached if x.container is container}
         path = [*mine, *(o for o in objects if o.location is None and o.devices() & bridges and o not in mine)]
-        path += shared if bridges else []
+        names = frozenset(name for _, name in own | bridges)
+        addresses = frozenset(x.address for x in attached if x.container is container)
+        path += [o for o in shared if o.concerns(names, addresses)] if bridges else []
         lacking = [items[obj.key] for obj in path if items[obj.key].status != "present"]
         missing = tuple(f"{item.obj.key}: {item.assessment.reason}" for item in lacking)
         if container.mode == "host":

@@ -330,7 +330,7 @@ def ports_chain(sandbox: Sandbox) -> str:
 # which must still say up: only where the path is plainly separate, as another network's bridge)
 DAMAGE: dict[str, tuple[set[str], set[str]]] = {
     "the bridge deleted": ({"web", "api"}, {"db"}),  # front's bridge; db is only on back
-    "the nat chain flushed": ({"web"}, set()),  # web's published port
+    "the nat chain flushed": ({"web"}, {"api", "db"}),  # web's published port, which the others do not use
     "ip_forward turned off": ({"web", "api"}, set()),  # front has outbound nat
 }
 
