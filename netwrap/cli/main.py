@@ -49,7 +49,7 @@ from netwrap.host import snapshot
 from netwrap.host.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
 from netwrap.host.sandbox import Sandbox
 from netwrap.host.ssh import SshRunner, parse_destination
-from netwrap.kinds import BridgeTool, NetObject, Sysctl
+from netwrap.kinds import BridgeTool, NetObject
 from netwrap.topology import apply as apply_
 from netwrap.topology import clusterfile, graph, multihost
 from netwrap.topology import files as topofile
@@ -201,7 +201,7 @@ def _bridge_tool(requested: str) -> BridgeTool:
 def _commands_of(objects: Sequence[NetObject], *, with_probes: bool) -> list[Command]:
     """Every command that work on ``objects`` may start (to find a missing tool before the first change)."""
     commands = [c for obj in objects for c in (obj.check_command(), *obj.create_commands())]
-    commands += [c for obj in objects if not isinstance(obj, Sysctl) for c in obj.delete_commands()]
+    commands += [c for obj in objects if not obj.restores for c in obj.delete_commands()]  # a setting is given back
     if any(c.tool == "iptables" for c in commands):
         commands.append(Command("iptables-restore", ("--version",), mutates=False))
         commands.append(Command("iptables-save", ("--version",), mutates=False))

@@ -34,6 +34,8 @@ def others(store: object, runner: Runner | None = None) -> list[StateFile]:
 
 def conflicts(objects: Iterable[NetObject], siblings: Sequence[StateFile]) -> list[str]:
     """Each wanted claim that another record's created objects already hold, naming that record."""
+    if not siblings:
+        return []  # no other record: nothing to clash with (and nothing worked out)
     wanted = [(obj, claim) for obj in objects for claim in obj.claims()]
     if not wanted:
         return []
