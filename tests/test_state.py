@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from pytest_subprocess import FakeProcess
 from netwrap import NetwrapError, StateFile, Sysctl, ValidationError, tutorial
 from netwrap.engine import serial
 from netwrap.engine.clean import clean, survey
-from netwrap.engine.state import Record, Writer
+from netwrap.engine.state import Record, Writer, _process_start
 from netwrap.host.runner import SubprocessRunner
 from tests.conftest import fixture_text
 
@@ -169,3 +171,20 @@ def test_a_record_without_keys_is_rebuilt_at_once(tmp_path: Path) -> None:
     store = _edited_record(tmp_path, written_before_keys)
     with pytest.raises(NetwrapError, match="damaged"):
         store.load()
+
+
+def test_a_writer_that_ended_but_was_not_reaped_is_dead() -> None:
+    """A killed writer whose parent has not waited for it is a zombie (state Z): it runs nothing, so its
+    unfinished record is a crashed run's, which clean removes."""
+    child = subprocess.Popen(["true"])
+    try:
+        writer = Writer(child.pid, _process_start(child.pid))
+        deadline = time.monotonic() + 5
+        while "Z" not in Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[:1]:
+            assert time.monotonic() < deadline, "the child did not end"
+            time.sleep(0.01)
+        assert writer.start is not None
+        assert not writer.alive()
+        assert Writer.current().alive()
+    finally:
+        child.wait()

@@ -28,13 +28,16 @@ DEFAULT_STATE_DIR = Path("/run/netwrap")
 VERSION = 2
 
 
-def _process_start(pid: int) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot (None if there is no such process)."""
+def _process_start(pid: int, *, living: bool = False) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (None if there is no such process, or, with
+    ``living``, if it has ended and waits only to be reaped: a zombie, state Z, runs nothing any more)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
+    if living and fields[0] in ("Z", "X"):
+        return None
     return int(fields[19])
 
 
@@ -50,7 +53,8 @@ class Writer:
         return cls(os.getpid(), _process_start(os.getpid()))
 
     def alive(self) -> bool:
-        return self.start is not None and _process_start(self.pid) == self.start
+        """Whether the writer still runs: the same process (pid and start time), and not a zombie."""
+        return self.start is not None and _process_start(self.pid, living=True) == self.start
 
 
 @attrs.define(eq=False)

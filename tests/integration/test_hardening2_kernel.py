@@ -1,0 +1,53 @@
+"""Hardening II on the real kernel: each a defect found as a new user or an attacker would, now refused or fixed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netwrap import Sandbox
+from netwrap.command import Command
+from netwrap.host import snapshot
+from netwrap.host.runner import Result
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-networks.toml"
+
+
+def cli(sandbox: Sandbox, *args: str) -> Result:
+    return sandbox.runner.run(Command(sys.executable, ("-m", "netwrap", *args), ok_codes=frozenset(range(256))))
+
+
+def test_clean_removes_what_a_killed_writer_left_while_it_waits_to_be_reaped(sandbox: Sandbox, tmp_path: Path) -> None:
+    """kill -9 of an apply whose parent has not waited for it yet: a zombie is dead, and clean cleans (15)."""
+    before = snapshot.take(sandbox.runner)
+    argv = [*sandbox.prefix, sys.executable, "-m", "netwrap", "apply", "--verbatim", "-f", str(EXAMPLE),
+            "--state-dir", str(tmp_path)]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    try:
+        done = 0
+        for line in process.stdout:
+            done += line.startswith("+ ")
+            if done == 12:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed apply did not end"
+            time.sleep(0.01)
+        survey = cli(sandbox, "clean", "--dry-run", "--state-dir", str(tmp_path))
+        assert "crashed" in survey.stdout + survey.stderr, survey.stdout + survey.stderr
+        cleaned = cli(sandbox, "clean", "--state-dir", str(tmp_path))
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert before.explain(snapshot.take(sandbox.runner)) == []
+    finally:
+        process.stdout.close()
+        process.wait(timeout=30)
