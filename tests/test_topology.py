@@ -278,3 +278,15 @@ def test_graphs_show_bridges_veths_namespaces_and_addresses() -> None:
     assert 'c_db -- br_back [label="eth0 10.20.0.2/24\\nv0-db"];' in dotted
     modes = topofile.load(EXAMPLES / "modes.toml")
     assert "c_sidecar -.- c_app" in graph.mermaid(modes, compose.allocate(modes))
+
+
+def test_0_0_0_0_publishes_on_every_address_and_other_non_unicast_host_addresses_are_refused() -> None:
+    """As Docker reads ``-p 0.0.0.0:8080:80``; before, it rendered ``-d 0.0.0.0/32``, which nothing matches."""
+    every = Port.parse("ports[0]", "0.0.0.0:8080:80")
+    assert every == Port.parse("ports[0]", "8080:80")
+    assert every.host_ip is None
+    assert str(every) == "8080:80/tcp"
+    for text in ("255.255.255.255:8080:80", "224.0.0.1:8080:80/udp"):
+        with pytest.raises(ValidationError, match=r"ports\[0\].*is not an address of this host"):
+            Port.parse("ports[0]", text)
+    assert Port.parse("ports[0]", "127.0.0.1:5353:53/udp").host_ip == ipaddress.IPv4Address("127.0.0.1")

@@ -54,7 +54,7 @@ class Network:
 
 @attrs.frozen
 class Port:
-    """A published port: ``[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]``."""
+    """A published port: ``[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`` (``0.0.0.0``, or no address: every one)."""
 
     host_port: int
     container_port: int
@@ -79,7 +79,9 @@ class Port:
             address = v.ip_address(field, parts[0])
             if not isinstance(address, ipaddress.IPv4Address):
                 raise ValidationError(field, text, "the host address must be IPv4")
-            host_ip = address
+            if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
+                raise ValidationError(field, text, f"{address} is not an address of this host; use one, or 0.0.0.0")
+            host_ip = None if address.is_unspecified else address  # 0.0.0.0: every address, as with Docker
             parts = parts[1:]
         numbers = []
         for part in parts:

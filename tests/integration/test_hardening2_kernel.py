@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import Sandbox
+from netwrap import MemoryStore, Sandbox, build, teardown
 from netwrap.command import Command
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
+from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, outside_objects, tcp_probe
+from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +53,34 @@ def test_clean_removes_what_a_killed_writer_left_while_it_waits_to_be_reaped(san
     finally:
         process.stdout.close()
         process.wait(timeout=30)
+
+
+PUBLISHED = """
+name = "every"
+
+[networks.n]
+subnet = "10.60.0.0/24"
+
+[containers.web]
+networks = ["n"]
+ports = ["{port}"]
+"""
+
+
+def test_0_0_0_0_publishes_on_every_address_as_with_docker(tmp_path: Path) -> None:
+    """``0.0.0.0:8080:80`` builds exactly what ``8080:80`` builds, and answers from another machine (3)."""
+    require_root()
+    pictures: list[snapshot.Snapshot] = []
+    for port in ("0.0.0.0:8080:80", "8080:80"):
+        topo = tmp_path / f"{len(pictures)}.toml"
+        topo.write_text(PUBLISHED.format(port=port))
+        with Sandbox() as sandbox:
+            store = MemoryStore()
+            build(outside_objects(), sandbox.runner, store)
+            applied = cli(sandbox, "apply", "-f", str(topo), "--state-dir", str(tmp_path / f"state{len(pictures)}"))
+            assert applied.returncode == 0, applied.stderr
+            ok, detail = tcp_probe(sandbox.runner, "web", OUTSIDE, HOST_UPLINK_ADDRESS, 8080, listen_port=80)
+            assert ok, f"{port}: {detail}"
+            pictures.append(snapshot.take(sandbox.runner))
+            teardown(sandbox.runner, store)
+    assert pictures[0].explain(pictures[1]) == []
