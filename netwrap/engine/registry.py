@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from netwrap.engine.state import StateFile, replace_file, state_files
+from netwrap.engine.state import StateFile, check_private, replace_file, state_files
+from netwrap.errors import NetwrapError
 
 FOLDER = "netwrap.dirs"
 
@@ -38,19 +39,23 @@ def register(run_dir: Path, state_dir: Path) -> None:
 
 
 def directories(run_dir: Path) -> list[Path]:
-    """Every state directory listed on the host, as it was listed (those gone are passed over)."""
+    """Every state directory listed on the host, as it was listed: those gone, and entries or directories that
+    are not private (another user's, or writable by others: see :func:`check_private`) are passed over."""
     found = []
     try:
+        check_private(folder(run_dir), "list of state directories")
         entries = sorted(p for p in folder(run_dir).iterdir() if p.is_file() and not p.name.startswith("."))
     except FileNotFoundError:
         return []
     for entry in entries:
         try:
+            check_private(entry, "state directory entry")
             path = Path(entry.read_text(encoding="utf-8").strip())
-        except (OSError, UnicodeDecodeError):
+            if path.is_absolute() and path.is_dir():
+                check_private(path, "state directory")
+                found.append(path)
+        except (OSError, UnicodeDecodeError, NetwrapError):
             continue
-        if path.is_absolute() and path.is_dir():
-            found.append(path)
     return found
 
 

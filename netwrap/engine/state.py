@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -324,11 +325,21 @@ class StateFile:
         return [f for f in state_files(self.path.parent) if f.path != self.path and f.machine == self.machine]
 
     def load(self) -> Record | None:
+        """The record, or None if there is none; a record (or state directory) that belongs to another user, or
+        that others may write, is refused with a :class:`NetwrapError` and never acted on."""
         try:
-            stamp = self._stamp()
+            info = self.path.lstat()
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        check_private(self.path.parent, "state directory")
+        check_private(self.path, "record", info)
+        try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
         cached = _LOADED.get(self.path)
         if cached is not None and cached[0] == stamp:
             return cached[1].copy()
@@ -343,6 +354,7 @@ class StateFile:
 
     def save(self, record: Record) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_private(self.path.parent, "state directory")
         replace_file(self.path, record.to_text(), durable=True)
         _LOADED[self.path] = (self._stamp(), record.copy())
 
@@ -363,9 +375,28 @@ class StateFile:
 _LOADED: dict[Path, tuple[tuple[int, int, int], Record]] = {}
 
 
+def check_private(path: Path, what: str, info: os.stat_result | None = None) -> None:
+    """Refuse ``path`` (a state directory, a record, a list of them) unless it is no symbolic link, belongs to
+    the user running netwrap, and nobody else may write it: what a record says is done as root."""
+    info = info if info is not None else path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        raise NetwrapError(f"{what} {path} is a symbolic link: refused, and nothing in it is acted on")
+    if info.st_uid != os.geteuid():
+        raise NetwrapError(
+            f"{what} {path} belongs to uid {info.st_uid}, not to uid {os.geteuid()} that runs netwrap: "
+            "refused, and nothing in it is acted on"
+        )
+    if info.st_mode & 0o022:
+        raise NetwrapError(
+            f"{what} {path} may be written by others (mode {stat.S_IMODE(info.st_mode):04o}): refused, and "
+            "nothing in it is acted on; netwrap makes its state directories 0700 and its records 0600"
+        )
+
+
 def state_files(directory: Path | str) -> list[StateFile]:
-    """Every record in ``directory``, by name."""
+    """Every record in ``directory``, by name (a directory that is not private is refused: see check_private)."""
     folder = Path(directory)
     if not folder.is_dir():
         return []
+    check_private(folder, "state directory")
     return [StateFile(p) for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]
