@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -21,6 +21,27 @@ from netwrap.host.runner import SYSTEM_PATH, Result, SubprocessRunner
 
 _DESTINATION = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
 SSH_FAILED = 255
+
+
+# ssh settings that run a local program or load local code: a file may not set them (the command line may)
+LOCAL_PROGRAMS = frozenset(
+    {"proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand", "match", "include",
+     "pkcs11provider", "securitykeyprovider"}
+)  # fmt: skip
+
+
+def local_program_option(words: Sequence[str]) -> str | None:
+    """The first of ``words`` (ssh's arguments) that would make ssh run a local program or load local code
+    (``-oProxyCommand=...``, ``-o LocalCommand=...``, ``-I`` a PKCS#11 library), or None."""
+    for number, word in enumerate(words):
+        if word.startswith("-I"):
+            return word
+        if word.startswith("-o"):
+            setting = word[2:] or (words[number + 1] if number + 1 < len(words) else "")
+            key = setting.replace("=", " ").split(maxsplit=1)[0].lower() if setting.strip() else ""
+            if key in LOCAL_PROGRAMS:
+                return setting if word == "-o" else word
+    return None
 
 
 def _words(value: Iterable[str]) -> tuple[str, ...]:

@@ -40,7 +40,7 @@ import attrs
 from netwrap import validate as v
 from netwrap.errors import TopologyError, ValidationError
 from netwrap.host.runner import Runner, SubprocessRunner
-from netwrap.host.ssh import SshRunner
+from netwrap.host.ssh import SshRunner, local_program_option
 from netwrap.topology.files import Reader, read_toml
 from netwrap.topology.model import Port, Problem
 from netwrap.topology.multihost import Cluster, Machine
@@ -119,9 +119,20 @@ def _host(r: Reader, name: str, data: Any) -> HostSpec | None:
     if not isinstance(options, list) or not all(isinstance(o, str) and o.startswith("-") for o in options):
         r.fail(table, "ssh_options", "must be a list of ssh options, each one word like '-p2222'")
         options = []
+    elif (found := local_program_option(options)) is not None:
+        r.fail(table, "ssh_options", f"{found!r} runs a local program: a file may not set it (--ssh-option may)")
+        options = []
     command = data.get("ssh_command", ["ssh"])
     if not isinstance(command, list) or not command or not all(isinstance(w, str) and w for w in command):
         r.fail(table, "ssh_command", 'must be a non-empty list of words, like ["ssh", "-F", "lab.conf"]')
+        command = ["ssh"]
+    elif Path(command[0]).name != "ssh":
+        r.fail(
+            table, "ssh_command", f"{command[0]!r} is not an ssh client: a file may only name ssh (--ssh-command may)"
+        )
+        command = ["ssh"]
+    elif (found := local_program_option(command[1:])) is not None:
+        r.fail(table, "ssh_command", f"{found!r} runs a local program: a file may not set it (--ssh-command may)")
         command = ["ssh"]
     sudo = data.get("sudo", False)
     if not isinstance(sudo, bool):

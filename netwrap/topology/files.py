@@ -26,7 +26,9 @@ Every problem is reported at once, each naming the file, the table and the key.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -211,13 +213,33 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         raise TopologyError(source, [Problem("file", "syntax", str(exc))]) from None
 
 
+def _trusted(file: Path) -> Problem | None:
+    """A file netwrap would act on as root is code, as OpenSSH treats its configuration: it, and its directory,
+    must belong to the user running netwrap or to root, and nobody else may write them (a directory with the
+    sticky bit, such as /tmp, is fine: others cannot replace a file in it). The problem, or None."""
+    me = os.geteuid()
+    for what, path in (("file", file), ("directory", file.resolve().parent)):
+        info = path.stat()
+        if info.st_uid not in (me, 0):
+            return Problem("file", "owner", f"the {what} {path} belongs to uid {info.st_uid}: refused (see the README)")
+        writable = info.st_mode & 0o022 and not (what == "directory" and info.st_mode & stat.S_ISVTX)
+        if writable:
+            mode = stat.S_IMODE(info.st_mode)
+            return Problem("file", "mode", f"others may write the {what} {path} (mode {mode:04o}): refused")
+    return None
+
+
 def read_toml(path: Path | str) -> dict[str, Any]:
-    """A TOML file as data; a file that cannot be read or parsed is a :class:`TopologyError` naming it."""
+    """A TOML file as data; a file that cannot be read or parsed, or that someone else could have written
+    (see :func:`_trusted`), is a :class:`TopologyError` naming it."""
     file = Path(path)
     try:
+        problem = _trusted(file)
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise TopologyError(str(file), [Problem("file", "read", exc.strerror or str(exc))]) from None
+    if problem is not None:
+        raise TopologyError(str(file), [problem])
     return parse_toml(text, str(file))
 
 
