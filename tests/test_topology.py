@@ -14,7 +14,7 @@ from netwrap.errors import TopologyError
 from netwrap.kinds import BridgePort, OwnedChain, Rule, Sysctl
 from netwrap.topology import compose, graph
 from netwrap.topology import files as topofile
-from netwrap.topology.model import Port
+from netwrap.topology.model import Port, short_name
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -198,7 +198,7 @@ def test_generated_names_fit_are_stable_and_traceable() -> None:
     assert names == [link.host_interface for link in compose.links(topo, compose.allocate(topo))]
     other = topofile.loads(NET + '[containers.a-container-with-a-long-other]\nnetworks = ["front"]\n')
     assert compose.links(other, compose.allocate(other))[0].host_interface != names[0]
-    assert topofile.short_name("nw-", "front") == "nw-front"
+    assert short_name("nw-", "front") == "nw-front"
 
 
 def test_a_container_end_is_made_inside_its_namespace() -> None:
@@ -290,3 +290,39 @@ def test_0_0_0_0_publishes_on_every_address_and_other_non_unicast_host_addresses
         with pytest.raises(ValidationError, match=r"ports\[0\].*is not an address of this host"):
             Port.parse("ports[0]", text)
     assert Port.parse("ports[0]", "127.0.0.1:5353:53/udp").host_ip == ipaddress.IPv4Address("127.0.0.1")
+
+
+def test_derived_device_names_that_clash_step_aside_when_the_file_is_read() -> None:
+    """Issue 12, item 6: service-00353 and service-00535 both shortened to v0-service-12aa, found half-way
+    through apply. Every host-side name is now known when the file is read, and a clash resolved there."""
+    assert short_name("v0-", "service-00353") == short_name("v0-", "service-00535")
+    text = NET + "".join(f'[containers.service-{n}]\nnetworks = ["front"]\n' for n in ("00353", "00535"))
+    topo = topofile.loads(text)
+    names = topo.host_interfaces
+    assert names[("service-00353", 0)] != names[("service-00535", 0)]
+    assert all(len(name.encode()) <= 15 for name in names.values())
+    # the same whatever the order of the file
+    turned = NET + "".join(f'[containers.service-{n}]\nnetworks = ["front"]\n' for n in ("00535", "00353"))
+    assert topofile.loads(turned).host_interfaces == names
+    # and what compose builds is exactly that
+    built = {
+        (link.container.name, link.index): link.host_interface for link in compose.links(topo, compose.allocate(topo))
+    }
+    assert built == names
+
+
+def test_a_derived_name_steps_aside_from_a_given_one() -> None:
+    given = '[containers.q]\nnetworks = [{ network = "front", host_interface = "v0-p" }]\n'
+    text = NET + '[containers.p]\nnetworks = ["front"]\n' + given
+    names = topofile.loads(text).host_interfaces
+    assert names[("q", 0)] == "v0-p"
+    assert names[("p", 0)] != "v0-p"
+
+
+def test_two_interfaces_of_one_name_in_a_container_are_refused_when_read() -> None:
+    back = '[networks.back]\nsubnet = "10.20.0.0/24"\n'
+    text = NET + back + '[containers.c]\nnetworks = ["front", { network = "back", interface = "eth0" }]\n'
+    with pytest.raises(
+        TopologyError, match=r"\[containers\.c\] networks\[1\]: interface 'eth0' is also networks\[0\]'s"
+    ):
+        topofile.loads(text)

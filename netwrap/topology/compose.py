@@ -44,7 +44,6 @@ from netwrap.kinds import (
     Sysctl,
     VethPair,
 )
-from netwrap.topology.files import short_name
 from netwrap.topology.model import Attachment, Container, Network, Problem, Topology
 
 Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
@@ -130,7 +129,7 @@ def links(topo: Topology, allocations: Allocations) -> list[Link]:
                     network=topo.network(att.network),
                     index=index,
                     interface=att.interface or f"eth{index}",
-                    host_interface=att.host_interface or short_name(f"v{index}-", container.name),
+                    host_interface=topo.host_interfaces[(container.name, index)],
                     address=allocations[(att.network, container.name)],
                     moved=moved,
                 )

@@ -25,7 +25,6 @@ Every problem is reported at once, each naming the file, the table and the key.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -36,7 +35,7 @@ from typing import Any, TypeVar
 
 from netwrap import validate as v
 from netwrap.errors import TopologyError, ValidationError
-from netwrap.topology.model import Attachment, Container, Network, Port, Problem, Topology
+from netwrap.topology.model import Attachment, Container, Network, Port, Problem, Topology, short_name
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -44,15 +43,6 @@ _TOP_KEYS = {"name", "style", "networks", "containers"}
 _NETWORK_KEYS = {"subnet", "bridge", "gateway", "nat", "icc", "bridge_tool"}
 _CONTAINER_KEYS = {"network_mode", "networks", "ports", "netns", "loopback"}
 _ATTACH_KEYS = {"network", "address", "interface", "host_interface"}
-
-
-def short_name(prefix: str, name: str) -> str:
-    """``PREFIX+NAME`` if it fits in 15 bytes, else shortened with a stable 4-hex hash of NAME."""
-    full = f"{prefix}{name}"
-    if len(full.encode()) <= 15:
-        return full
-    digest = hashlib.sha256(name.encode()).hexdigest()[:4]
-    return f"{prefix}{name[: 15 - len(prefix) - 4]}{digest}"
 
 
 class Reader:

@@ -7,6 +7,8 @@ key of every problem, all at once; :func:`netwrap.topology.files.load` adds the 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -138,6 +140,16 @@ class Container:
         return self.mode in ("bridge", "none")
 
 
+def short_name(prefix: str, name: str, salt: int = 0) -> str:
+    """``PREFIX+NAME`` if it fits in 15 bytes, else shortened with a stable 4-hex hash of NAME (of NAME#SALT, to
+    step aside from a name already taken)."""
+    full = f"{prefix}{name}"
+    if len(full.encode()) <= 15 and not salt:
+        return full
+    digest = hashlib.sha256((f"{name}#{salt}" if salt else name).encode()).hexdigest()[:4]
+    return f"{prefix}{name[: 15 - len(prefix) - 4]}{digest}"
+
+
 @attrs.frozen
 class Topology:
     """Networks and containers, in the order they were declared."""
@@ -163,6 +175,30 @@ class Topology:
             seen.add(container.name)
             container = self.container(container.joins)
         return None if container.mode == "host" else container.namespace
+
+    @functools.cached_property
+    def host_interfaces(self) -> dict[tuple[str, int], str]:
+        """The host-side device of each attachment (container, index): as given, else ``vINDEX-CONTAINER``,
+        shortened with a hash past 15 bytes. Given names and bridges are taken first; a derived name that
+        clashes with one, or with another derived name, steps aside (another hash), containers taken in the
+        order of their names, so the result does not depend on the order of the file."""
+        taken = {n.bridge for n in self.networks}
+        taken |= {a.host_interface for c in self.containers for a in c.networks if a.host_interface is not None}
+        taken |= {a.interface for c in self.containers for a in c.networks if a.interface is not None}
+        found: dict[tuple[str, int], str] = {}
+        for container in sorted(self.containers, key=lambda c: c.name):
+            for index, att in enumerate(container.networks):
+                if att.host_interface is not None:
+                    found[(container.name, index)] = att.host_interface
+                    continue
+                salt = 0
+                name = short_name(f"v{index}-", container.name)
+                while name in taken:
+                    salt += 1
+                    name = short_name(f"v{index}-", container.name, salt)
+                taken.add(name)
+                found[(container.name, index)] = name
+        return found
 
     def problems(self) -> list[Problem]:
         return list(_problems(self))
@@ -211,6 +247,14 @@ def _problems(topo: Topology) -> Iterator[Problem]:
                         f"by container {owner!r} ({other})"
                     )  # fmt: skip
             published.append((port, container.name))
+        inside: dict[str, int] = {}
+        for index, att in enumerate(container.networks):
+            interface = att.interface or f"eth{index}"
+            if interface in inside:
+                yield Problem(
+                    table, f"networks[{index}]", f"interface {interface!r} is also networks[{inside[interface]}]'s"
+                )
+            inside[interface] = index
         for index, att in enumerate(container.networks):
             for device in (att.host_interface, att.interface if att.interface is not None else None):
                 if device is None:

@@ -46,8 +46,7 @@ from netwrap.kinds import (
     Vxlan,
 )
 from netwrap.topology import compose
-from netwrap.topology.files import short_name
-from netwrap.topology.model import Attachment, Container, Network, Port, Topology
+from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
 
 Method = Literal["host-gw", "vxlan"]
 VXLAN_OVERHEAD = 50

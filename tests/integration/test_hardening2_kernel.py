@@ -15,7 +15,7 @@ from netwrap import MemoryStore, Sandbox, build, teardown
 from netwrap.command import Command
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
-from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, outside_objects, tcp_probe
+from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, outside_objects, ping, tcp_probe
 from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
@@ -84,3 +84,21 @@ def test_0_0_0_0_publishes_on_every_address_as_with_docker(tmp_path: Path) -> No
             pictures.append(snapshot.take(sandbox.runner))
             teardown(sandbox.runner, store)
     assert pictures[0].explain(pictures[1]) == []
+
+
+def test_containers_whose_shortened_device_names_clash_are_built(sandbox: Sandbox, tmp_path: Path) -> None:
+    """service-00353 and service-00535 both shortened to one host device name; apply failed half-way (6)."""
+    topo = tmp_path / "clash.toml"
+    topo.write_text(
+        'name = "clash"\n[networks.n]\nsubnet = "10.61.0.0/24"\n'
+        + "".join(f'[containers.service-{n}]\nnetworks = ["n"]\n' for n in ("00353", "00535"))
+    )
+    before = snapshot.take(sandbox.runner)
+    applied = cli(sandbox, "apply", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
+    assert applied.returncode == 0, applied.stderr
+    shown = cli(sandbox, "status", "--check", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert ping(sandbox.runner, "10.61.0.3", "service-00353")
+    destroyed = cli(sandbox, "destroy", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert before.explain(snapshot.take(sandbox.runner)) == []
