@@ -326,3 +326,15 @@ def test_two_interfaces_of_one_name_in_a_container_are_refused_when_read() -> No
         TopologyError, match=r"\[containers\.c\] networks\[1\]: interface 'eth0' is also networks\[0\]'s"
     ):
         topofile.loads(text)
+
+
+def test_a_network_with_a_dot_gets_a_bridge_its_settings_can_name_and_a_given_one_is_refused() -> None:
+    """Issue 12, item 7: ``[networks."my.net"]`` failed half-way at ``sysctl net.ipv4.conf.t-my.net.X``."""
+    topo = topofile.loads(
+        'name = "t"\n[networks."my.net"]\nsubnet = "10.1.0.0/24"\n[networks.my-net]\nsubnet = "10.2.0.0/24"\n'
+    )
+    dotted, dashed = topo.network("my.net").bridge, topo.network("my-net").bridge
+    assert "." not in dotted
+    assert dotted != dashed
+    with pytest.raises(TopologyError, match=r"\[networks\.n\] bridge: 'br\.0': contains '\.'"):
+        topofile.loads('name = "t"\n[networks.n]\nsubnet = "10.1.0.0/24"\nbridge = "br.0"\n')

@@ -25,6 +25,7 @@ Every problem is reported at once, each naming the file, the table and the key.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -93,8 +94,20 @@ def _name(field: str, value: Any) -> str:
 
 
 def default_bridge(topology: str, network: str) -> str:
-    """``TOPOLOGY-NETWORK``, shortened with a hash past 15 bytes: two topologies never share a default."""
-    return short_name("", f"{topology}-{network}")
+    """``TOPOLOGY-NETWORK``, shortened with a hash past 15 bytes: two topologies never share a default. A '.' of
+    the network's name becomes '-' (with a hash of the name, so that ``a.b`` and ``a-b`` differ): a kernel
+    setting of the bridge (``net.ipv4.conf.BRIDGE.route_localnet``) cannot name a device with a '.'."""
+    if "." not in network:
+        return short_name("", f"{topology}-{network}")
+    digest = hashlib.sha256(network.encode()).hexdigest()[:4]
+    return f"{topology}-{network.replace('.', '-')}"[:11] + digest
+
+
+def _bridge_name(field: str, value: Any) -> str:
+    name = v.interface_name(field, value)
+    if "." in name:
+        raise ValidationError(field, value, "contains '.': the bridge's kernel settings could not name it")
+    return name
 
 
 def _network(r: Reader, name: str, data: Any, topology: str) -> Network | None:
@@ -106,7 +119,7 @@ def _network(r: Reader, name: str, data: Any, topology: str) -> Network | None:
         r.fail(table, "subnet", 'is required, like subnet = "10.10.0.0/24"')
         return None
     subnet = r.check(table, "subnet", v.ipv4_network, data["subnet"])
-    bridge = r.check(table, "bridge", v.interface_name, data.get("bridge", default_bridge(topology, name)))
+    bridge = r.check(table, "bridge", _bridge_name, data.get("bridge", default_bridge(topology, name)))
     gateway = None
     if subnet is not None:
         gateway = r.check(table, "gateway", v.ipv4_address, data.get("gateway", str(subnet.network_address + 1)))

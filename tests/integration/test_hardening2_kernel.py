@@ -102,3 +102,16 @@ def test_containers_whose_shortened_device_names_clash_are_built(sandbox: Sandbo
     destroyed = cli(sandbox, "destroy", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
     assert destroyed.returncode == 0, destroyed.stderr
     assert before.explain(snapshot.take(sandbox.runner)) == []
+
+
+def test_a_network_named_with_a_dot_is_built_with_its_published_port(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Its bridge's route_localnet (for the published port) was set through a name with a '.' and failed (7)."""
+    topo = tmp_path / "dotted.toml"
+    web = '[containers.web]\nnetworks = ["my.net"]\nports = ["8080:80"]\n'
+    topo.write_text('name = "dot"\n[networks."my.net"]\nsubnet = "10.62.0.0/24"\n' + web)
+    applied = cli(sandbox, "apply", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
+    assert applied.returncode == 0, applied.stderr
+    checked = cli(sandbox, "status", "--check", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    planned = cli(sandbox, "plan", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
