@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -25,6 +27,31 @@ def fixture_text(name: str) -> str:
 def runner() -> SubprocessRunner:
     """A real SubprocessRunner that keeps bare tool names (for `fp`) and never waits between retries."""
     return SubprocessRunner(resolve=lambda tool: tool, wait=0, run_dir=None)  # no host-wide list of state dirs
+
+
+NETWORK_TOOLS = frozenset(
+    {"ip", "iptables", "iptables-save", "iptables-restore", "iptables-legacy", "brctl", "bridge", "sysctl",
+     "nsenter", "unshare"}
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_network_tools_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test never starts a real ip, iptables, brctl, sysctl or sandbox tool: only pytest-subprocess's
+    fakes (``fp``) may answer for them. A regression that would change this machine's real network (a usage
+    error no longer refused before ``tutorial up``, say) then fails the test instead of touching the host.
+    Tests marked ``integration`` drive the real kernel inside their own sandboxes and are not guarded."""
+    if request.node.get_closest_marker("integration") is not None:
+        return
+    real = subprocess.Popen
+
+    def guarded(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        argv = [args] if isinstance(args, str | os.PathLike) else list(args)
+        if argv and Path(str(argv[0])).name in NETWORK_TOOLS:
+            raise RuntimeError(f"a unit test tried to run {argv[0]} for real: fake it with the fp fixture")
+        return real(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", guarded)
 
 
 @pytest.fixture(autouse=True)

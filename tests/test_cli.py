@@ -77,14 +77,14 @@ def test_demo_needs_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
 def test_no_command_prints_help() -> None:
     code, out, _ = run()
-    assert code == 2
+    assert code == 64  # a usage error: never 2, which is plan's "changes to make"
     assert "tutorial" in out
 
 
 def test_unknown_bridge_tool_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         cli.run(["tutorial", "script", "--bridge-tool", "bridge"])
-    assert caught.value.code == 2
+    assert caught.value.code == 64
     assert "invalid choice: 'bridge'" in capsys.readouterr().err
 
 
@@ -265,7 +265,7 @@ def test_quick_reaches_apply_plan_and_status(monkeypatch: pytest.MonkeyPatch, tm
     assert asked == [(c, check) for c in ("apply", "plan", "status") for check in ("host", "all")]
     with pytest.raises(SystemExit) as usage:  # a teardown reads what it removes: it has no --quick
         run("destroy", "-f", file, "--quick")
-    assert usage.value.code == 2
+    assert usage.value.code == 64
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -273,3 +273,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith("netwrap 0.")
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "soon"])
+def test_a_lock_timeout_that_is_no_number_of_seconds_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str], fp: FakeProcess, tmp_path: Path
+) -> None:
+    """Issue 12, items 12 and 14: usage errors have an exit code of their own, and -5 or nan are refused.
+    (``fp`` and a state directory of its own: were the value accepted, nothing real would run.)"""
+    with pytest.raises(SystemExit) as caught:
+        cli.run(["tutorial", "plan", "--lock-timeout", value, "--state-dir", str(tmp_path)])
+    assert caught.value.code == 64
+    assert f"{value!r} is not a number of seconds" in capsys.readouterr().err

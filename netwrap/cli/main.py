@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -30,7 +31,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import attrs
 
@@ -57,6 +58,28 @@ from netwrap.topology.model import Topology
 from netwrap.tutorial.verify import render_table, verify
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_DEGRADED = 0, 1, 2, 3
+EXIT_USAGE = 64  # a command line netwrap cannot read (sysexits' EX_USAGE): never 2, which is plan's "changes"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors exiting EXIT_USAGE instead of 2 (its sub-commands' parsers are of this class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds: finite, and not negative."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (finite, 0 or more)")
+    return value
+
+
 VERIFY_STATE_NAME = "tutorial-verify"
 
 
@@ -78,8 +101,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
         help="also print the read-only checks (as '# COMMAND') and each object's standing",
@@ -111,7 +134,7 @@ def _common() -> argparse.ArgumentParser:
         help="run the commands with sudo -n on the far side (a login that is not root)",
     )  # fmt: skip
     common.add_argument(
-        "--lock-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
+        "--lock-timeout", type=_seconds, default=argparse.SUPPRESS, metavar="SECONDS",
         help="how long to wait for another netwrap working on the same state directory (default: 120)",
     )  # fmt: skip
     common.add_argument(
@@ -121,16 +144,16 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _Parser:
     common = _common()
-    bridge = argparse.ArgumentParser(add_help=False)
+    bridge = _Parser(add_help=False)
     bridge.add_argument(
         "--bridge-tool", choices=("auto", "brctl", "ip"), default=argparse.SUPPRESS,
         help="make the bridge with brctl (as the document does) or iproute2; auto: brctl when installed",
     )  # fmt: skip
     both = [common, bridge]
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="netwrap", description="Build Linux container networks the way Docker does, with ip, brctl and iptables."
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="show netwrap's version and exit")
@@ -158,9 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     cleaner.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     commands.add_parser("doctor", help="what this host has and lacks for netwrap, with the fix for each (reads only)")
-    topo = argparse.ArgumentParser(add_help=False)
+    topo = _Parser(add_help=False)
     topo.add_argument("-f", "--file", type=Path, required=True, help="the topology file (TOML)")
-    quick = argparse.ArgumentParser(add_help=False)
+    quick = _Parser(add_help=False)
     quick.add_argument(
         "--quick", dest="check", action="store_const", const="host", default="all",
         help="check the host side only (devices, namespaces, rules, settings); read inside a namespace only "
@@ -480,7 +503,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(out)
-        return EXIT_CHANGES
+        return EXIT_USAGE
     verbose: bool = getattr(args, "verbose", False)
     changes = args.command in ("apply", "destroy") or getattr(args, "action", None) in ("up", "down", "verify")
     if changes or (args.command == "clean" and not args.dry_run):
