@@ -111,9 +111,10 @@ class Claim:
 
 @attrs.frozen
 class Gone:
-    """What a removal takes away with it: devices, namespaces, and chains with their rules."""
+    """What a removal takes away with it: devices (each with the namespace it is in: two namespaces may each
+    have an ``eth0``), namespaces, and chains with their rules."""
 
-    links: frozenset[str] = frozenset()
+    links: frozenset[Device] = frozenset()
     namespaces: frozenset[str] = frozenset()
     chains: frozenset[tuple[str, str]] = frozenset()
 
@@ -298,7 +299,7 @@ class OnDevice(Placed):
         return frozenset({(self.netns, self.device)})
 
     def goes_with(self, gone: Gone) -> bool:
-        return self.device in gone.links or super().goes_with(gone)
+        return (self.netns, self.device) in gone.links or super().goes_with(gone)
 
 
 class NamedDevice(ReadsLinks):
@@ -318,7 +319,7 @@ class NamedDevice(ReadsLinks):
         return (Claim("device", key_place(self.netns), self.name),)
 
     def takes_along(self) -> Gone:
-        return Gone(links=frozenset({self.name}))
+        return Gone(links=frozenset({(self.netns, self.name)}))
 
 
 def read_command(tool: str, *args: str, netns: str | None = None) -> Command:

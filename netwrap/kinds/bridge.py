@@ -120,7 +120,8 @@ class BridgePort(ReadsLinks):
         return missing(f"{self.port} is not a port of {self.bridge}")
 
     def goes_with(self, gone: Gone) -> bool:
-        return self.port in gone.links or self.bridge in gone.links or super().goes_with(gone)
+        mine = {(self.netns, self.port), (self.netns, self.bridge)}
+        return bool(mine & gone.links) or super().goes_with(gone)
 
     def devices(self) -> frozenset[Device]:
         return frozenset({(self.netns, self.port)})

@@ -55,6 +55,10 @@ class LinkNetns(ReadsLinks):
         """Always: a moved device goes with the pair (or namespace) it belongs to, never on its own."""
         return True
 
+    def takes_along(self) -> Gone:
+        """The moved end, where it now is (what sits on it there goes with its pair)."""
+        return Gone(links=frozenset({(self.netns, self.device)}))
+
     def devices(self) -> frozenset[Device]:
         return frozenset({(self.netns, self.device), (None, self.device)})  # named on the host, where it came from
 

@@ -90,7 +90,7 @@ class Route(Placed):
         return missing(f"there is no route to {self.destination} {where(self.netns)}")
 
     def goes_with(self, gone: Gone) -> bool:
-        return (self.device is not None and self.device in gone.links) or super().goes_with(gone)
+        return (self.device is not None and (self.netns, self.device) in gone.links) or super().goes_with(gone)
 
     def devices(self) -> frozenset[Device]:
         return frozenset({(self.netns, self.device)}) if self.device is not None else frozenset()

@@ -91,7 +91,7 @@ class Sysctl(Placed):
         return state.sysctls.get((self.netns, self.name)) is not None
 
     def goes_with(self, gone: Gone) -> bool:
-        return self.device in gone.links or super().goes_with(gone)
+        return (self.netns, self.device) in gone.links or super().goes_with(gone)
 
     def devices(self) -> frozenset[Device]:
         return frozenset({(self.netns, self.device)}) if self.device is not None else frozenset()

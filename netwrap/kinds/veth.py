@@ -168,7 +168,7 @@ class VethPair(ReadsLinks):
         )
 
     def takes_along(self) -> Gone:
-        return Gone(links=frozenset({self.name, self.peer}))
+        return Gone(links=self.devices())
 
     def as_seen_from_host(self, state: HostState, places: set[str]) -> bool:
         """As wanted, and, made with its other end in a namespace the check does not read, that end still there."""

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from netwrap import MemoryStore, Sandbox, StateFile, build, teardown
+from netwrap import MemoryStore, Sandbox, StateFile, build, teardown, topology_apply, topology_from_dict
 from netwrap.command import Command
 from netwrap.engine.state import Writer
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
 from netwrap.tutorial.verify import OUTSIDE_ADDRESS, outside_objects, ping
+from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
 
@@ -417,3 +418,23 @@ def test_apply_with_a_damaged_record_fails_clearly(sandbox: Sandbox, tmp_path: P
     assert "Traceback" not in result.stderr
     assert "nothing to do" not in result.stderr
     assert "netwrap: error:" in result.stderr and "damaged" in result.stderr, result.stderr
+
+
+def test_a_container_moved_to_another_network_while_its_neighbour_leaves(tmp_path: Path) -> None:
+    """The property test's find: c1 and c2 on n1, then only c2, on n2; c2's old default route stayed."""
+    require_root()
+    a = {"name": "prop", "networks": {"n1": {"subnet": "10.31.0.0/24"}, "n2": {"subnet": "10.32.0.0/24"}},
+         "containers": {"c1": {"networks": [{"network": "n1", "address": "10.31.0.11"}]},
+                        "c2": {"networks": [{"network": "n1", "address": "10.31.0.12"}]}}}  # fmt: skip
+    b = {"name": "prop", "networks": {"n2": {"subnet": "10.32.0.0/24"}},
+         "containers": {"c2": {"networks": [{"network": "n2", "address": "10.32.0.12"}]}}}  # fmt: skip
+    pictures: list[snapshot.Snapshot] = []
+    for steps in ((a, b), (b,)):
+        state = tmp_path / f"state{len(pictures)}"
+        with Sandbox() as sandbox:
+            for data in steps:
+                topo = topology_from_dict(data, source="prop")
+                topology_apply.apply(topo, sandbox.runner, topology_apply.store_for(topo, state))
+            assert topology_apply.plan_topology(topo, sandbox.runner, topology_apply.store_for(topo, state)).is_noop
+            pictures.append(snapshot.take(sandbox.runner))
+    assert pictures[0].explain(pictures[1]) == []
