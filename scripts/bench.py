@@ -38,7 +38,7 @@ from netwrap.command import Command
 from netwrap.engine.batch import Step, batches
 from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile
 from netwrap.host.runner import Result, Runner, SubprocessRunner
-from netwrap.host.sandbox import Sandbox
+from netwrap.host.sandbox import Sandbox, top_mount
 from netwrap.kinds import NetObject, Rule, Sysctl
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
@@ -117,10 +117,8 @@ def netwrap_run(n: int) -> dict[str, float]:
 
 def inside(n: int, step: str, folder: str) -> dict[str, float]:
     """One step's figures, measured from within a sandbox (refuses to run anywhere else)."""
-    found = subprocess.run(
-        ["findmnt", "-n", "-o", "SOURCE", "/run"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    if found != ["netwrap-sandbox"]:
+    top = top_mount(Path("/proc/self/mountinfo").read_text(), "/run")
+    if top is None or top[0] != "netwrap-sandbox":
         raise SystemExit("--inside runs only inside a netwrap sandbox (its /run is not the sandbox's tmpfs)")
     topo = topology(n)
     store = StateFile.in_dir(folder, "bench")

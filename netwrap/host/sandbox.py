@@ -40,6 +40,28 @@ def _tool(name: str) -> str:
     return path
 
 
+def top_mount(mountinfo: str, target: str) -> tuple[str, str] | None:
+    """``(source, fstype)`` of the mount on top at ``target`` in a ``/proc/PID/mountinfo`` text, or None.
+
+    Mounts stack: on a host where ``/run`` is already a mount point (systemd's
+    tmpfs), the sandbox's own tmpfs lies over it and both are listed. The one
+    on top is the one no other mount at ``target`` lies over, i.e. whose id is
+    no other's parent there.
+    """
+    found: dict[str, tuple[str, str, str]] = {}  # id -> (parent, source, fstype)
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 10 or "-" not in fields[6:]:
+            continue
+        cut = fields.index("-", 6)
+        if len(fields) < cut + 3 or fields[4] != target:
+            continue
+        found[fields[0]] = (fields[1], fields[cut + 2], fields[cut + 1])
+    parents = {parent for parent, _, _ in found.values()}
+    tops = [(source, fstype) for mount, (_, source, fstype) in found.items() if mount not in parents]
+    return tops[-1] if tops else None
+
+
 @attrs.define
 class SandboxRunner:
     """Runs commands inside a live sandbox; refuses once the sandbox is gone."""
@@ -123,9 +145,15 @@ class Sandbox:
         raise SandboxError("unshare did not create a new network namespace within 5 s")
 
     def _check_private_run(self) -> None:
-        found = self.runner.run(Command("findmnt", ("-n", "-o", "SOURCE,FSTYPE", "/run"), mutates=False))
-        if found.stdout.split() != [_MARKER, "tmpfs"]:
-            raise SandboxError(f"/run in the sandbox is not its own tmpfs: {found.stdout.strip()!r}")
+        if self._holder is None:
+            raise SandboxError("the sandbox is not running")
+        try:
+            table = Path(f"/proc/{self._holder.pid}/mountinfo").read_text()
+        except OSError as exc:
+            raise SandboxError(f"cannot read the sandbox's mount table: {exc}") from None
+        top = top_mount(table, "/run")
+        if top != (_MARKER, "tmpfs"):
+            raise SandboxError(f"/run in the sandbox is not its own tmpfs: the top mount there is {top!r}")
 
     def close(self) -> None:
         """End the holder; the kernel frees the namespace and all it holds."""

@@ -115,3 +115,40 @@ def test_a_network_named_with_a_dot_is_built_with_its_published_port(sandbox: Sa
     assert checked.returncode == 0, checked.stdout + checked.stderr
     planned = cli(sandbox, "plan", "-f", str(topo), "--state-dir", str(tmp_path / "state"))
     assert planned.returncode == 0, planned.stdout + planned.stderr
+
+
+OUTER_RUN = "mount -t tmpfs -o mode=755 host-run /run && mkdir /run/netns && mount --bind /run/netns /run/netns && "
+
+
+def _on_a_host_whose_run_is_a_mount_point(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` where ``/run`` is already a mount point (as systemd makes it), in a throwaway namespace."""
+    require_root()
+    script = OUTER_RUN + 'exec "$@"'
+    return subprocess.run(
+        ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", *argv],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_the_sandbox_starts_where_run_is_already_a_mount_point() -> None:
+    """On a systemd host /run is a tmpfs already; the sandbox stacks its own and uses it (8)."""
+    code = (
+        "from netwrap import Sandbox\n"
+        "from netwrap.command import Command\n"
+        "with Sandbox() as box:\n"
+        "    box.runner.run(Command('ip', ('netns', 'add', 'inner')))\n"
+        "    print(box.runner.run(Command('ip', ('netns', 'list'), mutates=False)).stdout.split())\n"
+        "import os\n"
+        "print(sorted(os.listdir('/run/netns')))\n"
+    )
+    done = _on_a_host_whose_run_is_a_mount_point(sys.executable, "-c", code)
+    assert done.returncode == 0, done.stderr
+    # the sandbox had its namespace in its own /run; the host's /run/netns never saw it
+    assert done.stdout.splitlines() == ["['inner']", "[]"]
+
+
+def test_the_readmes_main_command_works_where_run_is_already_a_mount_point() -> None:
+    """``netwrap tutorial`` (up, verify, down in a sandbox) on a host like a standard Debian with systemd (8)."""
+    done = _on_a_host_whose_run_is_a_mount_point(sys.executable, "-m", "netwrap", "tutorial")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout.upper(), done.stdout
