@@ -204,6 +204,33 @@ def port(field: str, value: object) -> int:
     return value
 
 
+def mtu(field: str, value: object) -> int:
+    """A device's MTU: an integer from 68 (IPv4's least) to 65535."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, value, "must be an integer")
+    if not 68 <= value <= 65535:
+        raise ValidationError(field, value, "must be from 68 to 65535")
+    return value
+
+
+def flag(field: str, value: object) -> bool:
+    """``True`` or ``False``, nothing that merely looks like one."""
+    if not isinstance(value, bool):
+        raise ValidationError(field, value, "must be True or False")
+    return value
+
+
+def one_of(*options: str) -> Callable[[str, object], str]:
+    """A check that takes only one of ``options``."""
+
+    def check(field: str, value: object) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise ValidationError(field, value, f"must be one of {', '.join(map(repr, options))}")
+        return value
+
+    return check
+
+
 def sysctl_key(field: str, value: object) -> str:
     """A dotted sysctl key like ``net.ipv4.ip_forward``."""
     key = _require_str(field, value)

@@ -38,6 +38,8 @@ class Link:
     peer_netnsid: int | None = None
     peer_netns: str | None = None
     isolated: bool = False
+    hairpin: bool = False
+    mtu: int | None = None
     group: int | None = None
 
 
@@ -116,6 +118,8 @@ def links(text: JsonOutput) -> list[Link]:
                 peer_index=_int(item.get("link_index")),
                 peer_netnsid=_int(item.get("link_netnsid")),
                 isolated=isinstance(port, dict) and port.get("isolated") is True,
+                hairpin=isinstance(port, dict) and port.get("hairpin") is True,
+                mtu=_int(item.get("mtu")),
                 group=_int_or_none(_str(item.get("group"))),
             )
         )
@@ -164,6 +168,8 @@ def links_text(text: str) -> list[Link]:
                 peer_netnsid=_int_or_none(_after(words, "link-netnsid")),
                 peer_netns=_after(words, "link-netns"),
                 isolated=any(seg.startswith("bridge_slave") and " isolated on" in seg for seg in segments),
+                hairpin=any(seg.startswith("bridge_slave") and " hairpin on" in seg for seg in segments),
+                mtu=_int_or_none(_after(words, "mtu")),
                 group=_int_or_none(_after(words, "group")),
             )
         )

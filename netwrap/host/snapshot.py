@@ -24,7 +24,7 @@ from netwrap.host import parse
 from netwrap.host.runner import Runner
 
 T = TypeVar("T")
-Links = tuple[tuple[str, str | None, str | None, bool, bool], ...]
+Links = tuple[tuple[str, str | None, str | None, bool, bool, bool], ...]
 # One table as iptables-save prints it: (chain, policy, rules in order) for each chain, chains sorted by
 # name. The order of the rules in a chain matters and is kept; the order in which iptables lists the
 # chains is only the order they were created in (two hosts built by different histories differ there),
@@ -157,7 +157,7 @@ def _read(runner: Runner, tool: str, *args: str, netns: str | None = None) -> st
 def _picture(runner: Runner, netns: str | None) -> NetnsPicture:
     links = parse.links(_read(runner, "ip", "-d", "-json", "link", "show", netns=netns))
     return NetnsPicture(
-        links=tuple(sorted((x.name, x.kind, x.master, x.up, x.isolated) for x in links)),
+        links=tuple(sorted((x.name, x.kind, x.master, x.up, x.isolated, x.hairpin) for x in links)),
         addresses=tuple(
             sorted(
                 (dev, str(addr))

@@ -24,7 +24,7 @@ this interface and never names a kind; a new kind is one module and one line in
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 import attrs
@@ -44,6 +44,9 @@ NAME = v.validator(v.interface_name)
 OPT_NAME = v.optional_validator(v.interface_name)
 OPT_NETNS = v.optional_validator(v.namespace_name)
 NETNS = v.validator(v.namespace_name)
+FLAG = v.validator(v.flag)
+TOOL = v.validator(v.one_of("brctl", "ip"))
+OPT_MTU = v.optional_validator(v.mtu)
 
 
 @attrs.frozen
@@ -207,7 +210,12 @@ class Kind:
 
     def exists(self, state: HostState) -> bool:
         """Whether something of it is on the host to remove (by default: it is there as wanted)."""
-        return self.assess(state).status == "present"
+        return self.shape(state).status == "present"
+
+    def shape(self, state: HostState) -> Assessment:
+        """Its assessment, leaving out what is set in place on an object that is there (an MTU); removals go
+        by it. By default: :meth:`assess`."""
+        return self.assess(state)
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
         """The commands that make it, when it is missing from a host observed as ``state``."""
@@ -218,7 +226,7 @@ class Kind:
 
     def removal(self, state: HostState, previous: str | None) -> tuple[tuple[Command, ...], str | None]:
         """The commands that remove it as observed, and a note when it is left alone (another shape is there)."""
-        verdict = self.assess(state)
+        verdict = self.shape(state)
         if verdict.status == "conflict":
             return (), f"{self.key} left alone: {verdict.reason}"
         return (self.delete_commands() if verdict.status == "present" else ()), None
@@ -320,6 +328,18 @@ class NamedDevice(ReadsLinks):
 
     def takes_along(self) -> Gone:
         return Gone(links=frozenset({(self.netns, self.name)}))
+
+
+def wrong_mtu(mtu: int | None, ends: Iterable[Device], state: HostState) -> list[tuple[Device, int]]:
+    """The ends (of those the host state shows) whose MTU is not ``mtu``, with the MTU they have."""
+    if mtu is None:
+        return []
+    found = [(end, state.view(end[0]).link(end[1])) for end in ends]
+    return [(end, link.mtu) for end, link in found if link is not None and link.mtu is not None and link.mtu != mtu]
+
+
+def set_mtu(mtu: int, ends: Iterable[Device]) -> tuple[Command, ...]:
+    return tuple(ip_command("link", "set", "dev", name, "mtu", str(mtu), netns=netns) for netns, name in ends)
 
 
 def read_command(tool: str, *args: str, netns: str | None = None) -> Command:

@@ -11,8 +11,10 @@ from netwrap.command import Command
 from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState
 from netwrap.kinds.base import (
+    FLAG,
     NAME,
     OPT_NETNS,
+    TOOL,
     Assessment,
     BridgeTool,
     Device,
@@ -38,7 +40,7 @@ class Bridge(NamedDevice):
     """
 
     name: str = attrs.field(validator=NAME)
-    tool: BridgeTool = attrs.field(default="brctl", validator=attrs.validators.in_(("brctl", "ip")))
+    tool: BridgeTool = attrs.field(default="brctl", validator=TOOL)
     netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
     group: int | None = attrs.field(default=None, kw_only=True, eq=False)
     device_kind: ClassVar[str] = "bridge"
@@ -77,47 +79,83 @@ class Bridge(NamedDevice):
 
 @attrs.frozen
 class BridgePort(ReadsLinks):
-    """Device ``port`` plugged into ``bridge`` (``isolated``: kept from the other isolated ports)."""
+    """Device ``port`` plugged into ``bridge``.
+
+    ``isolated``: kept from the bridge's other isolated ports (``icc = false``).
+    ``hairpin``: the bridge may send a frame back out of the port it came in
+    by, as Docker sets it, so that a container reaches its own published port
+    through the host's address.
+    """
 
     bridge: str = attrs.field(validator=NAME)
     port: str = attrs.field(validator=NAME)
-    tool: BridgeTool = attrs.field(default="brctl", validator=attrs.validators.in_(("brctl", "ip")))
+    tool: BridgeTool = attrs.field(default="brctl", validator=TOOL)
     netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
-    isolated: bool = attrs.field(default=False, kw_only=True)
+    isolated: bool = attrs.field(default=False, kw_only=True, validator=FLAG)
+    hairpin: bool = attrs.field(default=False, kw_only=True, validator=FLAG)
 
     @functools.cached_property
     def key(self) -> str:
-        return f"port:{key_place(self.netns)}:{self.bridge}:{self.port}{':isolated' if self.isolated else ''}"
+        flags = "".join(f":{flag}" for flag in self._flags())
+        return f"port:{key_place(self.netns)}:{self.bridge}:{self.port}{flags}"
+
+    def _flags(self) -> tuple[str, ...]:
+        return tuple(flag for flag, on in (("isolated", self.isolated), ("hairpin", self.hairpin)) if on)
 
     def create_commands(self) -> tuple[Command, ...]:
-        """Plug the port in; an ``isolated`` port can then reach only the bridge's non-isolated ports."""
+        """Plug the port in, then turn on its ``isolated`` and ``hairpin`` flags (one command)."""
         if self.tool == "brctl":
             plug = Command("brctl", ("addif", self.bridge, self.port), netns=self.netns)
         else:
             plug = ip_command("link", "set", self.port, "master", self.bridge, netns=self.netns)
-        if not self.isolated:
+        flags = self._flags()
+        if not flags:
             return (plug,)
-        isolate = ip_command(
-            "link", "set", "dev", self.port, "type", "bridge_slave", "isolated", "on", netns=self.netns
-        )
-        return (plug, isolate)
+        on = [word for flag in flags for word in (flag, "on")]
+        return (plug, ip_command("link", "set", "dev", self.port, "type", "bridge_slave", *on, netns=self.netns))
+
+    def plan_commands(self, state: HostState) -> tuple[Command, ...]:
+        """A port already in its bridge only has its flags set, both of them, to what is wanted."""
+        link = state.view(self.netns).link(self.port)
+        if link is None or link.master != self.bridge:
+            return self.create_commands()
+        flags = [word for flag, on in (("isolated", self.isolated), ("hairpin", self.hairpin))
+                 for word in (flag, "on" if on else "off")]  # fmt: skip
+        return (ip_command("link", "set", "dev", self.port, "type", "bridge_slave", *flags, netns=self.netns),)
 
     def delete_commands(self) -> tuple[Command, ...]:
         if self.tool == "brctl":
             return (Command("brctl", ("delif", self.bridge, self.port), netns=self.netns),)
         return (ip_command("link", "set", self.port, "nomaster", netns=self.netns),)
 
-    def assess(self, state: HostState) -> Assessment:
+    def shape(self, state: HostState) -> Assessment:
+        """Plugged into its bridge, whatever its flags (what a removal goes by)."""
         link, verdict = link_in(self.netns, self.port, state)
         if link is None:
             return verdict or missing("")
-        if link.master == self.bridge and link.isolated == self.isolated:
-            return present(f"{self.port} is a{'n isolated' if self.isolated else ''} port of {self.bridge}")
         if link.master == self.bridge:
-            return conflict(f"{self.port} is a port of {self.bridge} but {'not ' if self.isolated else ''}isolated")
+            return present(f"{self.port} is a port of {self.bridge}")
         if link.master is not None:
             return conflict(f"{self.port} is already a port of {link.master}, not of {self.bridge}")
         return missing(f"{self.port} is not a port of {self.bridge}")
+
+    def assess(self, state: HostState) -> Assessment:
+        """Plugged in, with its flags as wanted; a port of ours with other flags has them set in place."""
+        verdict = self.shape(state)
+        link = state.view(self.netns).link(self.port)
+        if verdict.status != "present" or link is None:
+            return verdict
+        wrong = [
+            f"{flag} {'on' if seen else 'off'}"
+            for flag, wanted, seen in (
+                ("isolated", self.isolated, link.isolated),
+                ("hairpin", self.hairpin, link.hairpin),
+            )
+            if wanted != seen
+        ]
+        if wrong:
+            return missing(f"{verdict.reason} but {' and '.join(wrong)}")
+        return present(f"{verdict.reason} ({' and '.join(self._flags()) or 'no isolated or hairpin flag'})")
 
     def goes_with(self, gone: Gone) -> bool:
         mine = {(self.netns, self.port), (self.netns, self.bridge)}

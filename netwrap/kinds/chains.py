@@ -65,7 +65,9 @@ class Chain(Kind):
 
 
 def _to_rules(value: Sequence[Rule]) -> tuple[Rule, ...]:
-    return tuple(value)
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value  # type: ignore[return-value]  # anything else is refused, naming the field, after construction
 
 
 def _restore_rule(rule: Rule) -> str:
@@ -92,6 +94,8 @@ class OwnedChain(Kind):
         check_chain_name("OwnedChain.name", self.name, self.table)
         if self.name in BUILTIN_CHAINS:
             raise ValidationError("OwnedChain.name", self.name, "is a built-in chain")
+        if not isinstance(self.rules, tuple):
+            raise ValidationError("OwnedChain.rules", self.rules, "must be a list of Rule objects")
         for number, rule in enumerate(self.rules):
             if not isinstance(rule, Rule):
                 raise ValidationError(f"OwnedChain.rules[{number}]", rule, "is not a Rule")

@@ -14,7 +14,7 @@ from netwrap.command import Command
 from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.host.parse import IptablesRule
-from netwrap.kinds.base import OPT_NAME, Assessment, Claim, Gone, Kind, conflict, missing, present
+from netwrap.kinds.base import FLAG, OPT_NAME, Assessment, Claim, Gone, Kind, conflict, missing, present
 from netwrap.validate import IPAddress
 
 
@@ -64,7 +64,9 @@ def _to_target(value: str | None) -> str | None:
 def _to_words(value: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(value.split(","))
-    return tuple(value)
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value  # anything else is refused, naming the field, after construction
 
 
 TABLE_CHAINS: dict[str, tuple[str, ...]] = {
@@ -83,7 +85,7 @@ _CHAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,27}$")
 
 
 def check_table(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
-    if value not in TABLE_CHAINS:
+    if not isinstance(value, str) or value not in TABLE_CHAINS:
         field = f"{type(instance).__name__}.{attribute.name}"
         raise ValidationError(field, value, f"must be one of {sorted(TABLE_CHAINS)}")
 
@@ -124,21 +126,21 @@ class Rule(Kind):
     source: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_to_v4net)
     destination: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_to_v4net)
     in_interface: str | None = attrs.field(default=None, validator=OPT_NAME)
-    in_negated: bool = False
+    in_negated: bool = attrs.field(default=False, validator=FLAG)
     out_interface: str | None = attrs.field(default=None, validator=OPT_NAME)
-    out_negated: bool = False
+    out_negated: bool = attrs.field(default=False, validator=FLAG)
     protocol: Literal["tcp", "udp"] | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.in_(("tcp", "udp")))
+        default=None, validator=v.optional_validator(v.one_of("tcp", "udp"))
     )
     dport: int | None = attrs.field(default=None, validator=v.optional_validator(v.port))
     to: str | None = attrs.field(default=None, converter=_to_target)
-    source_negated: bool = attrs.field(default=False, kw_only=True)
-    destination_negated: bool = attrs.field(default=False, kw_only=True)
+    source_negated: bool = attrs.field(default=False, kw_only=True, validator=FLAG)
+    destination_negated: bool = attrs.field(default=False, kw_only=True, validator=FLAG)
     src_type: str | None = attrs.field(default=None, kw_only=True)
     dst_type: str | None = attrs.field(default=None, kw_only=True)
     ctstate: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_to_words)
     table: str = attrs.field(default="filter", kw_only=True, validator=check_table)
-    insert: bool = attrs.field(default=False, kw_only=True)
+    insert: bool = attrs.field(default=False, kw_only=True, validator=FLAG)
     comment: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
@@ -146,7 +148,7 @@ class Rule(Kind):
         if self.comment is not None:
             _check_comment(f"{name}.comment", self.comment)
         check_chain_name(f"{name}.chain", self.chain, self.table)
-        if self.jump not in TARGETS:
+        if not isinstance(self.jump, str) or self.jump not in TARGETS:
             check_chain_name(f"{name}.jump", self.jump, self.table)
             if self.jump in BUILTIN_CHAINS:
                 raise ValidationError(f"{name}.jump", self.jump, "cannot jump to a built-in chain")
@@ -159,8 +161,10 @@ class Rule(Kind):
             _dnat_target(f"{name}.to", self.to)
         for field in ("src_type", "dst_type"):
             value = getattr(self, field)
-            if value is not None and value not in ADDRESS_TYPES:
+            if value is not None and (not isinstance(value, str) or value not in ADDRESS_TYPES):
                 raise ValidationError(f"{name}.{field}", value, f"must be one of {sorted(ADDRESS_TYPES)}")
+        if not isinstance(self.ctstate, tuple):
+            raise ValidationError(f"{name}.ctstate", self.ctstate, "must be states, e.g. 'RELATED,ESTABLISHED'")
         for state in self.ctstate:
             if state not in CONNTRACK_STATES:
                 raise ValidationError(f"{name}.ctstate", state, f"must be among {sorted(CONNTRACK_STATES)}")

@@ -11,6 +11,7 @@ from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import (
     NAME,
+    OPT_MTU,
     OPT_NETNS,
     Assessment,
     Claim,
@@ -24,7 +25,9 @@ from netwrap.kinds.base import (
     kind_of,
     missing,
     present,
+    set_mtu,
     where,
+    wrong_mtu,
 )
 
 
@@ -52,7 +55,7 @@ class VethPair(ReadsLinks):
     netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
     peer_netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
     group: int | None = attrs.field(default=None, kw_only=True, eq=False)
-    mtu: int | None = attrs.field(default=None, kw_only=True, eq=False)
+    mtu: int | None = attrs.field(default=None, kw_only=True, eq=False, validator=OPT_MTU)
 
     def __attrs_post_init__(self) -> None:
         if self.group is not None:
@@ -112,6 +115,22 @@ class VethPair(ReadsLinks):
         return ends
 
     def assess(self, state: HostState) -> Assessment:
+        verdict = self.shape(state)
+        wrong = wrong_mtu(self.mtu, self.devices(), state) if verdict.status == "present" else []
+        if wrong:
+            seen = ", ".join(f"{name} {where(netns)} has {mtu}" for (netns, name), mtu in wrong)
+            return missing(f"veth pair {self.name}/{self.peer} exists, but not with MTU {self.mtu}: {seen}")
+        return verdict
+
+    def plan_commands(self, state: HostState) -> tuple[Command, ...]:
+        """Made whole, or, made already, its MTU set on each end that has another."""
+        wrong = wrong_mtu(self.mtu, self.devices(), state)
+        if self.mtu is not None and wrong and self.shape(state).status == "present":
+            return set_mtu(self.mtu, (end for end, _ in wrong))
+        return self.create_commands()
+
+    def shape(self, state: HostState) -> Assessment:
+        """The pair as made, whatever its MTU."""
         here = where(self.netns)
         if self.netns is not None and not state.has_netns(self.netns):
             return missing(f"namespace {self.netns} does not exist")
@@ -143,7 +162,7 @@ class VethPair(ReadsLinks):
 
     def removal(self, state: HostState, previous: str | None) -> tuple[tuple[Command, ...], str | None]:
         """Deleted through whichever end is still where it was made, or, both moved, through one where it is."""
-        verdict = self.assess(state)
+        verdict = self.shape(state)
         if verdict.status == "conflict":
             return (), f"{self.key} left alone: {verdict.reason}"
         if verdict.status != "present":

@@ -14,6 +14,7 @@ from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import (
     NAME,
+    OPT_MTU,
     OPT_NAME,
     OPT_NETNS,
     Assessment,
@@ -23,9 +24,19 @@ from netwrap.kinds.base import (
     key_place,
     missing,
     present,
+    set_mtu,
+    where,
+    wrong_mtu,
 )
-from netwrap.kinds.route import gateway_address
 from netwrap.validate import IPAddress
+
+
+def _local(value: object) -> IPAddress:
+    return v.ip_address("Vxlan.local", value)
+
+
+def _dst(value: object) -> IPAddress:
+    return v.ip_address("FdbEntry.dst", value)
 
 
 @attrs.frozen
@@ -38,18 +49,16 @@ class Vxlan(NamedDevice):
 
     name: str = attrs.field(validator=NAME)
     vni: int
-    local: IPAddress = attrs.field(converter=gateway_address)
+    local: IPAddress = attrs.field(converter=_local)
     port: int = attrs.field(default=4789, validator=v.validator(v.port))
     device: str | None = attrs.field(default=None, validator=OPT_NAME)
-    mtu: int | None = None
+    mtu: int | None = attrs.field(default=None, validator=OPT_MTU)
     netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
     device_kind: ClassVar[str] = "vxlan"
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.vni, bool) or not isinstance(self.vni, int) or not 0 < self.vni < 2**24:
             raise ValidationError("Vxlan.vni", self.vni, "must be a VXLAN id from 1 to 16777215")
-        if self.mtu is not None and (isinstance(self.mtu, bool) or not 68 <= self.mtu <= 65535):
-            raise ValidationError("Vxlan.mtu", self.mtu, "must be from 68 to 65535")
 
     @functools.cached_property
     def key(self) -> str:
@@ -65,6 +74,23 @@ class Vxlan(NamedDevice):
     def delete_commands(self) -> tuple[Command, ...]:
         return (ip_command("link", "del", self.name, netns=self.netns),)
 
+    def assess(self, state: HostState) -> Assessment:
+        verdict = self.shape(state)
+        wrong = wrong_mtu(self.mtu, self.devices(), state) if verdict.status == "present" else []
+        if wrong:
+            return missing(f"{self.name} exists {where(self.netns)} with MTU {wrong[0][1]}, not {self.mtu}")
+        return verdict
+
+    def plan_commands(self, state: HostState) -> tuple[Command, ...]:
+        """Made whole, or, made already, its MTU set."""
+        if self.mtu is not None and wrong_mtu(self.mtu, self.devices(), state):
+            return set_mtu(self.mtu, self.devices())
+        return self.create_commands()
+
+    def shape(self, state: HostState) -> Assessment:
+        """The device as made, whatever its MTU."""
+        return super().assess(state)
+
 
 @attrs.frozen
 class FdbEntry(OnDevice):
@@ -74,12 +100,12 @@ class FdbEntry(OnDevice):
     """
 
     device: str = attrs.field(validator=NAME)
-    dst: IPAddress = attrs.field(converter=gateway_address)
+    dst: IPAddress = attrs.field(converter=_dst)
     mac: str = "00:00:00:00:00:00"
     netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
 
     def __attrs_post_init__(self) -> None:
-        if not re.fullmatch(r"(?:[0-9a-f]{2}:){5}[0-9a-f]{2}", self.mac):
+        if not isinstance(self.mac, str) or not re.fullmatch(r"(?:[0-9a-f]{2}:){5}[0-9a-f]{2}", self.mac):
             raise ValidationError("FdbEntry.mac", self.mac, "must be a MAC address like 00:00:00:00:00:00")
 
     @functools.cached_property

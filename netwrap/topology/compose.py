@@ -182,7 +182,10 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
     ]
     for link in attached:
         net = link.network
-        out.append(BridgePort(net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc))
+        hairpin = topo.style == "docker"  # as Docker: a container reaches its own published port
+        out.append(
+            BridgePort(net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc, hairpin=hairpin)
+        )
     for container in own:
         for link in (x for x in attached if x.container is container):
             prefix = link.network.prefix

@@ -152,3 +152,37 @@ def test_the_readmes_main_command_works_where_run_is_already_a_mount_point() -> 
     done = _on_a_host_whose_run_is_a_mount_point(sys.executable, "-m", "netwrap", "tutorial")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout.upper(), done.stdout
+
+
+PORTS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "published-ports.toml"
+
+
+def test_a_container_reaches_its_own_published_port_and_icc_false_still_holds(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Hairpin mode on the bridge ports, as Docker sets it: web -> 192.0.2.1:8080 -> web timed out (4)."""
+    store = MemoryStore()
+    build(outside_objects(), sandbox.runner, store)
+    before = snapshot.take(sandbox.runner)
+    topo, state = tmp_path / "ports.toml", str(tmp_path / "state")
+    topo.write_text(PORTS_EXAMPLE.read_text())
+    applied = cli(sandbox, "apply", "-f", str(topo), "--state-dir", state)
+    assert applied.returncode == 0, applied.stderr
+    for address in (HOST_UPLINK_ADDRESS, "10.40.0.1"):  # the host's address, and its address on the bridge
+        ok, detail = tcp_probe(sandbox.runner, "web", "web", address, 8080, listen_port=80)
+        assert ok, detail
+    ok, detail = tcp_probe(sandbox.runner, "web", "dns", HOST_UPLINK_ADDRESS, 8080, listen_port=80)
+    assert ok, detail
+    assert not ping(sandbox.runner, "10.50.0.3", "worker1", count=2)  # icc = false: workers stay apart
+    assert ping(sandbox.runner, "192.0.2.2", "worker1")  # and reach the outside
+    assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0
+    # an edit of icc is a change in place, not a conflict
+    topo.write_text(PORTS_EXAMPLE.read_text().replace("icc = false", "icc = true"))
+    planned = cli(sandbox, "plan", "-f", str(topo), "--state-dir", state)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert cli(sandbox, "apply", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert ping(sandbox.runner, "10.50.0.3", "worker1")
+    assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert before.explain(snapshot.take(sandbox.runner)) == []
+    teardown(sandbox.runner, store)
