@@ -29,6 +29,7 @@ from netwrap.host.runner import EchoRunner, RecordingRunner, Result, Runner, Sub
 from netwrap.host.sandbox import Sandbox
 from netwrap.kinds import (
     Address,
+    AttachedNamespace,
     Bridge,
     BridgePort,
     LinkNetns,
@@ -49,6 +50,7 @@ from netwrap.topology.model import Topology
 
 __all__ = [
     "Address",
+    "AttachedNamespace",
     "Bridge",
     "BridgePort",
     "Command",

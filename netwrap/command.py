@@ -23,9 +23,11 @@ PACKAGES: dict[str, str] = {
     "nsenter": "util-linux",
     "unshare": "util-linux",
     "mount": "mount",
-    "findmnt": "util-linux",
     "iptables-restore": "iptables",
     "cat": "coreutils",
+    "stat": "coreutils",
+    "mkdir": "coreutils",
+    "touch": "coreutils",
 }
 
 

@@ -17,6 +17,7 @@ from netwrap.kinds import KINDS, Bridge, FdbEntry, VethPair, Vxlan
 # the least each kind needs to be made
 GOOD: dict[str, dict[str, Any]] = {
     "Namespace": {"name": "ns1"},
+    "AttachedNamespace": {"name": "ns1", "source": "/proc/1/ns/net"},
     "VethPair": {"name": "v0", "peer": "v1"},
     "LinkNetns": {"device": "v0", "netns": "ns1"},
     "Bridge": {"name": "br0"},

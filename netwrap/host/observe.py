@@ -74,6 +74,7 @@ class HostState:
     rules: Mapping[str, tuple[parse.IptablesRule, ...]] = attrs.field(factory=dict)
     chains: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     sysctls: Mapping[tuple[str | None, str], str] = attrs.field(factory=dict)
+    files: Mapping[str, str] = attrs.field(factory=dict)  # path: "DEVICE:INODE" of what it leads to, if it exists
     _rule_index: dict[str, frozenset[tuple[str, tuple[str, ...]]]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False
     )
@@ -147,6 +148,15 @@ def _ip(
     if out.strip() and not out.lstrip().startswith("["):
         return tuple(from_text(_read(runner, text_args, netns)))
     return tuple(from_json(out))
+
+
+def read_identities(runner: Runner, paths: Sequence[str]) -> dict[str, str]:
+    """``{path: "DEVICE:INODE"}`` of what each path leads to (two namespace files are one namespace when these
+    are equal), in one ``stat``; a path that does not exist is left out."""
+    command = Command(
+        "stat", ("-L", "--printf", "%d:%i %n\\n", "--", *paths), mutates=False, ok_codes=frozenset({0, 1})
+    )
+    return parse.identities(runner.run(command).stdout)
 
 
 def read_links(runner: Runner, netns: str | None) -> tuple[parse.Link, ...]:
@@ -279,6 +289,7 @@ class Reads:
     tables: tuple[str, ...] = ()
     listed: bool = False
     every_namespace: bool = False
+    files: tuple[str, ...] = ()  # whose identity (device:inode, through links) to read: namespace files
 
     @property
     def host_only(self) -> bool:
@@ -294,6 +305,7 @@ class Reads:
             "tables": list(self.tables),
             "listed": self.listed,
             "every_namespace": self.every_namespace,
+            "files": list(self.files),
         }
 
     @classmethod
@@ -310,6 +322,7 @@ class Reads:
             tuple(str(t) for t in data["tables"]),
             bool(data["listed"]),
             bool(data["every_namespace"]),
+            tuple(str(path) for path in data.get("files", ())),
         )
 
 
@@ -324,6 +337,7 @@ class Need:
     fdb: bool = False
     table: str | None = None
     listed: bool = False
+    files: tuple[str, ...] = ()  # whose identity to read (see HostState.files)
 
 
 class Needy(Protocol):
@@ -359,6 +373,7 @@ def reads_for(objects: Sequence[Needy], *, all_namespaces: bool = False, skip: C
         tables=tuple(sorted({need.table for need in needs if need.table is not None})),
         listed=all_namespaces or any(need.listed for need in needs),
         every_namespace=all_namespaces,
+        files=tuple(sorted({path for need in needs for path in need.files})),
     )
 
 
@@ -379,6 +394,7 @@ def read(runner: Runner, reads: Reads) -> HostState:
     settings = dict(reads.settings)
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         listing = pool.submit(_read, runner, ("netns", "list"), None) if reads.listed else None
+        identities = pool.submit(read_identities, runner, reads.files) if reads.files else None
         views = {HOST: pool.submit(read_view, runner, HOST, wanted_views[HOST])} if HOST in wanted_views else {}
         # one table: `iptables -t TABLE -S`; more: one `iptables-save` lists them all (one process, not one each)
         if len(reads.tables) > 1:
@@ -430,4 +446,5 @@ def read(runner: Runner, reads: Reads) -> HostState:
     for place, values in setting_reads.items():
         for name, value in (_tolerate_missing_netns(place, values) or {}).items():
             sysctls[(place, name)] = value
-    return HostState(namespaces, ids, found_views, fdb, rules, chains, sysctls)
+    files = identities.result() if identities is not None else {}
+    return HostState(namespaces, ids, found_views, fdb, rules, chains, sysctls, files)

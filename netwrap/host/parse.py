@@ -370,3 +370,15 @@ def sysctl_values(text: str) -> dict[str, str]:
             raise ParseError(f"sysctl printed a line that is not 'key = value': {line!r}")
         found[key.strip().replace("/", ".")] = " ".join(value.split())
     return found
+
+
+def identities(text: str) -> dict[str, str]:
+    """``{path: "DEVICE:INODE"}`` from ``stat -L --printf '%d:%i %n\\n' PATH...`` (lines it could not stat are
+    on stderr, not here)."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        identity, _, path = line.partition(" ")
+        device, _, inode = identity.partition(":")
+        if path and device.isdigit() and inode.isdigit():
+            found[path] = identity
+    return found

@@ -20,7 +20,7 @@ from netwrap.kinds.base import (
 from netwrap.kinds.bridge import Bridge, BridgePort
 from netwrap.kinds.chains import Chain, OwnedChain
 from netwrap.kinds.link import LinkNetns, LinkUp
-from netwrap.kinds.namespace import Namespace
+from netwrap.kinds.namespace import AttachedNamespace, Namespace
 from netwrap.kinds.route import Route
 from netwrap.kinds.rules import (
     ADDRESS_TYPES,
@@ -40,6 +40,7 @@ from netwrap.validate import IPAddress, IPInterface, IPNetwork
 
 KINDS: tuple[type[Kind], ...] = (
     Namespace,
+    AttachedNamespace,
     VethPair,
     LinkNetns,
     Bridge,
@@ -67,6 +68,7 @@ __all__ = [
     "TARGETS",
     "Address",
     "Assessment",
+    "AttachedNamespace",
     "Bridge",
     "BridgePort",
     "BridgeTool",
