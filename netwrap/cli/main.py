@@ -16,20 +16,25 @@
     netwrap status -f FILE [--json] [--check]  each container and its state (--check: exit 3 unless all up)
     netwrap graph -f FILE [--format mermaid|dot]   a diagram of the topology
     netwrap exec -f FILE CONTAINER -- CMD...      run a command in a container's namespace
+
+How it is put together: :func:`parse` reads the command line once into the subcommand's :class:`Handler` (each
+subcommand's parser names its own, with ``set_defaults(handler=...)``) and an
+:class:`~netwrap.cli.options.Options` (every option, with its one default); the handler does the work and
+prints through :mod:`netwrap.cli.output`. :func:`main` turns netwrap's errors into a message and exit code 1,
+and anything unexpected into a bug report.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import contextlib
 import os
 import shlex
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -37,12 +42,26 @@ import attrs
 
 from netwrap import tutorial
 from netwrap.cli import doctor
+from netwrap.cli.options import Options, client, seconds
+from netwrap.cli.output import (
+    EXIT_CHANGES,
+    EXIT_DEGRADED,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    Output,
+    PlanReport,
+    Streams,
+    print_plan,
+    print_status,
+)
 from netwrap.command import Command
 from netwrap.engine import registry
-from netwrap.engine.batch import Mode
 from netwrap.engine.build import Outcome, Progress, build, plan_for, teardown
 from netwrap.engine.clean import clean, survey
-from netwrap.engine.lock import DEFAULT_TIMEOUT, StateLock
+from netwrap.engine.lock import StateLock
 from netwrap.engine.plan import PlanItem
 from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
 from netwrap.errors import NetwrapError, ToolNotFoundError
@@ -57,30 +76,37 @@ from netwrap.topology import files as topofile
 from netwrap.topology.model import Topology
 from netwrap.tutorial.verify import render_table, verify
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_DEGRADED = 0, 1, 2, 3
-EXIT_USAGE = 64  # a command line netwrap cannot read (sysexits' EX_USAGE): never 2, which is plan's "changes"
+__all__ = [
+    "EXIT_CHANGES", "EXIT_DEGRADED", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TERMINATED", "EXIT_USAGE",
+    "Handler", "main", "parse", "run",
+]  # fmt: skip
+
+VERIFY_STATE_NAME = "tutorial-verify"
+
+
+# --- reading the command line ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Handler:
+    """What a subcommand runs, named by its parser (``set_defaults(handler=...)``); ``takes_command``: its
+    command line ends with a command of its own, after ``--`` (``exec``)."""
+
+    run: Callable[[Options, Streams], int]
+    takes_command: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors exiting EXIT_USAGE instead of 2 (its sub-commands' parsers are of this class)."""
+    """argparse, with usage errors exiting EXIT_USAGE instead of 2 (its sub-commands' parsers are of this class),
+    and every option absent unless given (its one default is in :class:`Options`)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("argument_default", argparse.SUPPRESS)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _seconds(text: str) -> float:
-    """A number of seconds: finite, and not negative."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (finite, 0 or more)")
-    return value
-
-
-VERIFY_STATE_NAME = "tutorial-verify"
 
 
 def _version() -> str:
@@ -97,59 +123,66 @@ class _Version(argparse.Action):
     """``--version``, looked up only when asked for."""
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
-        print(f"netwrap {_version()}")
+        Output(sys.stdout).line(f"netwrap {_version()}")
         parser.exit()
 
 
 def _common() -> _Parser:
+    """The options of every command that reads or changes a host (netwrap's own, before ``--``)."""
     common = _Parser(add_help=False)
     common.add_argument(
-        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+        "-v", "--verbose", action="store_true",
         help="also print the read-only checks (as '# COMMAND') and each object's standing",
     )  # fmt: skip
     style = common.add_mutually_exclusive_group()
     style.add_argument(
-        "--batch", dest="mode", action="store_const", const="batch", default=argparse.SUPPRESS,
+        "--batch", dest="mode", action="store_const", const="batch",
         help="regroup the commands into a few processes (ip -batch, iptables-restore); the default for "
         "docker-style topologies",
     )  # fmt: skip
     style.add_argument(
-        "--verbatim", dest="mode", action="store_const", const="verbatim", default=argparse.SUPPRESS,
+        "--verbatim", dest="mode", action="store_const", const="verbatim",
         help="run each command on its own, as written; the default for the tutorial and document-style files",
     )  # fmt: skip
+    _remote_options(common)
     common.add_argument(
-        "--ssh", metavar="[USER@]HOST", default=argparse.SUPPRESS,
-        help="work on another machine through OpenSSH (records stay here, in --state-dir)",
-    )  # fmt: skip
-    common.add_argument(
-        "--ssh-option", metavar="OPTION", action="append", default=argparse.SUPPRESS,
-        help="an option for ssh, as one word: --ssh-option=-p2222 --ssh-option=-i/path/key (repeatable)",
-    )  # fmt: skip
-    common.add_argument(
-        "--ssh-command", metavar="COMMAND", default=argparse.SUPPRESS,
-        help="the ssh client to start, split like a shell would (default: ssh), e.g. 'ssh -F lab.conf'",
-    )  # fmt: skip
-    common.add_argument(
-        "--ssh-sudo", action="store_true", default=argparse.SUPPRESS,
-        help="run the commands with sudo -n on the far side (a login that is not root)",
-    )  # fmt: skip
-    common.add_argument(
-        "--lock-timeout", type=_seconds, default=argparse.SUPPRESS, metavar="SECONDS",
+        "--lock-timeout", type=seconds, metavar="SECONDS",
         help="how long to wait for another netwrap working on the same state directory (default: 120)",
     )  # fmt: skip
     common.add_argument(
-        "--state-dir", type=Path, default=argparse.SUPPRESS,
+        "--state-dir", type=Path,
         help=f"where the record of what netwrap created is kept (default: $NETWRAP_STATE_DIR or {DEFAULT_STATE_DIR})",
     )  # fmt: skip
     return common
+
+
+def _remote_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ssh", metavar="[USER@]HOST",
+        help="work on another machine through OpenSSH (records stay here, in --state-dir); an IPv6 address with "
+        "or without brackets",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ssh-option", dest="ssh_options", metavar="OPTION", action="append",
+        help="an option for ssh, as one word: --ssh-option=-p2222 --ssh-option=-i/path/key (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ssh-command", type=client, metavar="COMMAND",
+        help="the ssh client to start, split like a shell would (default: ssh), e.g. 'ssh -F lab.conf'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ssh-sudo", action="store_true",
+        help="run the commands with sudo -n on the far side (a login that is not root)",
+    )  # fmt: skip
 
 
 def _parser() -> _Parser:
     common = _common()
     bridge = _Parser(add_help=False)
     bridge.add_argument(
-        "--bridge-tool", choices=("auto", "brctl", "ip"), default=argparse.SUPPRESS,
-        help="make the bridge with brctl (as the document does) or iproute2; auto: brctl when installed",
+        "--bridge-tool", choices=("auto", "brctl", "ip"),
+        help="make the bridge with brctl (as the document does) or iproute2; auto (the default): brctl when "
+        "installed",
     )  # fmt: skip
     both = [common, bridge]
 
@@ -157,68 +190,135 @@ def _parser() -> _Parser:
         prog="netwrap", description="Build Linux container networks the way Docker does, with ip, brctl and iptables."
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="show netwrap's version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    tut = commands.add_parser(
-        "tutorial",
+    parser.set_defaults(handler=Handler(_no_command), subparser=parser)
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    def sub(
+        group: argparse._SubParsersAction[_Parser], name: str, text: str, handler: Handler, **kwargs: object
+    ) -> _Parser:
+        kwargs.setdefault("description", text)
+        found = group.add_parser(name, help=text, **kwargs)  # type: ignore[arg-type]
+        found.set_defaults(handler=handler, subparser=found)  # its parser: to refuse what only it can read
+        return found
+
+    tut = sub(
+        commands, "tutorial", "the document's network: a safe demo, or script/plan/up/verify/down", Handler(_demo),
         parents=both,
-        help="the document's network: a safe demo, or script/plan/up/verify/down",
         description="Without an action: a safe demo that runs up, verify and down inside a throwaway "
         "sandbox (own network namespace, private /run/netns); this host's network is never touched.",
-    )
-    steps = tut.add_subparsers(dest="action", metavar="ACTION")
-    script = steps.add_parser("script", parents=both, help="print the commands as a bash script; change nothing")
+    )  # fmt: skip
+    steps = tut.add_subparsers(metavar="ACTION")
+    script = sub(
+        steps, "script", "print the commands as a bash script; change nothing", Handler(_tutorial_script),
+        parents=both,
+    )  # fmt: skip
     script.add_argument("--down", action="store_true", help="print the teardown script instead")
-    steps.add_parser("plan", parents=both, help="print what `up` would run here; exit 0 if nothing, 2 if something")
-    steps.add_parser("up", parents=both, help="build the tutorial's network on this host (idempotent)")
-    steps.add_parser("verify", parents=both, help="check the four scenarios; exit 0 only if all pass")
-    steps.add_parser("down", parents=both, help="remove what `up` created and restore ip_forward")
-    cleaner = commands.add_parser(
-        "clean",
+    sub(steps, "plan", "print what `up` would run here; exit 0 if nothing, 2 if something",
+        Handler(_tutorial_plan), parents=both)  # fmt: skip
+    sub(steps, "up", "build the tutorial's network on this host (idempotent)", Handler(_tutorial_up), parents=both)
+    sub(steps, "verify", "check the four scenarios; exit 0 only if all pass", Handler(_tutorial_verify),
+        parents=both)  # fmt: skip
+    sub(steps, "down", "remove what `up` created and restore ip_forward", Handler(_tutorial_down), parents=both)
+    cleaner = sub(
+        commands, "clean", "remove what crashed netwrap runs left behind (only what they created)", Handler(_clean),
         parents=[common],
-        help="remove what crashed netwrap runs left behind (only what they created)",
         description="Reads the records in the state directory. A run that ended before finishing had its "
         "objects removed like `down` would; finished builds and running ones are listed and left alone.",
-    )
+    )  # fmt: skip
     cleaner.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
-    commands.add_parser("doctor", help="what this host has and lacks for netwrap, with the fix for each (reads only)")
+    remote = _Parser(add_help=False)
+    _remote_options(remote)
+    sub(
+        commands, "doctor", "what this host (or, with --ssh, another) has and lacks for netwrap, with the fix for "
+        "each (reads only)", Handler(_doctor), parents=[remote],
+    )  # fmt: skip
     topo = _Parser(add_help=False)
     topo.add_argument("-f", "--file", type=Path, required=True, help="the topology file (TOML)")
     quick = _Parser(add_help=False)
     quick.add_argument(
-        "--quick", dest="check", action="store_const", const="host", default="all",
+        "--quick", dest="check", action="store_const", const="host",
         help="check the host side only (devices, namespaces, rules, settings); read inside a namespace only "
         "when its host side is not as the last apply left it",
     )  # fmt: skip
-    for name, text in (
-        ("apply", "make this host match the topology: create what is missing, remove what it no longer has"),
-        ("plan", "print the commands apply would run; exit 0 if none, 2 if some, 1 on conflicts"),
-        ("destroy", "remove what apply created (objects another topology still uses are handed over)"),
-    ):
-        parents = [common, topo] if name == "destroy" else [common, topo, quick]
-        commands.add_parser(name, parents=parents, help=text, description=text)
-    stat = commands.add_parser("status", parents=[common, topo, quick], help="each container, its addresses and state")
+    sub(commands, "apply", "make this host match the topology: create what is missing, remove what it no longer has",
+        Handler(_apply), parents=[common, topo, quick])  # fmt: skip
+    sub(commands, "plan", "print the commands apply would run; exit 0 if none, 2 if some, 1 on conflicts",
+        Handler(_plan), parents=[common, topo, quick])  # fmt: skip
+    sub(commands, "destroy", "remove what apply created (objects another topology still uses are handed over)",
+        Handler(_destroy), parents=[common, topo])  # fmt: skip
+    stat = sub(
+        commands, "status", "each container, its addresses and state (exit 3 with --check unless all are up)",
+        Handler(_status), parents=[common, topo, quick],
+    )  # fmt: skip
     stat.add_argument("--json", action="store_true", help="print JSON for scripts")
     stat.add_argument(
         "--check", dest="require_up", action="store_true", help="exit 3 unless every container's whole path is up"
     )
-    drawing = commands.add_parser("graph", parents=[topo], help="draw the topology (Mermaid or Graphviz DOT)")
-    drawing.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
-    drawing.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help="to show the addresses applied")
-    execute = commands.add_parser(
-        "exec", parents=[topo], help="run a command in a container's network namespace (needs root)"
-    )
-    execute.add_argument("container")
-    execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
-    execute.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    drawing = sub(
+        commands, "graph", "draw the topology (Mermaid or Graphviz DOT) from its file; runs nothing", Handler(_graph),
+        parents=[topo],
+    )  # fmt: skip
+    drawing.add_argument("--format", choices=("mermaid", "dot"), help="the diagram's language (default: mermaid)")
+    drawing.add_argument("--state-dir", type=Path, help="to show the addresses applied")
+    drawing.add_argument(
+        "--ssh", metavar="[USER@]HOST",
+        help="show the addresses applied on that machine (from its record, kept here); nothing is run there",
+    )  # fmt: skip
+    execute = sub(
+        commands, "exec", "run a command in a container's network namespace (needs root)",
+        Handler(_exec, takes_command=True), parents=[topo],
+        usage="netwrap exec [-h] -f FILE CONTAINER -- CMD ...",
+        description="Run CMD in CONTAINER's network namespace on this machine. netwrap's options stand before "
+        "--, everything after it is the command.",
+    )  # fmt: skip
+    execute.add_argument("container", metavar="CONTAINER", help="a container of the topology")
+    execute.add_argument("words", nargs="*", help=argparse.SUPPRESS)
+    execute.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
+    execute.add_argument(
+        "--ssh", metavar="[USER@]HOST",
+        help="refused: exec runs on this machine (on another one: ssh HOST ip netns exec NAMESPACE CMD)",
+    )  # fmt: skip
     return parser
 
 
-def _bridge_tool(requested: str) -> BridgeTool:
-    if requested == "brctl":
-        return "brctl"
-    if requested == "ip":
-        return "ip"
-    return "brctl" if find_tool("brctl") is not None else "ip"
+def parse(argv: Sequence[str]) -> tuple[Handler, Options]:
+    """The subcommand's handler and every option, from the command line (a usage error exits 64).
+
+    What follows the first ``--`` is a command of its own (``exec``'s), never read as netwrap's options.
+    """
+    words = list(argv)
+    command: tuple[str, ...] | None = None
+    if "--" in words:
+        at = words.index("--")
+        words, command = words[:at], tuple(words[at + 1 :])
+    parser = _parser()
+    parsed = parser.parse_args(words)
+    handler: Handler = parsed.handler
+    own: _Parser = parsed.subparser  # the subcommand's own parser, whose usage an error shows
+    options = Options.read(parsed, command)
+    if handler.takes_command and options.words:
+        if command is None:
+            own.error("the command goes after --, as in: netwrap exec -f FILE CONTAINER -- CMD ...")
+        own.error(f"{shlex.join(options.words)!r} before --: only netwrap's options stand there")
+    if not handler.takes_command and command:
+        own.error(f"unrecognized arguments after --: {shlex.join(command)}")
+    return handler, options
+
+
+# --- helpers shared by the handlers ---------------------------------------------------------------------------
+
+
+def _no_command(options: Options, streams: Streams) -> int:
+    streams.out.write(_parser().format_help())
+    return EXIT_USAGE
+
+
+def _bridge_tool(options: Options, remote: SshRunner | None) -> BridgeTool:
+    """The tutorial's bridge tool: as asked; auto is brctl when installed here (ip on another machine)."""
+    requested = options.bridge_tool
+    if requested == "auto":
+        return "ip" if remote is not None or find_tool("brctl") is None else "brctl"
+    return requested
 
 
 def _commands_of(objects: Sequence[NetObject], *, with_probes: bool) -> list[Command]:
@@ -233,11 +333,13 @@ def _commands_of(objects: Sequence[NetObject], *, with_probes: bool) -> list[Com
     return commands
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    given: Path | None = getattr(args, "state_dir", None)
-    if given is not None:
-        return given
-    return Path(os.environ.get("NETWRAP_STATE_DIR") or DEFAULT_STATE_DIR)
+def _state_dir(options: Options) -> Path:
+    """The state directory; a path that names something else than a directory is refused, saying where its name
+    came from (``--state-dir``, ``$NETWRAP_STATE_DIR``)."""
+    path = options.state_dir
+    if path.exists() and not path.is_dir():
+        raise NetwrapError(f"the state directory {path} is not a directory (from {options.state_dir_from})")
+    return path
 
 
 def _require_root(what: str) -> None:
@@ -248,240 +350,354 @@ def _require_root(what: str) -> None:
         )
 
 
-def _report(outcome: Outcome, what: str, err: TextIO) -> None:
-    for note in outcome.notes:
-        print(f"netwrap: {note}", file=err)
-    if outcome.changed:
-        print(f"netwrap: {what}: {len(outcome.changed)} change(s)", file=err)
-    else:
-        print(f"netwrap: {what}: nothing to do", file=err)
-
-
-def _plan(runner: Runner, tool: BridgeTool, verbose: bool, out: TextIO, err: TextIO) -> int:
-    current = plan_for(tutorial.objects(tool), runner)
-    if verbose:
-        for line in current.describe():
-            print(f"# {line}", file=out)
-    for command in current.commands:
-        print(command.shell(), file=out)
-    if current.conflicts:
-        for item in current.conflicts:
-            print(f"netwrap: conflict: {item.assessment.reason}", file=err)
-        return EXIT_ERROR
-    if current.is_noop:
-        print("netwrap: plan: nothing to do; the host has every object", file=err)
-        return EXIT_OK
-    print(f"netwrap: plan: {len(current.changes)} change(s), {len(current.commands)} command(s)", file=err)
-    return EXIT_CHANGES
-
-
-def _verify(runner: Runner, store: Store, out: TextIO, python: str | None = None) -> int:
-    results = verify(runner, store, python)
-    print(render_table(results), file=out)
-    return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
-
-
-def _demo(verbose: bool, tool: BridgeTool, out: TextIO, err: TextIO) -> int:
-    if os.geteuid() != 0:
-        raise NetwrapError("the demo makes a throwaway network namespace and needs root: run `sudo netwrap tutorial`")
-
-    def section(title: str) -> None:
-        print(f"\n=== {title}", file=out, flush=True)
-
-    print(
-        "netwrap tutorial: the document's network, built, checked and removed inside a throwaway sandbox\n"
-        "(its own network namespace and a private /run/netns). This host's network is not touched.",
-        file=out,
-    )
-    with Sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="netwrap-demo-") as state_dir:
-        store = StateFile.in_dir(state_dir, tutorial.STATE_NAME)
-        runner = EchoRunner(sandbox.runner, lambda line: print(line, file=out, flush=True), verbose)
-        before = snapshot.take(sandbox.runner)
-        section("netwrap tutorial up")
-        _report(build(tutorial.objects(tool), runner, store), "up", err)
-        section("netwrap tutorial up (again: finds everything in place, runs nothing)")
-        _report(build(tutorial.objects(tool), runner, store), "up", err)
-        section("netwrap tutorial verify")
-        code = _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME), out)
-        section("netwrap tutorial down")
-        _report(teardown(runner, store), "down", err)
-        after = snapshot.take(sandbox.runner)
-        diff = before.differences(after)
-        section("after down")
-        if diff:
-            print("the sandbox differs from before `up`:\n  " + "\n  ".join(diff), file=out)
-            return EXIT_ERROR
-        print("the sandbox is exactly as it was before `up`.", file=out)
-    return code
-
-
-def _remote(args: argparse.Namespace) -> SshRunner | None:
-    destination: str | None = getattr(args, "ssh", None)
-    if destination is None:
+def _remote(options: Options) -> SshRunner | None:
+    if options.ssh is None:
         return None
-    client = tuple(shlex.split(getattr(args, "ssh_command", "ssh")))
-    if not client:
-        raise NetwrapError("--ssh-command is empty")
-    options = tuple(getattr(args, "ssh_option", []))
-    return SshRunner(parse_destination(destination), options, ssh=client, sudo=getattr(args, "ssh_sudo", False))
+    destination = parse_destination(options.ssh)
+    return SshRunner(destination, options.ssh_options, ssh=options.ssh_command, sudo=options.ssh_sudo)
 
 
-def _echo(out: TextIO, verbose: bool, args: argparse.Namespace | None = None) -> EchoRunner:
-    remote = _remote(args) if args is not None else None
+def _at(remote: SshRunner | None) -> str:
+    """The suffix that keeps another machine's records apart from this one's."""
+    return f"@{remote.destination}" if remote is not None else ""
+
+
+def _echo(options: Options, streams: Streams, remote: SshRunner | None) -> EchoRunner:
     inner: Runner = remote if remote is not None else SubprocessRunner()
-    return EchoRunner(inner, lambda line: print(line, file=out, flush=True), verbose)
+    return EchoRunner(inner, streams.out.line, options.verbose)
 
 
-def _clean(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
-    state_dir = _state_dir(args)
-    found = survey(state_dir)
-    if not found:
-        print(f"netwrap: clean: no records in {state_dir}; nothing to do", file=err)
-        return EXIT_OK
-    for item in found:
-        print(f"{item.describe()}", file=out)
-        if item.status == "crashed" and item.record is not None:
-            for obj in reversed(item.record.created):
-                print(f"  would remove {obj.key}" if args.dry_run else f"  owns {obj.key}", file=out)
-    if args.dry_run:
-        return EXIT_OK
-    remote = _remote(args)
+def _lock(stack: contextlib.ExitStack, directory: Path, what: str, timeout: float) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetwrapError(f"cannot make the {what} {directory}: {exc.strerror or exc}") from None
+    try:
+        stack.enter_context(StateLock(directory, timeout=timeout))
+    except OSError as exc:
+        raise NetwrapError(f"cannot lock the {what} {directory}: {_os_error(exc)}") from None
+
+
+@contextlib.contextmanager
+def _turns(options: Options, what: str) -> Iterator[SshRunner | None]:
+    """Before a change: root (on this machine), then the state directory's lock and, on this machine, the
+    host's, so that runs take turns whatever their state directory (see :mod:`netwrap.engine.registry`).
+    Gives the runner of the other machine (``--ssh``), or None."""
+    remote = _remote(options)
     if remote is None:
-        _require_root("clean")
-    for item, outcome in clean(_echo(out, verbose, args), state_dir, host=_at(remote)):
-        _report(outcome, f"clean {item.file.name}", err)
-    return EXIT_OK
+        _require_root(what)
+    with contextlib.ExitStack() as stack:
+        _lock(stack, _state_dir(options), "state directory", options.lock_timeout)
+        if remote is None:
+            _lock(stack, registry.folder(host_run()), "directory of this host's lock", options.lock_timeout)
+        yield remote
 
 
-def _progress(err: TextIO) -> Progress | None:
+def _report(outcome: Outcome, what: str, streams: Streams) -> None:
+    for note in outcome.notes:
+        streams.err.line(f"netwrap: {note}")
+    if outcome.changed:
+        streams.err.line(f"netwrap: {what}: {len(outcome.changed)} change(s)")
+    else:
+        streams.err.line(f"netwrap: {what}: nothing to do")
+
+
+def _progress(err: Output) -> Progress | None:
     if not err.isatty():
         return None
 
     def show(number: int, total: int, item: PlanItem) -> None:
         end = "\n" if number == total else ""
-        print(f"\r\x1b[K[{number}/{total}] {item.obj.key}", end=end, file=err, flush=True)
+        err.write(f"\r\x1b[K[{number}/{total}] {item.obj.key}{end}")
 
     return show
 
 
-def _cluster(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
-    """apply / plan / destroy / status of a file with [hosts]: every machine at once, reported per machine."""
-    spec = clusterfile.load(args.file)
-    state_dir = _state_dir(args)
-    mode: Mode = getattr(args, "mode", "batch")
+def _load(options: Options) -> Topology | clusterfile.ClusterSpec:
+    """The file of ``-f``: a cluster file (with ``[hosts]``) or a topology file."""
+    file = options.file
+    if file is None:  # the parser requires -f
+        raise NetwrapError("no topology file given (-f FILE)")
+    try:
+        if clusterfile.is_cluster_file(file):
+            return clusterfile.load(file)
+        return topofile.load(file)
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+        raise NetwrapError(f"{file}: [file] read: the file is not UTF-8 text ({where})") from None
 
-    def echo(name: str, runner: Runner) -> Runner:
-        return EchoRunner(runner, lambda line: print(f"[{name}] {line}", file=out, flush=True), verbose)
 
-    if args.command in ("graph", "exec"):
-        raise NetwrapError(f"{args.command} works on files without [hosts] for now")
-    if args.command == "plan":
-        cluster = spec.cluster()
-        dries = {m.name: DryRunner(m.runner) for m in cluster.machines}
-        planned = attrs.evolve(cluster, machines=tuple(attrs.evolve(m, runner=dries[m.name]) for m in cluster.machines))
-        with tempfile.TemporaryDirectory(prefix="netwrap-plan-") as copy:
-            for file in state_files(state_dir):
-                if file.name.startswith(f"cluster-{spec.name}@"):
-                    shutil.copy(file.path, Path(copy) / file.path.name)
-            multihost.apply(planned, copy, mode=mode, parallel=False, check=args.check)
-        for name, dry in dries.items():
-            for command in dry.changes:
-                print(f"[{name}] {command.shell()}", file=out)
-        count = sum(len(d.changes) for d in dries.values())
-        print(f"netwrap: plan {spec.name}: {count} command(s) on {len(dries)} machine(s)", file=err)
-        return EXIT_CHANGES if count else EXIT_OK
-    cluster = spec.cluster(echo)
-    if args.command == "apply":
-        outcomes = multihost.apply(cluster, state_dir, mode=mode, check=args.check)
-    elif args.command == "destroy":
-        outcomes = multihost.destroy(cluster, state_dir, mode=mode)
-    else:
-        rows = []
-        for index, machine in enumerate(cluster.machines):
-            topo = multihost.machine_topology(cluster, index)
-            store = StateFile.in_dir(state_dir, f"cluster-{spec.name}@{machine.name}")
-            rows += [
-                attrs.evolve(r, name=f"{r.name}@{machine.name}")
-                for r in apply_.status(
-                    topo, machine.runner, store, check=args.check, wanted=multihost.objects(cluster, index)
-                )
-            ]
-        if args.json:
-            json.dump({"cluster": spec.name, "containers": [r.to_json() for r in rows]}, out, indent=2)
-            out.write("\n")
-        else:
-            print(apply_.render_status(rows), file=out)
-        return EXIT_DEGRADED if getattr(args, "require_up", False) and not all(r.up for r in rows) else EXIT_OK
-    for name, outcome in outcomes.items():
-        _report(outcome, f"{args.command} {spec.name} on {name}", err)
+# --- the tutorial -----------------------------------------------------------------------------------------------
+
+
+def _demo(options: Options, streams: Streams) -> int:
+    tool = _bridge_tool(options, _remote(options))
+    if os.geteuid() != 0:
+        raise NetwrapError("the demo makes a throwaway network namespace and needs root: run `sudo netwrap tutorial`")
+    out = streams.out
+
+    def section(title: str) -> None:
+        out.line(f"\n=== {title}")
+
+    out.line(
+        "netwrap tutorial: the document's network, built, checked and removed inside a throwaway sandbox\n"
+        "(its own network namespace and a private /run/netns). This host's network is not touched."
+    )
+    with Sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="netwrap-demo-") as state_dir:
+        store = StateFile.in_dir(state_dir, tutorial.STATE_NAME)
+        runner = EchoRunner(sandbox.runner, out.line, options.verbose)
+        before = snapshot.take(sandbox.runner)
+        section("netwrap tutorial up")
+        _report(build(tutorial.objects(tool), runner, store), "up", streams)
+        section("netwrap tutorial up (again: finds everything in place, runs nothing)")
+        _report(build(tutorial.objects(tool), runner, store), "up", streams)
+        section("netwrap tutorial verify")
+        code = _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME), streams)
+        section("netwrap tutorial down")
+        _report(teardown(runner, store), "down", streams)
+        after = snapshot.take(sandbox.runner)
+        diff = before.differences(after)
+        section("after down")
+        if diff:
+            out.line("the sandbox differs from before `up`:\n  " + "\n  ".join(diff))
+            return EXIT_ERROR
+        out.line("the sandbox is exactly as it was before `up`.")
+    return code
+
+
+def _tutorial_script(options: Options, streams: Streams) -> int:
+    step_list = tutorial.steps(_bridge_tool(options, _remote(options)))
+    streams.out.write(tutorial.render_down_script(step_list) if options.down else tutorial.render_script(step_list))
     return EXIT_OK
 
 
-def _topology(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
-    if clusterfile.is_cluster_file(args.file):
-        return _cluster(args, verbose, out, err)
-    topo = topofile.load(args.file)
-    remote = _remote(args)
-    store = apply_.store_for(topo, _state_dir(args), _at(remote))
-    if args.command == "graph":
-        allocations = apply_.desired(topo, store)[1]
-        drawing = graph.dot if args.format == "dot" else graph.mermaid
-        out.write(drawing(topo, allocations))
-        return EXIT_OK
-    if args.command == "exec":
-        if remote is not None:
-            raise NetwrapError("exec runs on this machine; on another one: ssh HOST ip netns exec NAMESPACE CMD")
-        return _exec(topo, args.container, args.argv)
+def _tutorial_plan(options: Options, streams: Streams) -> int:
+    remote = _remote(options)
+    tool = _bridge_tool(options, remote)
     if remote is None:
-        _require_root(f"{args.command} -f {args.file}")
-    runner = _echo(out, verbose, args)
-    mode: Mode = getattr(args, "mode", "verbatim" if topo.style == "document" else "batch")
-    if args.command == "apply":
+        _require_root("tutorial plan")
+        require_tools(_commands_of(tutorial.objects(tool), with_probes=False))
+    current = plan_for(tutorial.objects(tool), _echo(options, streams, remote))
+    report = PlanReport(
+        "plan",
+        [command.shell() for command in current.commands],
+        current.is_noop,
+        f"{len(current.changes)} change(s), {len(current.commands)} command(s)",
+        nothing="nothing to do; the host has every object",
+        described=current.describe() if options.verbose else (),
+        conflicts=[item.assessment.reason for item in current.conflicts],
+    )
+    return print_plan(report, streams, verbose=options.verbose)
+
+
+def _tutorial_up(options: Options, streams: Streams) -> int:
+    return _tutorial_change(options, streams, "up")
+
+
+def _tutorial_down(options: Options, streams: Streams) -> int:
+    return _tutorial_change(options, streams, "down")
+
+
+def _tutorial_verify(options: Options, streams: Streams) -> int:
+    return _tutorial_change(options, streams, "verify")
+
+
+def _tutorial_change(options: Options, streams: Streams, action: str) -> int:
+    with _turns(options, f"tutorial {action}") as remote:
+        tool = _bridge_tool(options, remote)
+        if remote is None:
+            require_tools(_commands_of(tutorial.objects(tool), with_probes=action == "verify"))
+        state_dir = _state_dir(options)
+        runner = _echo(options, streams, remote)
+        mode = options.mode_for("document")
+        where = _at(remote)
+        store = StateFile.in_dir(state_dir, tutorial.STATE_NAME + where)
+        if action == "up":
+            _report(build(tutorial.objects(tool), runner, store, mode=mode), "up", streams)
+        elif action == "down":
+            _report(teardown(runner, store, mode=mode), "down", streams)
+        else:
+            python = "python3" if remote is not None else None
+            return _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME + where), streams, python)
+    return EXIT_OK
+
+
+def _verify(runner: Runner, store: Store, streams: Streams, python: str | None = None) -> int:
+    results = verify(runner, store, python)
+    streams.out.line(render_table(results))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
+
+
+# --- clean and doctor -------------------------------------------------------------------------------------------
+
+
+def _clean(options: Options, streams: Streams) -> int:
+    if options.dry_run:
+        _leftovers(options, streams)
+        return EXIT_OK
+    with _turns(options, "clean") as remote:
+        if _leftovers(options, streams):
+            for item, outcome in clean(_echo(options, streams, remote), _state_dir(options), host=_at(remote)):
+                _report(outcome, f"clean {item.file.name}", streams)
+    return EXIT_OK
+
+
+def _leftovers(options: Options, streams: Streams) -> bool:
+    """List the records of the state directory (what a crashed run left, each object); False if there are none."""
+    state_dir = _state_dir(options)
+    found = survey(state_dir)
+    if not found:
+        streams.err.line(f"netwrap: clean: no records in {state_dir}; nothing to do")
+        return False
+    for item in found:
+        streams.out.line(item.describe())
+        if item.status == "crashed" and item.record is not None:
+            for obj in reversed(item.record.created):
+                streams.out.line(f"  would remove {obj.key}" if options.dry_run else f"  owns {obj.key}")
+    return True
+
+
+def _doctor(options: Options, streams: Streams) -> int:
+    remote = _remote(options)
+    if remote is None:
+        checks = doctor.diagnose(SubprocessRunner())
+    else:
+        checks = doctor.diagnose(remote, remote=remote.destination)
+    streams.out.line(doctor.render(checks))
+    return EXIT_ERROR if any(c.status == "fail" for c in checks) else EXIT_OK
+
+
+# --- topology and cluster files ---------------------------------------------------------------------------------
+
+
+def _apply(options: Options, streams: Streams) -> int:
+    with _turns(options, f"apply -f {options.file}") as remote:
+        loaded = _load(options)
+        if isinstance(loaded, clusterfile.ClusterSpec):
+            cluster = loaded.cluster(_machine_echo(options, streams))
+            outcomes = multihost.apply(
+                cluster, _state_dir(options), mode=options.mode_for("docker"), check=options.check
+            )
+            return _machines_report(outcomes, f"apply {loaded.name}", streams)
+        store = apply_.store_for(loaded, _state_dir(options), _at(remote))
 
         def preflight(objects: Sequence[NetObject]) -> None:
             if remote is None:
                 require_tools(_commands_of(objects, with_probes=False))
 
-        outcome = apply_.apply(topo, runner, store, _progress(err), mode=mode, check=args.check, preflight=preflight)
-        _report(outcome, f"apply {topo.name}", err)
-        return EXIT_OK
-    if args.command == "destroy":
-        _report(apply_.destroy(runner, store, mode=mode), f"destroy {topo.name}", err)
-        return EXIT_OK
-    if args.command == "status":
-        rows = apply_.status(topo, runner, store, check=args.check)
-        if args.json:
-            json.dump({"topology": topo.name, "containers": [r.to_json() for r in rows]}, out, indent=2)
-            out.write("\n")
-        else:
-            print(apply_.render_status(rows), file=out)
-        return EXIT_DEGRADED if getattr(args, "require_up", False) and not all(r.up for r in rows) else EXIT_OK
-    result = apply_.plan_topology(topo, runner, store, mode=mode, check=args.check)
-    if verbose:
-        for line in result.plan.describe():
-            print(f"# {line}", file=out)
-    for command in result.commands:
-        print(command.shell(), file=out)
-    for conflict in result.conflicts:
-        print(f"netwrap: conflict: {conflict}", file=err)
-    if result.conflicts:
-        return EXIT_ERROR
-    if result.is_noop:
-        print(f"netwrap: plan {topo.name}: nothing to do", file=err)
-        return EXIT_OK
-    print(f"netwrap: plan {topo.name}: {len(result.commands)} command(s)", file=err)
-    return EXIT_CHANGES
+        outcome = apply_.apply(
+            loaded,
+            _echo(options, streams, remote),
+            store,
+            _progress(streams.err),
+            mode=options.mode_for(loaded.style),
+            check=options.check,
+            preflight=preflight,
+        )
+        _report(outcome, f"apply {loaded.name}", streams)
+    return EXIT_OK
 
 
-def _exec(topo: Topology, name: str, argv: list[str]) -> int:
-    """Replace this process with CMD inside the container's namespace (argv, never a shell)."""
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
+def _destroy(options: Options, streams: Streams) -> int:
+    with _turns(options, f"destroy -f {options.file}") as remote:
+        loaded = _load(options)
+        if isinstance(loaded, clusterfile.ClusterSpec):
+            cluster = loaded.cluster(_machine_echo(options, streams))
+            outcomes = multihost.destroy(cluster, _state_dir(options), mode=options.mode_for("docker"))
+            return _machines_report(outcomes, f"destroy {loaded.name}", streams)
+        store = apply_.store_for(loaded, _state_dir(options), _at(remote))
+        runner = _echo(options, streams, remote)
+        _report(apply_.destroy(runner, store, mode=options.mode_for(loaded.style)), f"destroy {loaded.name}", streams)
+    return EXIT_OK
+
+
+def _plan(options: Options, streams: Streams) -> int:
+    loaded = _load(options)
+    if isinstance(loaded, clusterfile.ClusterSpec):
+        return _cluster_plan(loaded, options, streams)
+    remote = _remote(options)
+    store = apply_.store_for(loaded, _state_dir(options), _at(remote))
+    if remote is None:
+        _require_root(f"plan -f {options.file}")
+    runner = _echo(options, streams, remote)
+    result = apply_.plan_topology(loaded, runner, store, mode=options.mode_for(loaded.style), check=options.check)
+    report = PlanReport(
+        f"plan {loaded.name}",
+        [command.shell() for command in result.commands],
+        result.is_noop,
+        f"{len(result.commands)} command(s)",
+        described=result.plan.describe() if options.verbose else (),
+        conflicts=result.conflicts,
+    )
+    return print_plan(report, streams, verbose=options.verbose)
+
+
+def _cluster_plan(spec: clusterfile.ClusterSpec, options: Options, streams: Streams) -> int:
+    """What apply would run on every machine: reads for real, changes recorded, on a copy of the records."""
+    state_dir = _state_dir(options)
+    cluster = spec.cluster()
+    dries = {m.name: DryRunner(m.runner) for m in cluster.machines}
+    planned = attrs.evolve(cluster, machines=tuple(attrs.evolve(m, runner=dries[m.name]) for m in cluster.machines))
+    with tempfile.TemporaryDirectory(prefix="netwrap-plan-") as copy:
+        for file in state_files(state_dir):
+            if file.name.startswith(f"cluster-{spec.name}@"):
+                shutil.copy(file.path, Path(copy) / file.path.name)
+        multihost.apply(planned, copy, mode=options.mode_for("docker"), parallel=False, check=options.check)
+    commands = [f"[{name}] {command.shell()}" for name, dry in dries.items() for command in dry.changes]
+    counted = f"{len(commands)} command(s) on {len(dries)} machine(s)"
+    report = PlanReport(f"plan {spec.name}", commands, not commands, counted, nothing=counted)
+    return print_plan(report, streams, verbose=options.verbose)
+
+
+def _status(options: Options, streams: Streams) -> int:
+    loaded = _load(options)
+    if isinstance(loaded, clusterfile.ClusterSpec):
+        state_dir = _state_dir(options)
+        cluster = loaded.cluster(_machine_echo(options, streams))
+        rows = []
+        for index, machine in enumerate(cluster.machines):
+            topo = multihost.machine_topology(cluster, index)
+            store = StateFile.in_dir(state_dir, f"cluster-{loaded.name}@{machine.name}")
+            found = apply_.status(
+                topo, machine.runner, store, check=options.check, wanted=multihost.objects(cluster, index)
+            )
+            rows += [attrs.evolve(row, name=f"{row.name}@{machine.name}") for row in found]
+        kind = "cluster"
+    else:
+        remote = _remote(options)
+        store = apply_.store_for(loaded, _state_dir(options), _at(remote))
+        if remote is None:
+            _require_root(f"status -f {options.file}")
+        rows = apply_.status(loaded, _echo(options, streams, remote), store, check=options.check)
+        kind = "topology"
+    return print_status(rows, streams, kind=kind, name=loaded.name, as_json=options.json, require_up=options.require_up)
+
+
+def _graph(options: Options, streams: Streams) -> int:
+    loaded = _load(options)
+    if isinstance(loaded, clusterfile.ClusterSpec):
+        raise NetwrapError("graph works on files without [hosts] for now")
+    where = f"@{parse_destination(options.ssh)}" if options.ssh is not None else ""
+    allocations = apply_.desired(loaded, apply_.store_for(loaded, _state_dir(options), where))[1]
+    drawing = graph.dot if options.format == "dot" else graph.mermaid
+    streams.out.write(drawing(loaded, allocations))
+    return EXIT_OK
+
+
+def _exec(options: Options, streams: Streams) -> int:
+    """Replace this process with the command inside the container's namespace (argv, never a shell)."""
+    loaded = _load(options)
+    if isinstance(loaded, clusterfile.ClusterSpec):
+        raise NetwrapError("exec works on files without [hosts] for now")
+    if options.ssh is not None:
+        raise NetwrapError("exec runs on this machine; on another one: ssh HOST ip netns exec NAMESPACE CMD")
+    argv = list(options.command or ())
     if not argv:
         raise NetwrapError("exec needs a command after --, like: netwrap exec -f FILE web -- ip addr")
-    if name not in {c.name for c in topo.containers}:
-        raise NetwrapError(f"{name!r} is not a container of topology {topo.name!r}")
-    namespace = topo.namespace_of(name)
+    name = options.container
+    if name not in {c.name for c in loaded.containers}:
+        raise NetwrapError(f"{name!r} is not a container of topology {loaded.name!r}")
+    namespace = loaded.namespace_of(name)
     if namespace is None:
         program = shutil.which(argv[0]) or find_tool(argv[0])
         if program is None:
@@ -495,79 +711,29 @@ def _exec(topo: Topology, name: str, argv: list[str]) -> int:
     return EXIT_ERROR  # not reached
 
 
-def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(out)
-        return EXIT_USAGE
-    verbose: bool = getattr(args, "verbose", False)
-    changes = args.command in ("apply", "destroy") or getattr(args, "action", None) in ("up", "down", "verify")
-    if changes or (args.command == "clean" and not args.dry_run):
-        local = _remote(args) is None
-        if local:
-            _require_root(_what(args))
-        timeout = getattr(args, "lock_timeout", DEFAULT_TIMEOUT)
-        with StateLock(_state_dir(args), timeout=timeout):
-            if not local:
-                return _dispatch(args, verbose, out, err)
-            # this host's runs take turns whatever their state directory (see netwrap.engine.registry)
-            with StateLock(registry.folder(host_run()), timeout=timeout):
-                return _dispatch(args, verbose, out, err)
-    return _dispatch(args, verbose, out, err)
+def _machine_echo(options: Options, streams: Streams) -> Callable[[str, Runner], Runner]:
+    """Each machine's runner, echoing its commands prefixed with its name (``[a] + ip -batch -``)."""
+
+    def echo(name: str, runner: Runner) -> Runner:
+        return EchoRunner(runner, lambda line: streams.out.line(f"[{name}] {line}"), options.verbose)
+
+    return echo
 
 
-def _what(args: argparse.Namespace) -> str:
-    if args.command == "tutorial":
-        return f"tutorial {args.action}"
-    return f"{args.command} -f {args.file}" if hasattr(args, "file") else args.command
-
-
-def _dispatch(args: argparse.Namespace, verbose: bool, out: TextIO, err: TextIO) -> int:
-    if args.command == "doctor":
-        checks = doctor.diagnose(SubprocessRunner())
-        print(doctor.render(checks), file=out)
-        return EXIT_ERROR if any(c.status == "fail" for c in checks) else EXIT_OK
-    if args.command == "clean":
-        return _clean(args, verbose, out, err)
-    if args.command in ("apply", "plan", "destroy", "status", "graph", "exec"):
-        return _topology(args, verbose, out, err)
-    remote = _remote(args)
-    requested = getattr(args, "bridge_tool", "auto")
-    tool = _bridge_tool("ip" if remote is not None and requested == "auto" else requested)
-    action: str | None = args.action
-    if action is None:
-        return _demo(verbose, tool, out, err)
-    if action == "script":
-        step_list = tutorial.steps(tool)
-        out.write(tutorial.render_down_script(step_list) if args.down else tutorial.render_script(step_list))
-        return EXIT_OK
-    if remote is None:
-        _require_root(f"tutorial {action}")
-        require_tools(_commands_of(tutorial.objects(tool), with_probes=action == "verify"))
-    state_dir = _state_dir(args)
-    runner = _echo(out, verbose, args)
-    if action == "plan":
-        return _plan(runner, tool, verbose, out, err)
-    mode: Mode = getattr(args, "mode", "verbatim")
-    where = _at(remote)
-    store = StateFile.in_dir(state_dir, tutorial.STATE_NAME + where)
-    if action == "up":
-        _report(build(tutorial.objects(tool), runner, store, mode=mode), "up", err)
-    elif action == "down":
-        _report(teardown(runner, store, mode=mode), "down", err)
-    else:
-        python = "python3" if remote is not None else None
-        return _verify(runner, StateFile.in_dir(state_dir, VERIFY_STATE_NAME + where), out, python)
+def _machines_report(outcomes: dict[str, Outcome], what: str, streams: Streams) -> int:
+    for name, outcome in outcomes.items():
+        _report(outcome, f"{what} on {name}", streams)
     return EXIT_OK
 
 
-def _at(remote: SshRunner | None) -> str:
-    """The suffix that keeps another machine's records apart from this one's."""
-    return f"@{remote.destination}" if remote is not None else ""
+# --- running it -------------------------------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code (a usage error exits, with 64)."""
+    streams = Streams(Output(out or sys.stdout), Output(err or sys.stderr))
+    handler, options = parse(sys.argv[1:] if argv is None else argv)
+    return handler.run(options, streams)
 
 
 class Terminated(KeyboardInterrupt):
@@ -579,24 +745,74 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: netwrap's errors become a message and exit code 1.
+    """Console entry point: netwrap's errors (and the system's, such as a file that cannot be read) become a
+    message and exit code 1; anything else is a bug, reported as one (exit 1).
 
     Ctrl-C (SIGINT) and SIGTERM stop the run between two commands or kill the
     one running; the record was written before each change, so it is true:
     running the same command again finishes the work, and ``down``, ``destroy``
-    or ``clean`` undo it.
+    or ``clean`` undo it (exit 130 and 143). A reader of the output that went
+    away (``| head``) stops nothing: the rest of the output is dropped.
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
+    words = list(sys.argv[1:] if argv is None else argv)
+    streams = Streams(Output(sys.stdout), Output(sys.stderr))
     try:
-        return run(argv)
+        handler, options = parse(words)
+        return handler.run(options, streams)
     except NetwrapError as exc:
-        print(f"netwrap: error: {exc}", file=sys.stderr)
+        streams.err.line(f"netwrap: error: {exc}")
+        return EXIT_ERROR
+    except OSError as exc:
+        streams.err.line(f"netwrap: error: {_os_error(exc)}")
         return EXIT_ERROR
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(
+        streams.err.line(
             f"netwrap: {what}; what was done so far is recorded: run the same command again to finish, "
-            "or down/destroy/clean to undo it",
-            file=sys.stderr,
+            "or down/destroy/clean to undo it"
         )
-        return 143 if isinstance(exc, Terminated) else 130
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    except Exception as exc:  # the one place where the unexpected becomes a bug report
+        streams.err.write(_bug_report(exc, words))
+        return EXIT_ERROR
+    finally:
+        _settle(sys.stdout, streams.out.broken)
+        _settle(sys.stderr, streams.err.broken)
+
+
+def _os_error(exc: OSError) -> str:
+    """``PATH: REASON`` for an error of the system (``[Errno N] ...`` when it names no file)."""
+    if exc.filename is None:
+        return str(exc)
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+    return f"{where}: {exc.strerror or exc}"
+
+
+def _bug_report(exc: Exception, argv: Sequence[str]) -> str:
+    """A summary on the first line, what to do with it, then what a report needs: versions, command, traceback."""
+    import platform  # noqa: PLC0415 -- only a bug needs these
+    import traceback  # noqa: PLC0415
+
+    lines = str(exc).strip().splitlines()
+    summary = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return (
+        f"netwrap: internal error: {summary} — this is a bug; please report it with the text below\n"
+        f"netwrap {_version()}, Python {platform.python_version()}, command: netwrap {shlex.join(argv)}\n"
+        + "".join(traceback.format_exception(exc))
+    )
+
+
+def _settle(stream: TextIO, broken: bool) -> None:
+    """Flush ``stream`` now; if its reader went away, point it at /dev/null, so that the interpreter's own flush
+    at exit has nowhere to fail (it would print "Exception ignored ... BrokenPipeError")."""
+    try:
+        stream.flush()
+    except (OSError, ValueError):
+        broken = True
+    if not broken:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)

@@ -287,6 +287,8 @@ class MemoryStore:
 def replace_file(path: Path, text: str, *, durable: bool) -> None:
     """Write ``text`` to a hidden file beside ``path`` and rename it over ``path``: readers see the old
     file or the new one, never half of one; ``durable`` also waits for the disk (fsync) before the rename."""
+    if path.is_dir():
+        raise NetwrapError(f"cannot write {path}: it is a directory (netwrap keeps a file there)")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -335,10 +337,15 @@ class StateFile:
             return None
         check_private(self.path.parent, "state directory")
         check_private(self.path, "record", info)
+        if not stat.S_ISREG(info.st_mode):
+            shape = "a directory, not a file" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise NetwrapError(f"record {self.path} is {shape}: refused, and nothing in it is acted on")
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError as exc:
+            raise NetwrapError(f"state file {self.path} is not UTF-8 text (byte {exc.start}): damaged") from None
         stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
         cached = _LOADED.get(self.path)
         if cached is not None and cached[0] == stamp:

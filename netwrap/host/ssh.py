@@ -9,6 +9,7 @@ is not root. Standard input (batches) goes through ssh as it is.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -19,7 +20,8 @@ from netwrap.command import PACKAGES, Command
 from netwrap.errors import CommandError, NetwrapError, SshError, ToolNotFoundError, ValidationError
 from netwrap.host.runner import SYSTEM_PATH, Result, SubprocessRunner
 
-_DESTINATION = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")  # a user, or a host's name
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9._-]+)?")  # an IPv6 address, with its scope (fe80::1%eth0)
 SSH_FAILED = 255
 
 
@@ -48,9 +50,35 @@ def _words(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _ipv6(text: str) -> bool:
+    if not _IPV6.fullmatch(text):
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _unbracket(value: str) -> str:
+    """``[USER@]HOST`` as ssh takes it: an IPv6 address written in brackets (``root@[::1]``, as in a URL) loses
+    them; ssh would take them for part of the host's name (it takes brackets only in ``ssh://`` URLs)."""
+    if not isinstance(value, str):
+        return value
+    user, at, host = value.rpartition("@")
+    if host.startswith("[") and host.endswith("]") and _ipv6(host[1:-1]):
+        return f"{user}{at}{host[1:-1]}"
+    return value
+
+
 def _destination(instance: object, attribute: object, value: str) -> None:
-    if not _DESTINATION.match(value) or value.startswith("-"):
-        raise ValidationError("SshRunner.destination", value, "must be [USER@]HOST (no spaces, no leading '-')")
+    user, at, host = value.rpartition("@")
+    known = (not at or _NAME.fullmatch(user)) and (_NAME.fullmatch(host) or _ipv6(host))
+    if not known or value.startswith("-"):
+        raise ValidationError(
+            "SshRunner.destination", value,
+            "must be [USER@]HOST (no spaces, no leading '-'; an IPv6 address with or without brackets)",
+        )  # fmt: skip
 
 
 @attrs.define
@@ -62,7 +90,7 @@ class SshRunner:
     ``-i KEY``, ``-o ...``); ``sudo`` runs each command as ``sudo -n`` on the far side.
     """
 
-    destination: str = attrs.field(validator=_destination)
+    destination: str = attrs.field(converter=_unbracket, validator=_destination)
     options: tuple[str, ...] = attrs.field(default=(), converter=_words)
     ssh: tuple[str, ...] = attrs.field(default=("ssh",), converter=_words)
     sudo: bool = False
@@ -108,9 +136,9 @@ class SshRunner:
 
 
 def parse_destination(text: str) -> str:
-    """Check a ``[user@]host`` given on the command line."""
+    """Check a ``[user@]host`` given on the command line; returns it as ssh takes it (an IPv6 address without
+    brackets)."""
     try:
-        SshRunner(text)
+        return SshRunner(text).destination
     except ValidationError as exc:
         raise NetwrapError(f"--ssh {text!r}: {exc.reason}") from None
-    return text
