@@ -42,7 +42,7 @@ NET = '[networks.front]\nsubnet = "10.10.0.0/24"\n'
         ('[networks.front]\nsubnet = "10.10.0.0/24"\nbridge = "a-very-long-bridge"\n',
          "lab.toml: [networks.front] bridge: 'a-very-long-bridge': is 18 bytes long"),
         ('[networks.front]\nsubnet = "10.10.0.0/24"\nnat = "yes"\n',
-         "lab.toml: [networks.front] nat: must be a bool, not str 'yes'"),
+         "lab.toml: [networks.front] nat: must be a boolean, not string 'yes'"),
         (NET + '[networks.back]\nsubnet = "10.10.0.128/25"\n',
          "lab.toml: [networks.back] subnet: 10.10.0.128/25 overlaps 10.10.0.0/24 of network 'front'"),
         (NET + '[containers.web]\nnetworks = ["back"]\n',
@@ -76,7 +76,7 @@ NET = '[networks.front]\nsubnet = "10.10.0.0/24"\n'
         (NET + '[containers.a]\nnetworks = ["front"]\nnetns = "x"\n[containers.b]\nnetworks = ["front"]\nnetns = "x"\n',
          "lab.toml: [containers.b] netns: namespace 'x' is also container 'a''s"),
         (NET + '[containers."../etc"]\nnetworks = ["front"]\n',
-         "lab.toml: [containers] ../etc: '../etc': use 1-63 letters"),
+         "lab.toml: [containers] \"../etc\": '../etc': use 1-63 letters"),
         (NET + '[containers.web]\nnetworks = ["front", "front"]\n',
          "lab.toml: [containers.web] networks[1]: joins network 'front' twice"),
         (NET + '[containers.web]\nnetworks = [{ network = "front", interface = "a" }]\n',
@@ -113,11 +113,9 @@ def test_examples_load() -> None:
 @pytest.mark.parametrize(
     ("text", "port"),
     [
-        ("80", Port(80, 80)),
         ("8080:80", Port(8080, 80)),
         ("8080:80/udp", Port(8080, 80, "udp")),
         ("127.0.0.1:5353:53/udp", Port(5353, 53, "udp", ipaddress.IPv4Address("127.0.0.1"))),
-        (8080, Port(8080, 8080)),
     ],
 )
 def test_port_specs(text: object, port: Port) -> None:
@@ -170,14 +168,23 @@ def test_an_earlier_address_that_no_longer_fits_is_replaced() -> None:
     assert got == {("front", "a"): addr("10.10.0.2"), ("front", "b"): addr("10.10.0.3")}
 
 
-def test_a_full_subnet_is_a_clear_error() -> None:
+def test_a_full_subnet_is_a_clear_error_naming_the_file() -> None:
+    """Issue "Hardening II", 17: found when the file is read, and named ``lab.toml``, not ``topology 'x'``."""
     text = '[networks.tiny]\nsubnet = "10.10.0.0/30"\n' + "".join(
         f'[containers.c{i}]\nnetworks = ["tiny"]\n' for i in range(3)
     )
-    topo = topofile.loads(text)
-    with pytest.raises(TopologyError, match=r"\[containers\.c1\] networks\[0\]: network 'tiny' \(10\.10\.0\.0/30\) "
-                       "has no free address left"):  # fmt: skip
-        compose.allocate(topo)
+    found = problems(text)
+    assert found == [
+        f"lab.toml: [containers.c{i}] networks[0]: network 'tiny' (10.10.0.0/30) has no free address left: it has 1 "
+        "for containers, and 3 containers join it"
+        for i in (1, 2)
+    ]
+    # a fixed address takes its place first, as allocation does
+    fixed = text.replace('[containers.c2]\nnetworks = ["tiny"]', '[containers.c2]\nnetworks = [{ network = "tiny", '
+                         'address = "10.10.0.2" }]')  # fmt: skip
+    assert [line.split("]")[0] for line in problems(fixed)] == ["lab.toml: [containers.c0", "lab.toml: [containers.c1"]
+    topo = topofile.loads(text.replace("/30", "/29"))
+    assert len(compose.allocate(topo)) == 3
 
 
 # --- the objects a topology becomes -------------------------------------------------------------

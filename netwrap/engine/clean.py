@@ -51,12 +51,20 @@ def survey(state_dir: Path | str) -> list[Leftover]:
             continue
         who = f"{record.action or 'a run'} by pid {record.writer.pid}"
         if record.complete:
-            found.append(Leftover(file, record, "kept", f"{who} finished; its own `down` removes it"))
+            found.append(Leftover(file, record, "kept", f"{who} finished; {_undo(file, record)} removes it"))
         elif record.writer.alive():
             found.append(Leftover(file, record, "running", f"{who} is still running"))
         else:
             found.append(Leftover(file, record, "crashed", f"{who} ended before finishing"))
     return found
+
+
+def _undo(file: StateFile, record: Record) -> str:
+    """The command that removes what a finished record lists: a topology's or a cluster's `destroy`, the
+    tutorial's `down`."""
+    if record.action == "apply" or file.name.startswith("cluster-"):
+        return "`netwrap destroy -f FILE`"
+    return "`netwrap tutorial down`"
 
 
 def clean(runner: Runner, state_dir: Path | str, host: str = "") -> list[tuple[Leftover, Outcome]]:

@@ -31,6 +31,7 @@ from netwrap.kinds import (
     ISOLATION_SUFFIX,
     OWN_PREFIX,
     Address,
+    AttachedNamespace,
     Bridge,
     BridgePort,
     LinkNetns,
@@ -168,13 +169,17 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
     """The objects that build ``topo``, in build order."""
     attached = links(topo, allocations)
     own = [c for c in topo.containers if c.owns_namespace]
-    out: list[NetObject] = [Namespace(c.namespace) for c in own]
+    # a running container's namespace is given a name; the others are made
+    out: list[NetObject] = [
+        Namespace(c.namespace) if c.source is None else AttachedNamespace(c.namespace, c.source) for c in own
+    ]
     group = link_group(topo) if topo.style == "docker" else None
     for link in attached:
+        mtu = link.network.mtu
         if link.moved:
-            out.append(VethPair(link.interface, link.host_interface))
+            out.append(VethPair(link.interface, link.host_interface, mtu=mtu))
         else:
-            out.append(VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group))
+            out.append(VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu))
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
     out += [
         Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None)
@@ -191,14 +196,15 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
             prefix = link.network.prefix
             out.append(Address(link.interface, f"{link.address}/{prefix}", netns=link.netns))
             out.append(LinkUp(link.interface, netns=link.netns))
-        if container.loopback:
+        if container.loopback and container.source is None:  # a running container's lo is its own
             out.append(LinkUp("lo", netns=container.namespace))
     out += [LinkUp(link.host_interface) for link in attached]
     for net in topo.networks:
         out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
         out.append(LinkUp(net.bridge))
     for container in own:
-        first = next((x for x in attached if x.container is container), None)
+        # the default route goes through the first network that leads outside (an internal one does not)
+        first = next((x for x in attached if x.container is container and not x.network.internal), None)
         if first is not None:
             out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
     if topo.networks:
@@ -265,7 +271,7 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
     masquerades: list[Rule] = [
         NatRule(post, "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, out_negated=True)
         for net in topo.networks
-        if net.nat
+        if net.nat and not net.internal
     ]
     for net in topo.networks:
         if net.name in publishing:
@@ -314,13 +320,21 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
         if other is not net
     ]
     for net in topo.networks:
-        filters.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
+        if not net.internal:
+            filters.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
         filters.append(Rule(chain, "ACCEPT" if net.icc else "DROP", in_interface=net.bridge, out_interface=net.bridge))
     # Isolation from everything else, before any topology's accepts (as Docker's isolation chains): into a
     # bridge go only its own traffic, replies and published ports; not another topology's, not the outside's.
     iso = isolation_chain(topo)
     isolation: list[Rule] = []
     for net in topo.networks:
+        if net.internal:  # as Docker's internal networks: nothing in from outside the bridge, nothing out
+            isolation += [
+                Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge),
+                Rule(iso, "DROP", in_interface=net.bridge),
+                Rule(iso, "DROP", out_interface=net.bridge),
+            ]
+            continue
         isolation += [
             Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge),
             Rule(iso, "RETURN", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT"),

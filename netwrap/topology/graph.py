@@ -7,18 +7,34 @@ holds the gateway address and reaches the outside through the host.
 
 from __future__ import annotations
 
-import re
-
 from netwrap.topology import compose
 from netwrap.topology.model import Topology
 
 
 def _id(kind: str, name: str) -> str:
-    return f"{kind}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
+    """A node's id: ``KIND_NAME`` with every character but a letter or a digit written ``_HEX_``, so that two
+    names never share an id (``web-1``, ``web_1`` and ``web.1`` are three nodes) and the same name always
+    gets the same one."""
+    return f"{kind}_" + "".join(ch if ch.isascii() and ch.isalnum() else f"_{ord(ch):x}_" for ch in name)
 
 
 def _label(text: str) -> str:
-    return text.replace('"', "'")
+    """Text inside a Mermaid label's quotes: its quotes and the characters Mermaid reads as markup as entities."""
+    return "".join(f"#{ord(ch)};" if ch in '"#<>' or not ch.isprintable() else ch for ch in text)
+
+
+def _dot(text: str) -> str:
+    """Text inside a DOT string: backslashes and quotes escaped, anything that does not print as an escape."""
+    return "".join("\\" + ch if ch in '"\\' else ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def _published(topo: Topology, allocations: compose.Allocations) -> list[tuple[str, str]]:
+    """Each published port: (its text, the node of its container)."""
+    found = []
+    for pub in compose.published(compose.links(topo, allocations)):
+        host = f"{pub.host_ip}:" if pub.host_ip else ""
+        found.append((f"{host}{pub.host_port}/{pub.protocol} to {pub.target}", _id("c", pub.link.container.name)))
+    return found
 
 
 def mermaid(topo: Topology, allocations: compose.Allocations) -> str:
@@ -26,7 +42,8 @@ def mermaid(topo: Topology, allocations: compose.Allocations) -> str:
     lines = ["flowchart LR", '  host(["host: ip_forward, NAT"])']
     for net in topo.networks:
         nat = "NAT out" if net.nat else "no NAT"
-        lines.append(f'  {_id("br", net.name)}["bridge {net.bridge}<br/>{net.gateway}/{net.prefix}<br/>{nat}"]')
+        label = f"bridge {_label(net.bridge)}<br/>{net.gateway}/{net.prefix}<br/>{nat}"
+        lines.append(f'  {_id("br", net.name)}["{label}"]')
         lines.append(f"  {_id('br', net.name)} --- host")
     for container in topo.containers:
         cid = _id("c", container.name)
@@ -38,42 +55,43 @@ def mermaid(topo: Topology, allocations: compose.Allocations) -> str:
             lines.append(f'  {cid}[["{_label(container.name)}: joins {_label(container.joins)}"]]')
             lines.append(f"  {cid} -.- {_id('c', container.joins)}")
             continue
-        rows = [f"{container.name} (netns {container.namespace})"]
+        rows = [f"{_label(container.name)} (netns {_label(container.namespace)})"]
         if container.mode == "none":
             rows.append("none: lo only")
-        lines.append(f'  {cid}["{_label("<br/>".join(rows))}"]')
+        lines.append(f'  {cid}["{"<br/>".join(rows)}"]')
     for link in compose.links(topo, allocations):
         edge = f"{link.interface} {link.address}/{link.network.prefix} = {link.host_interface}"
         lines.append(f'  {_id("c", link.container.name)} ---|"{_label(edge)}"| {_id("br", link.network.name)}')
-    for pub in compose.published(compose.links(topo, allocations)):
-        host = f"{pub.host_ip}:" if pub.host_ip else ""
-        lines.append(
-            f'  host -.->|"{host}{pub.host_port}/{pub.protocol} to {pub.target}"| {_id("c", pub.link.container.name)}'
-        )
+    for text, node in _published(topo, allocations):
+        lines.append(f'  host -.->|"{_label(text)}"| {node}')
     return "\n".join(lines) + "\n"
 
 
 def dot(topo: Topology, allocations: compose.Allocations) -> str:
     """A Graphviz DOT graph."""
-    lines = [f'graph "{_label(topo.name)}" {{', "  rankdir=LR;", '  host [shape=oval, label="host\\nip_forward, NAT"];']
+    lines = [f'graph "{_dot(topo.name)}" {{', "  rankdir=LR;", '  host [shape=oval, label="host\\nip_forward, NAT"];']
     for net in topo.networks:
-        label = f"bridge {net.bridge}\\n{net.gateway}/{net.prefix}"
+        nat = "NAT out" if net.nat else "no NAT"
+        label = f"bridge {_dot(net.bridge)}\\n{net.gateway}/{net.prefix}\\n{nat}"
         lines.append(f'  {_id("br", net.name)} [shape=box, label="{label}"];')
         lines.append(f"  {_id('br', net.name)} -- host;")
     for container in topo.containers:
         cid = _id("c", container.name)
         if container.mode == "host":
-            lines.append(f'  {cid} [shape=component, label="{_label(container.name)}\\nhost mode"];')
+            lines.append(f'  {cid} [shape=component, label="{_dot(container.name)}\\nhost mode"];')
             lines.append(f"  {cid} -- host [style=dashed];")
         elif container.joins is not None:
-            lines.append(f'  {cid} [shape=component, label="{_label(container.name)}\\njoins {container.joins}"];')
+            label = f"{_dot(container.name)}\\njoins {_dot(container.joins)}"
+            lines.append(f'  {cid} [shape=component, label="{label}"];')
             lines.append(f"  {cid} -- {_id('c', container.joins)} [style=dashed];")
         else:
             extra = "\\nnone: lo only" if container.mode == "none" else ""
-            label = f"{_label(container.name)}\\nnetns {container.namespace}{extra}"
+            label = f"{_dot(container.name)}\\nnetns {_dot(container.namespace)}{extra}"
             lines.append(f'  {cid} [shape=box3d, label="{label}"];')
     for link in compose.links(topo, allocations):
-        label = f"{link.interface} {link.address}/{link.network.prefix}\\n{link.host_interface}"
+        label = f"{link.interface} {link.address}/{link.network.prefix}\\n{_dot(link.host_interface)}"
         lines.append(f'  {_id("c", link.container.name)} -- {_id("br", link.network.name)} [label="{label}"];')
+    for text, node in _published(topo, allocations):
+        lines.append(f'  host -- {node} [style=dotted, dir=forward, label="{_dot(text)}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -7,9 +7,11 @@ key of every problem, all at once; :func:`netwrap.topology.files.load` adds the 
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import ipaddress
+import math
 import re
 from collections.abc import Iterator
 from typing import Literal
@@ -21,13 +23,79 @@ from netwrap.errors import NetwrapError, TopologyError, ValidationError
 
 Style = Literal["docker", "document"]
 MODES = ("bridge", "host", "none")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_TOPOLOGY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$")
+_TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+_SHOWN = 80  # the longest value a message shows whole
+
+
+def quote(text: str) -> str:
+    """``text`` as a TOML basic string: in double quotes, with every character that does not print escaped."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(f"\\u{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08X}")
+    return '"' + "".join(out) + '"'
+
+
+def toml_key(*parts: object) -> str:
+    """A dotted key as TOML writes it: each part bare when it can be, else quoted (``containers."a b"``), so a
+    message never prints a key's new line or control character raw, and ``a.b`` and ``"a.b"`` differ."""
+    return ".".join(p if isinstance(p, str) and _BARE_KEY.fullmatch(p) else quote(str(p)) for p in parts)
+
+
+def toml_type(value: object) -> str:
+    """The TOML name of a value's type (``table``, ``string``, ...); a value TOML has no type for: Python's."""
+    for kind, name in (
+        (bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "array"), (dict, "table"),
+        (datetime.datetime, "datetime"), (datetime.date, "date"), (datetime.time, "time"),
+    ):  # fmt: skip
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def described(value: object) -> str:
+    """A value and its TOML type, for a message: ``string 'x'``, ``integer 5``, ``table { a = 1 }``."""
+    return "None" if value is None else f"{toml_type(value)} {show(value)}"
+
+
+def show(value: object) -> str:
+    """A value as a message shows it: escaped, as TOML would write it (a string in quotes, ``true``, ``inf``,
+    arrays and tables inline), cut short past 80 characters."""
+    text = _show(value)
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."
+
+
+def _show(value: object, depth: int = 0) -> str:
+    if depth > 3:
+        return "..."
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        digits = int(value.bit_length() * math.log10(2)) + 1  # about; Python prints no integer past 4300 digits
+        return f"{'-' if value < 0 else ''}<{digits} digits>"
+    if isinstance(value, str):
+        return repr(value)  # escaped; without special characters, also TOML's literal string
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(item, depth + 1) for item in value[:10]) + (", ...]" if len(value) > 10 else "]")
+    if isinstance(value, dict):
+        items = [f"{toml_key(k)} = {_show(v, depth + 1)}" for k, v in list(value.items())[:10]]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    return repr(value)
 
 
 @attrs.frozen
 class Problem:
-    """One thing wrong with a topology: where (table, key) and what."""
+    """One thing wrong with a topology: where (table, key, each as TOML writes it) and what."""
 
     table: str
     key: str
@@ -37,9 +105,20 @@ class Problem:
         return f"{source}: [{self.table}] {self.key}: {self.message}"
 
 
+def topology_name(field: str, value: object) -> str:
+    """A topology's (or cluster's) name: it names its record, chains and default bridges."""
+    if not isinstance(value, str) or not _TOPOLOGY_NAME.fullmatch(value):
+        raise ValidationError(field, value, "use 1-20 letters, digits, '_' or '-'")
+    return value
+
+
 @attrs.frozen
 class Network:
-    """A bridge network: its bridge device, subnet and gateway, outbound NAT, inter-container traffic."""
+    """A bridge network: its bridge device, subnet and gateway, outbound NAT, inter-container traffic.
+
+    ``internal`` (Docker's ``--internal``): nothing passes between the bridge
+    and anything outside it; the host still reaches it through the gateway.
+    """
 
     name: str
     subnet: ipaddress.IPv4Network
@@ -48,6 +127,8 @@ class Network:
     nat: bool = True
     icc: bool = True
     bridge_tool: Literal["brctl", "ip"] = "ip"
+    internal: bool = False
+    mtu: int | None = None  # of the containers' veths (the bridge takes its ports' least); None: the kernel's
 
     @property
     def prefix(self) -> int:
@@ -65,16 +146,29 @@ class Port:
 
     @classmethod
     def parse(cls, field: str, text: object) -> Port:
+        """``[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]``. A lone port is refused: Docker reads ``"80"`` as the
+        container's port 80 on a random port of the host, which netwrap does not pick; ``"80:80"`` says it."""
+        given = text
         if isinstance(text, int) and not isinstance(text, bool):
-            text = str(text)
+            if not 1 <= text <= 65535:  # (and a number thousands of digits long has no text)
+                shown = text if text.bit_length() <= 128 else show(text)
+                raise ValidationError(field, shown, "is not a port from 1 to 65535")
+            text = str(text)  # refused below as a lone port, with how to write it
         if not isinstance(text, str):
-            raise ValidationError(field, text, "must be a string like '8080:80/tcp'")
-        spec, _, proto = text.partition("/")
+            raise ValidationError(field, text, f'must be a string like "8080:80/tcp", not {toml_type(text)}')
+        spec, slash, proto = text.partition("/")
+        if slash and not proto:
+            raise ValidationError(field, text, "ends with '/': name the protocol (tcp or udp) or leave out the '/'")
         proto = proto or "tcp"
         if proto not in ("tcp", "udp"):
             raise ValidationError(field, text, f"unknown protocol {proto!r}; use tcp or udp")
         parts = spec.split(":")
-        if len(parts) > 3 or not all(parts):
+        if len(parts) == 1 and _port_number(field, given, spec) is not None:
+            raise ValidationError(
+                field, given, f'a lone port is not published (Docker would give it a random host port): write '
+                f'"{spec}:{spec}{slash}{proto if slash else ""}" to publish it on the same port of the host',
+            )  # fmt: skip
+        if len(parts) < 2 or len(parts) > 3 or not all(parts):
             raise ValidationError(field, text, "must be [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]")
         host_ip = None
         if len(parts) == 3:
@@ -87,12 +181,11 @@ class Port:
             parts = parts[1:]
         numbers = []
         for part in parts:
-            if not (part.isascii() and part.isdigit()):
+            number = _port_number(field, text, part)
+            if number is None:
                 raise ValidationError(field, text, f"{part!r} is not a port number")
-            if not 1 <= int(part) <= 65535:
-                raise ValidationError(field, text, f"port {part} must be between 1 and 65535")
-            numbers.append(int(part))
-        host, container = numbers if len(numbers) == 2 else (numbers[0], numbers[0])
+            numbers.append(number)
+        host, container = numbers
         return cls(host, container, "udp" if proto == "udp" else "tcp", host_ip)
 
     def __str__(self) -> str:
@@ -102,6 +195,15 @@ class Port:
     def overlaps(self, other: Port) -> bool:
         same = self.host_port == other.host_port and self.protocol == other.protocol
         return same and (self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip)
+
+
+def _port_number(field: str, text: object, part: str) -> int | None:
+    """``part`` as a port number; None when it is no number; refused when it is one out of range."""
+    if not (part.isascii() and part.isdigit()):
+        return None
+    if len(part) > 5 or not 1 <= int(part) <= 65535:  # (a number thousands of digits long is no int)
+        raise ValidationError(field, text, f"port {part[:8]}{'...' * (len(part) > 8)} must be between 1 and 65535")
+    return int(part)
 
 
 @attrs.frozen
@@ -124,6 +226,7 @@ class Container:
     ports: tuple[Port, ...] = ()
     netns: str | None = None
     loopback: bool = True
+    source: str | None = None  # a running container's namespace file (/proc/PID/ns/net, ...): attached, not made
 
     @property
     def namespace(self) -> str:
@@ -211,30 +314,18 @@ class Topology:
 
 
 def _problems(topo: Topology) -> Iterator[Problem]:
-    if not _TOPOLOGY_NAME.match(topo.name):
-        yield Problem("topology", "name", f"{topo.name!r}: use 1-20 letters, digits, '_' or '-'")
+    try:
+        topology_name("name", topo.name)
+    except ValidationError as exc:
+        yield Problem("topology", "name", f"{show(exc.value)}: {exc.reason}")
     networks: dict[str, Network] = {}
     bridges: dict[str, str] = {}
-    for net in topo.networks:
-        table = f"networks.{net.name}"
-        if net.name in networks:
-            yield Problem(table, "name", "is declared twice")
-        networks[net.name] = net
-        if net.bridge in bridges:
-            yield Problem(table, "bridge", f"{net.bridge!r} is also the bridge of network {bridges[net.bridge]!r}")
-        bridges[net.bridge] = net.name
-        if net.gateway not in net.subnet or net.gateway in (net.subnet[0], net.subnet[-1]):
-            yield Problem(table, "gateway", f"{net.gateway} is not a host address of {net.subnet}")
-        if net.subnet.num_addresses < 4:
-            yield Problem(table, "subnet", f"{net.subnet} is too small for a gateway and a container")
-        for peer in topo.networks:
-            if peer is not net and peer.name != net.name and net.subnet.overlaps(peer.subnet):
-                yield Problem(table, "subnet", f"{net.subnet} overlaps {peer.subnet} of network {peer.name!r}")
+    yield from _network_problems(topo, networks, bridges)
     names: dict[str, str] = {}
     published: list[tuple[Port, str]] = []
     host_devices: dict[str, str] = {}
     for container in topo.containers:
-        table = f"containers.{container.name}"
+        table = toml_key("containers", container.name)
         if container.name in names:
             yield Problem(table, "name", "is declared twice")
         names[container.name] = container.name
@@ -259,6 +350,9 @@ def _problems(topo: Topology) -> Iterator[Problem]:
             for device in (att.host_interface, att.interface if att.interface is not None else None):
                 if device is None:
                     continue
+                if device == LOOPBACK:
+                    yield Problem(table, f"networks[{index}]", _LOOPBACK_TAKEN)
+                    continue
                 if device in host_devices or device in bridges:
                     owner = host_devices.get(device) or f"network {bridges[device]!r}"
                     yield Problem(table, f"networks[{index}]", f"device name {device!r} is also used by {owner}")
@@ -268,11 +362,39 @@ def _problems(topo: Topology) -> Iterator[Problem]:
         if container.owns_namespace:
             if container.namespace in namespaces:
                 yield Problem(
-                    f"containers.{container.name}", "netns",
+                    toml_key("containers", container.name), "netns",
                     f"namespace {container.namespace!r} is also container {namespaces[container.namespace]!r}'s",
                 )  # fmt: skip
             namespaces[container.namespace] = container.name
     yield from _address_problems(topo, networks)
+    yield from _capacity_problems(topo, networks)
+
+
+LOOPBACK = "lo"
+_LOOPBACK_TAKEN = "'lo' is the loopback device that every namespace, the host's too, already has; choose another name"
+
+
+def _network_problems(topo: Topology, networks: dict[str, Network], bridges: dict[str, str]) -> Iterator[Problem]:
+    """Each network's problems; fills ``networks`` and ``bridges`` (bridge: network) on the way."""
+    for net in topo.networks:
+        table = toml_key("networks", net.name)
+        if net.name in networks:
+            yield Problem(table, "name", "is declared twice")
+        networks[net.name] = net
+        if net.bridge in bridges:
+            yield Problem(table, "bridge", f"{net.bridge!r} is also the bridge of network {bridges[net.bridge]!r}")
+        if net.bridge == LOOPBACK:
+            yield Problem(table, "bridge", _LOOPBACK_TAKEN)
+        bridges[net.bridge] = net.name
+        if net.subnet.num_addresses < 4:  # (no gateway fits either: said once)
+            yield Problem(table, "subnet", f"{net.subnet} is too small for a gateway and a container")
+        elif net.gateway not in net.subnet or net.gateway in (net.subnet[0], net.subnet[-1]):
+            yield Problem(table, "gateway", f"{net.gateway} is not a host address of {net.subnet}")
+        if net.internal and topo.style == "document":
+            yield Problem(table, "internal", "needs docker style: the document's commands have no filter rules")
+        for peer in topo.networks:
+            if peer is not net and peer.name != net.name and net.subnet.overlaps(peer.subnet):
+                yield Problem(table, "subnet", f"{net.subnet} overlaps {peer.subnet} of network {peer.name!r}")
 
 
 def _container_problems(
@@ -294,10 +416,11 @@ def _container_problems(
             except NetwrapError as exc:
                 yield Problem(table, "network_mode", str(exc))
     if mode != "bridge":
+        shown = mode if joins is None else f"container:{show(joins)}"
         if container.networks:
-            yield Problem(table, "networks", f"a container in {mode} mode joins no networks")
+            yield Problem(table, "networks", f"a container in {shown} mode joins no networks")
         if container.ports:
-            yield Problem(table, "ports", f"a container in {mode} mode publishes no ports")
+            yield Problem(table, "ports", f"a container in {shown} mode publishes no ports")
         return
     if not container.networks:
         yield Problem(table, "networks", "a container in bridge mode needs at least one network")
@@ -310,6 +433,12 @@ def _container_problems(
         if att.network in seen:
             yield Problem(table, key, f"joins network {att.network!r} twice")
         seen.add(att.network)
+    first = networks.get(container.networks[0].network) if container.networks else None
+    if container.ports and first is not None and first.internal:
+        yield Problem(
+            table, "ports", f"are published on the first network, {show(first.name)}, which is internal: put one "
+            "that leads outside first"
+        )  # fmt: skip
     interfaces = [att.interface for att in container.networks if att.interface is not None]
     if len(interfaces) != len(set(interfaces)):
         yield Problem(table, "networks", "two attachments have the same interface name")
@@ -323,7 +452,7 @@ def _address_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[
             if net is None or att.address is None:
                 continue
             key = f"networks[{index}]"
-            table = f"containers.{container.name}"
+            table = toml_key("containers", container.name)
             edges = (net.subnet.network_address, net.subnet.broadcast_address)
             if att.address not in net.subnet or att.address in edges:
                 yield Problem(table, key, f"address {att.address} is not a host address of {net.subnet}")
@@ -333,3 +462,29 @@ def _address_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[
                 owner = used[(net.name, att.address)]
                 yield Problem(table, key, f"address {att.address} is also container {owner!r}'s")
             used[(net.name, att.address)] = container.name
+
+
+def _capacity_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[Problem]:
+    """A network with more containers than addresses: each attachment left without one, named when the file is
+    read (allocation takes fixed addresses first, then the others in the order of the file)."""
+    fixed: dict[str, int] = {}
+    pending: dict[str, list[tuple[Container, int]]] = {}
+    for container in topo.containers:
+        for index, att in enumerate(container.networks):
+            if att.network not in networks:
+                continue
+            if att.address is not None:
+                fixed[att.network] = fixed.get(att.network, 0) + 1
+            else:
+                pending.setdefault(att.network, []).append((container, index))
+    for name, waiting in pending.items():
+        net = networks[name]
+        if net.subnet.num_addresses < 4:
+            continue  # too small: said once, of the subnet
+        room = net.subnet.num_addresses - 3  # less the network's, the broadcast and the gateway's addresses
+        for container, index in waiting[max(room - fixed.get(name, 0), 0) :]:
+            yield Problem(
+                toml_key("containers", container.name), f"networks[{index}]",
+                f"network {name!r} ({net.subnet}) has no free address left: it has {room} for containers, "
+                f"and {len(waiting) + fixed.get(name, 0)} containers join it",
+            )  # fmt: skip

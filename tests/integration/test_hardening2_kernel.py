@@ -15,7 +15,8 @@ from netwrap import MemoryStore, Sandbox, build, teardown
 from netwrap.command import Command
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
-from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, outside_objects, ping, tcp_probe
+from netwrap.kinds import Route
+from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, outside_objects, ping, tcp_probe
 from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
@@ -157,9 +158,7 @@ def test_the_readmes_main_command_works_where_run_is_already_a_mount_point() -> 
 PORTS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "published-ports.toml"
 
 
-def test_a_container_reaches_its_own_published_port_and_icc_false_still_holds(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
+def test_a_container_reaches_its_own_published_port_and_icc_false_still_holds(sandbox: Sandbox, tmp_path: Path) -> None:
     """Hairpin mode on the bridge ports, as Docker sets it: web -> 192.0.2.1:8080 -> web timed out (4)."""
     store = MemoryStore()
     build(outside_objects(), sandbox.runner, store)
@@ -186,3 +185,73 @@ def test_a_container_reaches_its_own_published_port_and_icc_false_still_holds(
     assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
     assert before.explain(snapshot.take(sandbox.runner)) == []
     teardown(sandbox.runner, store)
+
+
+INTERNAL = """
+name = "inner"
+
+[networks.front]
+subnet = "10.70.0.0/24"
+
+[networks.back]
+subnet = "10.71.0.0/24"
+internal = true
+
+[networks.routed]
+subnet = "10.72.0.0/24"
+nat = false
+
+[containers.web]
+networks = [{ network = "back", address = "10.71.0.5" }, { network = "front", address = "10.70.0.5" }]
+
+[containers.db]
+networks = [{ network = "back", address = "10.71.0.6" }]
+
+[containers.app]
+networks = [{ network = "routed", address = "10.72.0.7" }]
+"""
+
+
+def _reaches(sandbox: Sandbox, target: str, netns: str) -> bool:
+    """Whether ``target`` answers ping from ``netns``; no route to it (ping's exit 2) is a no."""
+    args = ("-c", "2", "-i", "0.2", "-W", "1", "-q", target)
+    done = sandbox.runner.run(Command("ping", args, netns=netns, mutates=False, ok_codes=frozenset({0, 1, 2})))
+    return done.returncode == 0
+
+
+def test_internal_networks_keep_to_themselves_and_nat_false_only_stops_masquerading(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """internal = true: nothing between the bridge and the outside, even with a route back; nat = false: routed,
+    not masqueraded, and still closed to new connections from outside (5)."""
+    outside = MemoryStore()
+    build(outside_objects(), sandbox.runner, outside)
+    before = snapshot.take(sandbox.runner)
+    topo, state = tmp_path / "inner.toml", str(tmp_path / "state")
+    topo.write_text(INTERNAL)
+    applied = cli(sandbox, "apply", "-f", str(topo), "--state-dir", state)
+    assert applied.returncode == 0, applied.stderr
+    # the simulated outside knows the way back to both networks, as a router upstream would
+    routes = MemoryStore()
+    build([Route(net, HOST_UPLINK_ADDRESS, netns=OUTSIDE) for net in ("10.71.0.0/24", "10.72.0.0/24")],
+          sandbox.runner, routes)  # fmt: skip
+    assert ping(sandbox.runner, "10.71.0.6", "web")  # inside the internal network: open
+    assert ping(sandbox.runner, "10.71.0.6", None)  # the host reaches it through its gateway
+    # nothing out: db has no default route, and one of its own making does not help it
+    assert not _reaches(sandbox, OUTSIDE_ADDRESS, "db")
+    own = MemoryStore()
+    build([Route("default", "10.71.0.1", netns="db")], sandbox.runner, own)
+    assert not ping(sandbox.runner, OUTSIDE_ADDRESS, "db", count=2)
+    teardown(sandbox.runner, own)
+    assert not ping(sandbox.runner, "10.71.0.6", OUTSIDE, count=2)  # nothing in, route back or not
+    assert not ping(sandbox.runner, "10.71.0.5", OUTSIDE, count=2)  # web's internal address neither
+    assert ping(sandbox.runner, OUTSIDE_ADDRESS, "web")  # web goes out through front, its default route
+    assert not ping(sandbox.runner, "10.72.0.7", OUTSIDE, count=2)  # nat = false lets nothing new in
+    assert ping(sandbox.runner, OUTSIDE_ADDRESS, "app")  # routed out, answered over the route back...
+    teardown(sandbox.runner, routes)
+    assert not ping(sandbox.runner, OUTSIDE_ADDRESS, "app", count=2)  # ...and only over it: not masqueraded
+    assert ping(sandbox.runner, OUTSIDE_ADDRESS, "web")  # front is masqueraded: no route back needed
+    assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert before.explain(snapshot.take(sandbox.runner)) == []
+    teardown(sandbox.runner, outside)
