@@ -146,8 +146,8 @@ def test_keys_tables_and_values_are_quoted_and_escaped() -> None:
     ]
     found = problems(NET + '[containers."a\\u0007"]\nnetworks = ["front"]\n"x\\ty" = 1\n')
     assert found == [
-        'lab.toml: [containers."a\\u0007"] "x\\ty": unknown key; expected one of loopback, netns, network_mode, '
-        "networks, ports",
+        'lab.toml: [containers."a\\u0007"] "x\\ty": unknown key; expected one of loopback, netns, netns_path, '
+        "network_mode, networks, pid, ports",
         "lab.toml: [containers] \"a\\u0007\": 'a\\x07': use 1-63 letters, digits, '_', '.' or '-', starting with a "
         "letter or digit",
     ]

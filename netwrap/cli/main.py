@@ -36,13 +36,13 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import attrs
 
 from netwrap import tutorial
 from netwrap.cli import doctor
-from netwrap.cli.options import Options, client, seconds
+from netwrap.cli.options import Options, client, pid, seconds
 from netwrap.cli.output import (
     EXIT_CHANGES,
     EXIT_DEGRADED,
@@ -70,10 +70,11 @@ from netwrap.host.runner import DryRunner, EchoRunner, Runner, SubprocessRunner,
 from netwrap.host.sandbox import Sandbox
 from netwrap.host.ssh import SshRunner, parse_destination
 from netwrap.kinds import BridgeTool, NetObject
+from netwrap.kinds.namespace import namespace_file
 from netwrap.topology import apply as apply_
-from netwrap.topology import clusterfile, graph, multihost
+from netwrap.topology import attached, clusterfile, graph, multihost
 from netwrap.topology import files as topofile
-from netwrap.topology.model import Topology
+from netwrap.topology.model import Attachment, Container, Port, Topology
 from netwrap.tutorial.verify import render_table, verify
 
 __all__ = [
@@ -264,6 +265,7 @@ def _parser() -> _Parser:
         "--ssh", metavar="[USER@]HOST",
         help="show the addresses applied on that machine (from its record, kept here); nothing is run there",
     )  # fmt: skip
+    _attach_parsers(commands, sub, [common, topo])
     execute = sub(
         commands, "exec", "run a command in a container's network namespace (needs root)",
         Handler(_exec, takes_command=True), parents=[topo],
@@ -279,6 +281,49 @@ def _parser() -> _Parser:
         help="refused: exec runs on this machine (on another one: ssh HOST ip netns exec NAMESPACE CMD)",
     )  # fmt: skip
     return parser
+
+
+def _namespace_file(text: str) -> str:
+    try:
+        return namespace_file("--netns-path", text)
+    except NetwrapError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> str:
+    try:
+        return str(Port.parse("--publish", text))
+    except NetwrapError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _attach_parsers(commands: argparse._SubParsersAction[_Parser], sub: Any, parents: list[_Parser]) -> None:
+    """``attach`` and ``detach``."""
+    joining = sub(
+        commands, "attach", "wire a running container (by its pid or namespace file) into the topology's networks",
+        Handler(_attach), parents=parents,
+        description="Give a running container's network namespace a name netwrap owns and build for it what a "
+        "container of the file gets: veths, addresses, routes, published ports. The file is not edited; the "
+        "container is kept beside the topology's record until detach or destroy, which remove only what netwrap "
+        "added (never the container's namespace or its own devices).",
+    )  # fmt: skip
+    source = joining.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pid", type=pid, help="a process of the container (its /proc/PID/ns/net)")
+    source.add_argument("--netns-path", type=_namespace_file, metavar="PATH", help="its namespace file")
+    joining.add_argument(
+        "--network", dest="networks", action="append", required=True, metavar="NETWORK",
+        help="a network of the file to join (repeatable; the first gets the default route and the ports)",
+    )  # fmt: skip
+    joining.add_argument(
+        "-p", "--publish", action="append", metavar="[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]", type=_port,
+        help="publish a port, as in the file's ports (repeatable)",
+    )  # fmt: skip
+    joining.add_argument("--name", help="its name in the topology (default: pid-PID; needed with --netns-path)")
+    leaving = sub(
+        commands, "detach", "remove what attach built for a running container (the container is left alone)",
+        Handler(_detach), parents=parents,
+    )  # fmt: skip
+    leaving.add_argument("--name", required=True, help="the attached container's name")
 
 
 def parse(argv: Sequence[str]) -> tuple[Handler, Options]:
@@ -414,7 +459,21 @@ def _progress(err: Output) -> Progress | None:
 
 
 def _load(options: Options) -> Topology | clusterfile.ClusterSpec:
-    """The file of ``-f``: a cluster file (with ``[hosts]``) or a topology file."""
+    """The file of ``-f``: a cluster file (with ``[hosts]``), or a topology file with the containers attached
+    to it (see :mod:`netwrap.topology.attached`)."""
+    loaded = _load_file(options)
+    if isinstance(loaded, clusterfile.ClusterSpec):
+        return loaded
+    return attached.merged(loaded, attached.load(_store(options, loaded)), str(options.file))
+
+
+def _store(options: Options, topo: Topology) -> StateFile:
+    where = f"@{parse_destination(options.ssh)}" if options.ssh is not None else ""
+    return apply_.store_for(topo, _state_dir(options), where)
+
+
+def _load_file(options: Options) -> Topology | clusterfile.ClusterSpec:
+    """The file of ``-f`` alone."""
     file = options.file
     if file is None:  # the parser requires -f
         raise NetwrapError("no topology file given (-f FILE)")
@@ -598,6 +657,67 @@ def _apply(options: Options, streams: Streams) -> int:
     return EXIT_OK
 
 
+def _topology_only(options: Options, what: str) -> Topology:
+    loaded = _load_file(options)
+    if isinstance(loaded, clusterfile.ClusterSpec):
+        raise NetwrapError(f"{what} works on files without [hosts] for now")
+    return loaded
+
+
+def _attach(options: Options, streams: Streams) -> int:
+    """Add a running container to the topology's attached ones and apply; on failure, the list is as before and
+    what was half-built is removed."""
+    with _turns(options, f"attach -f {options.file}") as remote:
+        topo = _topology_only(options, "attach")
+        store = _store(options, topo)
+        before = attached.load(store)
+        source = options.netns_path if options.pid is None else f"/proc/{options.pid}/ns/net"
+        name = options.name or (f"pid-{options.pid}" if options.pid is not None else None)
+        if name is None:
+            raise NetwrapError("attach --netns-path needs --name: the container's name in the topology")
+        if any(c.name == name for c in topo.containers):
+            raise NetwrapError(f"{name!r} is a container of {options.file}; attach it under another --name")
+        container = Container(
+            name,
+            networks=tuple(Attachment(network) for network in options.networks),
+            ports=tuple(Port.parse("--publish", text) for text in options.publish),
+            loopback=False,
+            source=source,
+        )
+        after = [*(c for c in before if c.name != name), container]
+        wanted = attached.merged(topo, after, str(options.file))
+        attached.save(store, after)
+        runner = _echo(options, streams, remote)
+        mode = options.mode_for(topo.style)
+        try:
+            outcome = apply_.apply(wanted, runner, store, _progress(streams.err), mode=mode)
+        except NetwrapError:
+            attached.save(store, before)
+            with contextlib.suppress(NetwrapError):
+                apply_.apply(attached.merged(topo, before, str(options.file)), runner, store, mode=mode)
+            raise
+        _report(outcome, f"attach {name} to {topo.name}", streams)
+    return EXIT_OK
+
+
+def _detach(options: Options, streams: Streams) -> int:
+    with _turns(options, f"detach -f {options.file}") as remote:
+        topo = _topology_only(options, "detach")
+        store = _store(options, topo)
+        before = attached.load(store)
+        if all(c.name != options.name for c in before):
+            names = ", ".join(repr(c.name) for c in before) or "none"
+            raise NetwrapError(f"{options.name!r} is not attached to topology {topo.name!r} (attached: {names})")
+        after = [c for c in before if c.name != options.name]
+        wanted = attached.merged(topo, after, str(options.file))
+        attached.save(store, after)
+        outcome = apply_.apply(
+            wanted, _echo(options, streams, remote), store, _progress(streams.err), mode=options.mode_for(topo.style)
+        )
+        _report(outcome, f"detach {options.name} from {topo.name}", streams)
+    return EXIT_OK
+
+
 def _destroy(options: Options, streams: Streams) -> int:
     with _turns(options, f"destroy -f {options.file}") as remote:
         loaded = _load(options)
@@ -608,6 +728,7 @@ def _destroy(options: Options, streams: Streams) -> int:
         store = apply_.store_for(loaded, _state_dir(options), _at(remote))
         runner = _echo(options, streams, remote)
         _report(apply_.destroy(runner, store, mode=options.mode_for(loaded.style)), f"destroy {loaded.name}", streams)
+        attached.save(store, [])  # what was attached went with it
     return EXIT_OK
 
 

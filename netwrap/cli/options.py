@@ -49,6 +49,13 @@ def client(text: str) -> tuple[str, ...]:
     return words
 
 
+def pid(text: str) -> int:
+    """A process id (``attach --pid``)."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text[:8]) < 2**22:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a process id")
+    return int(text)
+
+
 def _words(value: object) -> tuple[str, ...]:
     return tuple(str(word) for word in value) if isinstance(value, list | tuple) else ()
 
@@ -102,6 +109,16 @@ class Options:
     """``exec``: words after the container that are no option (refused: the command goes after ``--``)."""
     command: tuple[str, ...] | None = None
     """What follows the first ``--`` of the command line (``exec``'s command); None without ``--``."""
+    pid: int | None = None
+    """``attach --pid``: the running container's process."""
+    netns_path: str | None = None
+    """``attach --netns-path``: the running container's namespace file."""
+    networks: tuple[str, ...] = attrs.field(default=(), converter=_words)
+    """``attach --network``, in order (the first one's is the default route and the published ports)."""
+    publish: tuple[str, ...] = attrs.field(default=(), converter=_words)
+    """``attach -p``: ports to publish, as in a topology file."""
+    name: str | None = None
+    """``attach``/``detach --name``: the attached container's name in the topology."""
 
     @classmethod
     def read(cls, parsed: argparse.Namespace, command: tuple[str, ...] | None = None) -> Options:

@@ -75,6 +75,7 @@ class HostState:
     chains: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     sysctls: Mapping[tuple[str | None, str], str] = attrs.field(factory=dict)
     files: Mapping[str, str] = attrs.field(factory=dict)  # path: "DEVICE:INODE" of what it leads to, if it exists
+    name_ids: Mapping[str, int] = attrs.field(factory=dict)  # namespace name: its id, where listed with one
     _rule_index: dict[str, frozenset[tuple[str, tuple[str, ...]]]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False
     )
@@ -106,6 +107,15 @@ class HostState:
     def view(self, netns: str | None) -> NetnsView:
         return self.views.get(netns, _UNREAD)
 
+    def same_netns(self, one: str | None, other: str | None) -> bool:
+        """Whether two names (None: the host) name one namespace: equal, or listed with one id."""
+        if one == other:
+            return True
+        if one is None or other is None:
+            return False
+        nsid = self.name_ids.get(one)
+        return nsid is not None and nsid == self.name_ids.get(other)
+
     def peer_netns(self, link: parse.Link) -> str | None:
         """The namespace a veth's peer is in, named by the listing (None when it is the same or not told)."""
         if link.peer_netns is not None or link.peer_netnsid is None:
@@ -119,7 +129,9 @@ class HostState:
         if link.peer_index is None:
             return None
         where = self.peer_netns(link)
-        if where is None or where not in self.views:
+        if where is not None and where not in self.views:  # read under another of its names?
+            where = next((name for name in self.views if name is not None and self.same_netns(name, where)), None)
+        if where is None:
             return None
         match = next((x for x in self.views[where].links or () if x.index == link.peer_index), None)
         return (where, match.name) if match is not None else None
@@ -409,9 +421,14 @@ def read(runner: Runner, reads: Reads) -> HostState:
             fdb_reads[HOST] = pool.submit(_read, runner, ("-json", "fdb", "show"), HOST, "bridge")
         namespaces: tuple[str, ...] | None = None
         ids: dict[int, str] = {}
+        name_ids: dict[str, int] = {}
         if listing is not None:
             text = listing.result()
-            namespaces, ids = tuple(parse.netns_names(text)), parse.netns_ids(text)
+            namespaces, ids, name_ids = (
+                tuple(parse.netns_names(text)),
+                parse.netns_ids(text),
+                parse.netns_name_ids(text),
+            )
         if reads.every_namespace:
             wanted_views.update((netns, _ALL_FACTS) for netns in namespaces or ())
         inside = set(wanted_views) | set(settings) | set(reads.fdb)
@@ -447,4 +464,4 @@ def read(runner: Runner, reads: Reads) -> HostState:
         for name, value in (_tolerate_missing_netns(place, values) or {}).items():
             sysctls[(place, name)] = value
     files = identities.result() if identities is not None else {}
-    return HostState(namespaces, ids, found_views, fdb, rules, chains, sysctls, files)
+    return HostState(namespaces, ids, found_views, fdb, rules, chains, sysctls, files, name_ids)

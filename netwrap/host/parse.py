@@ -92,8 +92,18 @@ def netns_names(text: str) -> list[str]:
 
 
 def netns_ids(text: str) -> dict[int, str]:
-    """The ids ``ip netns list`` shows, mapped to names (ids are what ``link_netnsid`` refers to)."""
-    return {nsid: name for name, nsid in _netns_entries(text) if nsid is not None}
+    """The ids ``ip netns list`` shows, mapped to names (ids are what ``link_netnsid`` refers to); where one
+    namespace has several names (a running container's, attached), the first listed."""
+    found: dict[int, str] = {}
+    for name, nsid in _netns_entries(text):
+        if nsid is not None:
+            found.setdefault(nsid, name)
+    return found
+
+
+def netns_name_ids(text: str) -> dict[str, int]:
+    """Each name ``ip netns list`` shows with an id, and that id: two names with one id name one namespace."""
+    return {name: nsid for name, nsid in _netns_entries(text) if nsid is not None}
 
 
 def links(text: JsonOutput) -> list[Link]:

@@ -76,8 +76,6 @@ def namespace_file(field: str, value: object) -> str:
         raise ValidationError(field, value, "must be printable, without white space")
     if any(part in (".", "..") for part in value.split("/")) or "//" in value or value.endswith("/"):
         raise ValidationError(field, value, "must be a plain path (no '.', '..', '//' or trailing '/')")
-    if value.startswith(f"{NETNS_DIR}/") and value.count("/") == 3:
-        raise ValidationError(field, value, f"is a named namespace already: name it with netns, not {field}")
     return value
 
 

@@ -146,7 +146,7 @@ class VethPair(ReadsLinks):
             if self.peer_netns is not None and netns is None and other_netns is not None:
                 # listed on the host, whose numbering of namespaces the listing gives: the peer must be there
                 told = netns if link.peer is not None else state.peer_netns(link)
-                if told != other_netns:
+                if not state.same_netns(told, other_netns):
                     return conflict(f"{name} exists {here} but its peer is not {where(other_netns)}")
             return present(f"veth pair {self.name}/{self.peer} exists ({name} {where(netns)})")
         if self.peer_netns is not None:
@@ -196,7 +196,7 @@ class VethPair(ReadsLinks):
         if self.peer_netns not in places:
             return True
         link = state.view(None).link(self.name)
-        return link is not None and link.kind == "veth" and state.peer_netns(link) == self.peer_netns
+        return link is not None and link.kind == "veth" and state.same_netns(state.peer_netns(link), self.peer_netns)
 
     def link_group(self, state: HostState) -> tuple[int, frozenset[str]] | None:
         if self.group is None or self.netns is not None:

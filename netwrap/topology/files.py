@@ -20,6 +20,8 @@
     ports = ["8080:80/tcp", "127.0.0.1:5353:53/udp"]
     netns = "web"                 # default: the container's name
     loopback = true               # bring lo up inside
+    # pid = 4242                  # a running container: attach its namespace (/proc/PID/ns/net) instead of
+    # netns_path = "/run/docker/netns/1a2b"   # making one (or any namespace file); destroy gives it back
 
 Every problem is reported at once, each naming the file, the table and the key.
 """
@@ -37,6 +39,7 @@ from typing import Any, Literal, TypeVar
 
 from netwrap import validate as v
 from netwrap.errors import TopologyError, ValidationError
+from netwrap.kinds.namespace import namespace_file
 from netwrap.topology.model import (
     Attachment,
     Container,
@@ -55,7 +58,7 @@ T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _TOP_KEYS = {"name", "style", "networks", "containers"}
 _NETWORK_KEYS = {"subnet", "bridge", "gateway", "nat", "icc", "bridge_tool", "internal"}
-_CONTAINER_KEYS = {"network_mode", "networks", "ports", "netns", "loopback"}
+_CONTAINER_KEYS = {"network_mode", "networks", "ports", "netns", "loopback", "pid", "netns_path"}
 _ATTACH_KEYS = {"network", "address", "interface", "host_interface"}
 _KINDS: dict[type, str] = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
 
@@ -220,7 +223,10 @@ def _container(r: Reader, name: str, data: Any) -> Container | None:
     container_name(r, name, netns="netns" not in data)
     mode = r.get(table, data, "network_mode", str, "bridge")
     netns = r.check(table, "netns", v.namespace_name, data["netns"]) if "netns" in data else None
-    loopback = r.get(table, data, "loopback", bool, True)
+    source = _source(r, table, data)
+    loopback = r.get(table, data, "loopback", bool, source is None)
+    if source is not None and loopback:
+        r.fail(table, "loopback", "a running container's lo is its own: netwrap neither brings it up nor down")
     attachments = []
     for index, item in enumerate(r.get(table, data, "networks", list, [])):
         attachment = _attachment(r, table, f"networks[{index}]", item)
@@ -231,7 +237,25 @@ def _container(r: Reader, name: str, data: Any) -> Container | None:
         port = r.check(table, f"ports[{index}]", Port.parse, item, text=False)
         if port is not None:
             ports.append(port)
-    return Container(name, mode, tuple(attachments), tuple(ports), netns, loopback)
+    return Container(name, mode, tuple(attachments), tuple(ports), netns, loopback, source)
+
+
+def _source(r: Reader, table: str, data: dict[str, Any]) -> str | None:
+    """A running container's namespace file: ``pid`` (its ``/proc/PID/ns/net``) or ``netns_path``."""
+    if "pid" in data and "netns_path" in data:
+        r.fail(table, "netns_path", "give pid or netns_path, not both")
+        return None
+    if "pid" in data:
+        pid = r.get(table, data, "pid", int, None)
+        if pid is None:
+            return None
+        if not 1 <= pid < 2**22:
+            r.fail(table, "pid", f"{show(pid)} is not a process id (1 to 4194303)")
+            return None
+        return f"/proc/{pid}/ns/net"
+    if "netns_path" in data:
+        return r.check(table, "netns_path", namespace_file, data["netns_path"])
+    return None
 
 
 def from_dict(data: dict[str, Any], source: str, default_name: str = "netwrap") -> Topology:

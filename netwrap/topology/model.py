@@ -415,6 +415,14 @@ def _container_problems(
                 topo.namespace_of(container.name)
             except NetwrapError as exc:
                 yield Problem(table, "network_mode", str(exc))
+    if container.source is not None and not container.owns_namespace:
+        key = "pid" if container.source.startswith("/proc/") else "netns_path"
+        yield Problem(table, key, f"a container in {show(mode)} mode has no namespace of its own to attach")
+    if container.source is not None:
+        twin = next((c for c in topo.containers if c is not container and c.source == container.source), None)
+        if twin is not None:
+            yield Problem(table, "pid" if container.source.startswith("/proc/") else "netns_path",
+                          f"{container.source} is also container {show(twin.name)}'s namespace")  # fmt: skip
     if mode != "bridge":
         shown = mode if joins is None else f"container:{show(joins)}"
         if container.networks:
