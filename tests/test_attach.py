@@ -102,7 +102,7 @@ BASE = '[networks.n]\nsubnet = "10.1.0.0/24"\n'
         ('[containers.a]\nnetworks=["n"]\npid = 4\nloopback=true\n', "a running container's lo is its own"),
         ('[containers.a]\nnetwork_mode="host"\npid = 4\n', "no namespace of its own to attach"),
         ('[containers.a]\nnetworks=["n"]\npid = 4\n[containers.b]\nnetworks=["n"]\npid = 4\n',
-         "/proc/4/ns/net is also container 'a''s namespace"),
+         "interface 'eth0' is also container 'a''s, in the same namespace /proc/4/ns/net"),
     ],
 )  # fmt: skip
 def test_a_running_container_in_a_file_is_checked_when_read(extra: str, message: str) -> None:
@@ -165,3 +165,12 @@ def test_attach_and_detach_refuse_what_they_cannot_read(
         cli_main.parse(argv)
     assert caught.value.code == 64
     assert words in capsys.readouterr().err
+
+
+def test_run_netns_is_made_only_where_no_namespace_is_listed_yet() -> None:
+    by_file = AttachedNamespace("c1", "/run/docker/netns/abc")
+    assert by_file.plan_commands(HostState(namespaces=()))[0].shell() == "mkdir -p /run/netns"
+    assert [c.shell() for c in by_file.plan_commands(HostState(namespaces=("x",)))] == [
+        "touch /run/netns/c1",
+        "mount --bind /run/docker/netns/abc /run/netns/c1",
+    ]

@@ -25,7 +25,7 @@ LAYERS = {
     "netwrap.kinds": 2,
     "netwrap.engine": 3,
     "netwrap.topology": 4, "netwrap.tutorial": 4,
-    "netwrap.cli": 5,
+    "netwrap.cli": 5, "netwrap.cni": 5,
     "netwrap": 6,  # the package's own __init__ and __main__: the public face
 }  # fmt: skip
 

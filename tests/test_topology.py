@@ -212,7 +212,9 @@ def test_a_container_end_is_made_inside_its_namespace() -> None:
     topo = topofile.loads(NET + '[containers.web]\nnetworks = ["front"]\n')
     pair = next(o for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, VethPair))
     group = compose.link_group(topo)
-    assert pair.create_commands()[0].shell() == f"ip link add v0-web group {group} type veth peer name eth0 netns web"
+    assert pair.create_commands()[0].shell() == (
+        f"ip link add v0-web group {group} type veth peer name eth0 address 02:6e:0a:0a:00:02 netns web"
+    )  # its MAC made of its address (10.10.0.2), as Docker makes it
     assert 4096 <= group < 2**31
 
 

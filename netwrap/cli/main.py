@@ -472,6 +472,14 @@ def _store(options: Options, topo: Topology) -> StateFile:
     return apply_.store_for(topo, _state_dir(options), where)
 
 
+def _is_cni_config(file: Path) -> bool:
+    try:
+        with file.open("rb") as fh:
+            return fh.read(256).lstrip().startswith(b"{")
+    except OSError:
+        return False
+
+
 def _load_file(options: Options) -> Topology | clusterfile.ClusterSpec:
     """The file of ``-f`` alone."""
     file = options.file
@@ -480,6 +488,10 @@ def _load_file(options: Options) -> Topology | clusterfile.ClusterSpec:
     try:
         if clusterfile.is_cluster_file(file):
             return clusterfile.load(file)
+        if file.suffix in (".conf", ".conflist", ".json") and _is_cni_config(file):
+            from netwrap.cni import plugin  # noqa: PLC0415  (only for a CNI network's configuration)
+
+            return plugin.topology_from_file(file)
         return topofile.load(file)
     except UnicodeDecodeError as exc:
         where = f"byte {exc.object[exc.start]:#04x} at offset {exc.start}"

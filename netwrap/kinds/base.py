@@ -47,6 +47,7 @@ NETNS = v.validator(v.namespace_name)
 FLAG = v.validator(v.flag)
 TOOL = v.validator(v.one_of("brctl", "ip"))
 OPT_MTU = v.optional_validator(v.mtu)
+OPT_MAC = v.optional_validator(v.mac_address)
 
 
 @attrs.frozen

@@ -121,6 +121,11 @@ class AttachedNamespace(Kind):
             Command("mount", ("--bind", self.source, self.path)),
         )
 
+    def plan_commands(self, state: HostState) -> tuple[Command, ...]:
+        """As :meth:`create_commands`, less making ``/run/netns`` where namespaces are listed there already."""
+        made = self.create_commands()
+        return made[1:] if self.pid is None and state.namespaces else made
+
     def delete_commands(self) -> tuple[Command, ...]:
         return (ip_command("netns", "del", self.name),)
 

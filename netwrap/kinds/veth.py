@@ -11,6 +11,7 @@ from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import (
     NAME,
+    OPT_MAC,
     OPT_MTU,
     OPT_NETNS,
     Assessment,
@@ -56,6 +57,7 @@ class VethPair(ReadsLinks):
     peer_netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
     group: int | None = attrs.field(default=None, kw_only=True, eq=False)
     mtu: int | None = attrs.field(default=None, kw_only=True, eq=False, validator=OPT_MTU)
+    peer_mac: str | None = attrs.field(default=None, kw_only=True, eq=False, validator=OPT_MAC)
 
     def __attrs_post_init__(self) -> None:
         if self.group is not None:
@@ -86,6 +88,7 @@ class VethPair(ReadsLinks):
             "name",
             self.peer,
             *mtu,
+            *(("address", self.peer_mac) if self.peer_mac is not None else ()),
         )
         if self.peer_netns is not None:
             args += ("netns", self.peer_netns)

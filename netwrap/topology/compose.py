@@ -123,7 +123,9 @@ def links(topo: Topology, allocations: Allocations) -> list[Link]:
     found = []
     for container in topo.containers:
         for index, att in enumerate(container.networks):
-            moved = att.interface is not None
+            # a named interface is made on the host and moved in as the document does; in docker style it is
+            # made inside under its name, like eth0 (one command, no wait for the kernel, in the link group)
+            moved = att.interface is not None and topo.style == "document"
             found.append(
                 Link(
                     container=container,
@@ -136,6 +138,13 @@ def links(topo: Topology, allocations: Allocations) -> list[Link]:
                 )
             )
     return found
+
+
+def mac_for(address: ipaddress.IPv4Address) -> str:
+    """A container's MAC, made of its address as Docker makes it (``02:6e`` and the four bytes): a container
+    that gets an address another had just before is found at once, never at the old one's MAC that the
+    neighbours still remember."""
+    return "02:6e:" + ":".join(f"{byte:02x}" for byte in address.packed)
 
 
 def link_group(topo: Topology) -> int:
@@ -179,7 +188,10 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
         if link.moved:
             out.append(VethPair(link.interface, link.host_interface, mtu=mtu))
         else:
-            out.append(VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu))
+            mac = mac_for(link.address) if topo.style == "docker" else None
+            out.append(
+                VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu, peer_mac=mac)
+            )
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
     out += [
         Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None)
@@ -205,7 +217,7 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
     for container in own:
         # the default route goes through the first network that leads outside (an internal one does not)
         first = next((x for x in attached if x.container is container and not x.network.internal), None)
-        if first is not None:
+        if first is not None and container.default_route:
             out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
     if topo.networks:
         out.append(Sysctl("net.ipv4.ip_forward", "1"))

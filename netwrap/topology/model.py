@@ -227,6 +227,7 @@ class Container:
     netns: str | None = None
     loopback: bool = True
     source: str | None = None  # a running container's namespace file (/proc/PID/ns/net, ...): attached, not made
+    default_route: bool = True  # through its first network that leads outside (a CNI attachment past eth0: no)
 
     @property
     def namespace(self) -> str:
@@ -347,12 +348,16 @@ def _problems(topo: Topology) -> Iterator[Problem]:
                 )
             inside[interface] = index
         for index, att in enumerate(container.networks):
-            for device in (att.host_interface, att.interface if att.interface is not None else None):
+            # an interface is a device of the host's too while it is made there and moved in (document style)
+            made_here = att.interface if topo.style == "document" else None
+            for device in (att.host_interface, att.interface):
                 if device is None:
                     continue
                 if device == LOOPBACK:
                     yield Problem(table, f"networks[{index}]", _LOOPBACK_TAKEN)
                     continue
+                if device not in (att.host_interface, made_here):
+                    continue  # made inside the container: its name is the container's alone
                 if device in host_devices or device in bridges:
                     owner = host_devices.get(device) or f"network {bridges[device]!r}"
                     yield Problem(table, f"networks[{index}]", f"device name {device!r} is also used by {owner}")
@@ -418,11 +423,15 @@ def _container_problems(
     if container.source is not None and not container.owns_namespace:
         key = "pid" if container.source.startswith("/proc/") else "netns_path"
         yield Problem(table, key, f"a container in {show(mode)} mode has no namespace of its own to attach")
-    if container.source is not None:
-        twin = next((c for c in topo.containers if c is not container and c.source == container.source), None)
-        if twin is not None:
-            yield Problem(table, "pid" if container.source.startswith("/proc/") else "netns_path",
-                          f"{container.source} is also container {show(twin.name)}'s namespace")  # fmt: skip
+    if container.source is not None:  # one namespace attached twice: each name's interfaces must differ
+        mine = {att.interface or f"eth{index}" for index, att in enumerate(container.networks)}
+        for twin in (c for c in topo.containers if c is not container and c.source == container.source):
+            theirs = {att.interface or f"eth{index}" for index, att in enumerate(twin.networks)}
+            for clash in sorted(mine & theirs):
+                yield Problem(
+                    table, "networks", f"interface {show(clash)} is also container {show(twin.name)}'s, in the same "
+                    f"namespace {container.source}",
+                )  # fmt: skip
     if mode != "bridge":
         shown = mode if joins is None else f"container:{show(joins)}"
         if container.networks:

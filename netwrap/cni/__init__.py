@@ -1,0 +1,1 @@
+"""netwrap as a CNI plugin (``netwrap-cni``): see :mod:`netwrap.cni.plugin`."""

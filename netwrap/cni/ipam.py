@@ -1,0 +1,160 @@
+"""The plugin's address management: one lease per attachment, kept on disk and changed under a lock.
+
+Like the reference ``host-local``: the leases of a network live in
+``DATA_DIR/NETWORK/leases.json`` (``dataDir``, by default
+``/var/lib/netwrap/cni``), so they survive the plugin's process and the
+machine's restarts; every operation holds ``DATA_DIR/NETWORK/.lock``, so
+parallel ADDs of different containers never get one address; a DEL frees the
+address. The lease also keeps what else the attachment was given (its
+namespace file and port mappings), which is what the network's topology is
+built from (see :mod:`netwrap.cni.plugin`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from netwrap.cni.spec import DECODE_FAILURE, FAILED, IO_FAILURE, CniError, PortMapping
+from netwrap.engine.lock import StateLock
+from netwrap.engine.state import check_private, replace_file
+from netwrap.errors import NetwrapError
+
+FORMAT = 1
+
+
+@attrs.frozen
+class Lease:
+    """An attachment ``(container_id, ifname)`` and what it was given."""
+
+    container_id: str
+    ifname: str
+    address: ipaddress.IPv4Address
+    netns: str
+    ports: tuple[PortMapping, ...] = ()
+
+    @property
+    def attachment(self) -> tuple[str, str]:
+        return (self.container_id, self.ifname)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "containerID": self.container_id,
+            "ifname": self.ifname,
+            "address": str(self.address),
+            "netns": self.netns,
+            "ports": [[p.host_ip, p.host_port, p.container_port, p.protocol] for p in self.ports],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Lease:
+        ports = tuple(PortMapping(int(hp), int(cp), str(proto), str(ip)) for ip, hp, cp, proto in data["ports"])
+        return cls(
+            str(data["containerID"]), str(data["ifname"]), ipaddress.IPv4Address(data["address"]),
+            str(data["netns"]), ports,
+        )  # fmt: skip
+
+
+class Leases:
+    """``with Leases(data_dir, network) as leases:`` -- locked and loaded; :meth:`save` writes them back."""
+
+    def __init__(self, data_dir: str | Path, network: str, timeout: float = 60.0) -> None:
+        self.folder = Path(data_dir) / network
+        self.path = self.folder / "leases.json"
+        self._lock = StateLock(self.folder, timeout=timeout)
+        self.leases: list[Lease] = []
+
+    def __enter__(self) -> Leases:
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            check_private(self.folder, "CNI data directory")
+            self._lock.__enter__()
+        except NetwrapError as exc:
+            raise CniError(IO_FAILURE, str(exc)) from None
+        except OSError as exc:
+            raise CniError(IO_FAILURE, f"cannot use {self.folder}: {exc.strerror or exc}") from None
+        try:
+            self.leases = self._load()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._lock.__exit__(exc_type, exc, tb)
+
+    def _load(self) -> list[Lease]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise CniError(IO_FAILURE, f"cannot read {self.path}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text)
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, not {FORMAT}")
+            return [Lease.from_json(item) for item in data["leases"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CniError(DECODE_FAILURE, f"{self.path} is damaged: {exc}", "move it away to start afresh") from None
+
+    def save(self) -> None:
+        text = json.dumps({"format": FORMAT, "leases": [lease.to_json() for lease in self.leases]}, indent=1)
+        try:
+            replace_file(self.path, text + "\n", durable=True)
+            os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise CniError(IO_FAILURE, f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def find(self, container_id: str, ifname: str) -> Lease | None:
+        return next((x for x in self.leases if x.attachment == (container_id, ifname)), None)
+
+    def take(
+        self,
+        *,
+        container_id: str,
+        ifname: str,
+        netns: str,
+        ports: Iterable[PortMapping],
+        subnet: ipaddress.IPv4Network,
+        gateway: ipaddress.IPv4Address,
+    ) -> Lease:
+        """The attachment's lease: the one it has (an ADD repeated keeps its address), else the lowest free
+        host address of ``subnet`` that is not the gateway. No address left: an error that says so."""
+        mine = self.find(container_id, ifname)
+        if mine is not None and mine.address in subnet and mine.address != gateway:
+            lease = attrs.evolve(mine, netns=netns, ports=tuple(ports))
+            self.leases[self.leases.index(mine)] = lease
+            return lease
+        if mine is not None:
+            self.leases.remove(mine)
+        used = {x.address for x in self.leases} | {gateway}
+        free = next((a for a in subnet.hosts() if a not in used), None)
+        if free is None:
+            raise CniError(FAILED, f"no free address left in {subnet} ({len(self.leases)} leases)")
+        lease = Lease(container_id, ifname, free, netns, tuple(ports))
+        self.leases.append(lease)
+        return lease
+
+    def drop(self, container_id: str, ifname: str) -> Lease | None:
+        """Free the attachment's address (nothing to free is no error: a DEL may come twice)."""
+        mine = self.find(container_id, ifname)
+        if mine is not None:
+            self.leases.remove(mine)
+        return mine
+
+    def keep_only(self, valid: Iterable[tuple[str, str]]) -> list[Lease]:
+        """GC: drop every lease whose attachment is not in ``valid``; the dropped ones."""
+        keep = set(valid)
+        dropped = [x for x in self.leases if x.attachment not in keep]
+        self.leases = [x for x in self.leases if x.attachment in keep]
+        return dropped

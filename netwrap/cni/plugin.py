@@ -1,0 +1,276 @@
+"""The plugin's operations: a CNI network is a topology, and each attachment a running container in it.
+
+A network configuration ``{"name": "NET", "type": "netwrap", ...}`` becomes
+the topology ``cni-NET``: one docker-style network (its bridge, gateway,
+isolation, outbound NAT when ``ipMasq``, hairpin ports) and, for each lease
+(see :mod:`netwrap.cni.ipam`), a container attached by its namespace file,
+with its address and port mappings. ADD, DEL and GC change the leases and then
+apply that topology, exactly as ``netwrap apply`` would (batched, checking the
+host side and the namespaces whose host side changed), so the objects are
+recorded like a topology's: ``netwrap status``, ``clean`` and ``destroy``
+show and repair CNI attachments too. The last attachment's DEL removes the
+network's bridge, rules and chains with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from netwrap.cni import spec
+from netwrap.cni.ipam import Lease, Leases
+from netwrap.cni.spec import CniError, Env, NetConf
+from netwrap.command import Command
+from netwrap.engine import registry
+from netwrap.engine.check import Check
+from netwrap.engine.lock import StateLock
+from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile
+from netwrap.errors import NetwrapError
+from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
+from netwrap.topology import apply as apply_
+from netwrap.topology.compose import mac_for
+from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
+
+TOOLS = ("ip", "iptables", "iptables-save", "iptables-restore", "sysctl", "stat", "mount")
+
+
+def topology_name(conf: NetConf) -> str:
+    """``cni-NET``, shortened with a hash where the network's name is long (a topology's name has 20 at most)."""
+    full = f"cni-{conf.name}"
+    if len(full) <= 20 and all(c.isalnum() or c in "_-" for c in full):
+        return full
+    return f"cni-{''.join(c if c.isalnum() else '-' for c in conf.name[:10])}-{_digest(conf.name, 5)}"
+
+
+def _digest(text: str, size: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:size]
+
+
+def container_name(container_id: str, ifname: str) -> str:
+    """The attachment's name in the topology, and the name its namespace is given: stable, short, unique."""
+    return f"cni-{_digest(f'{container_id}/{ifname}', 12)}"
+
+
+def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
+    bridge = conf.bridge or short_name("cni-", conf.name)
+    network = Network("net", conf.subnet, bridge, conf.gateway, nat=conf.ip_masq, mtu=conf.mtu)
+    containers = tuple(
+        Container(
+            name=container_name(lease.container_id, lease.ifname),
+            networks=(Attachment("net", address=lease.address, interface=_interface(lease.ifname)),),
+            ports=tuple(
+                Port(p.host_port, p.container_port, "udp" if p.protocol == "udp" else "tcp", _host_ip(p.host_ip))
+                for p in lease.ports
+            ),
+            loopback=False,
+            source=lease.netns,
+            default_route=lease.ifname == "eth0",  # a second network's interface (eth1, ...): its subnet only
+        )
+        for lease in leases
+    )
+    topo = Topology(topology_name(conf), (network,), containers, "docker")
+    try:
+        return topo.check(f"CNI network {conf.name!r}")
+    except NetwrapError as exc:
+        raise CniError(spec.INVALID_CONFIG, str(exc)) from None
+
+
+def _interface(ifname: str) -> str | None:
+    return None if ifname == "eth0" else ifname  # eth0 is the first attachment's own name: made in place
+
+
+def _host_ip(text: str) -> ipaddress.IPv4Address | None:
+    address = ipaddress.IPv4Address(text) if text else None
+    return None if address is None or address.is_unspecified else address  # unspecified: every address
+
+
+@contextlib.contextmanager
+def _turns(conf: NetConf) -> Iterator[StateFile]:
+    """The state directory's lock and the host's, as every netwrap run that changes something takes them."""
+    folder = Path(conf.state_dir or os.environ.get("NETWRAP_STATE_DIR") or DEFAULT_STATE_DIR)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with StateLock(folder), StateLock(registry.folder(host_run())):
+            yield _store(folder, conf)
+    except OSError as exc:
+        raise CniError(spec.IO_FAILURE, f"cannot lock {folder}: {exc.strerror or exc}") from None
+
+
+def _alive(leases: Sequence[Lease], keep: tuple[str, str] | None = None) -> list[Lease]:
+    """The leases whose namespace file still exists (and ``keep``): a container its runtime removed without
+    a DEL is let go here, as GC would, instead of stopping every other attachment's change."""
+    return [x for x in leases if x.attachment == keep or os.path.exists(x.netns)]
+
+
+def _converge(
+    conf: NetConf, leases: Leases, runner: Runner, keep: tuple[str, str] | None = None, check: Check = "host"
+) -> None:
+    """Save the leases and make the host match them; a topology they cannot make is refused before either."""
+    alive = _alive(leases.leases, keep)
+    topo = topology(conf, alive) if alive else None
+    leases.leases = alive
+    leases.save()
+    with _turns(conf) as store:
+        try:
+            if topo is not None:
+                apply_.apply(topo, runner, store, mode="batch", check=check)
+            elif store.path.exists():
+                apply_.destroy(runner, store)
+        except CniError:
+            raise
+        except NetwrapError as exc:
+            raise CniError(spec.FAILED, str(exc).splitlines()[0], str(exc)) from None
+
+
+def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
+    """Lease an address and build the attachment; on failure the lease is given back and the others rebuilt,
+    so that one container that cannot be added never stops the rest of the network."""
+    with Leases(conf.data_dir, conf.name) as leases:
+        before = list(leases.leases)
+        again = leases.find(env.container_id, env.ifname) is not None
+        lease = leases.take(
+            container_id=env.container_id, ifname=env.ifname, netns=env.netns, ports=conf.port_mappings,
+            subnet=conf.subnet, gateway=conf.gateway,
+        )  # fmt: skip
+        try:
+            # an ADD repeated looks inside every namespace, so that it repairs what it reports
+            _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "host")
+        except CniError:
+            if lease.attachment not in {x.attachment for x in before}:
+                leases.leases = before
+                with contextlib.suppress(CniError):
+                    _converge(conf, leases, runner)
+            raise
+        topo = topology(conf, leases.leases)
+    return result(env, conf, topo, lease, runner)
+
+
+def delete(env: Env, conf: NetConf, runner: Runner) -> None:
+    """Free the attachment and remove what netwrap made for it; nothing to remove is no error."""
+    with Leases(conf.data_dir, conf.name) as leases:
+        if leases.drop(env.container_id, env.ifname) is None and not _recorded(conf):
+            return
+        _converge(conf, leases, runner)
+
+
+def _recorded(conf: NetConf) -> bool:
+    folder = Path(conf.state_dir or os.environ.get("NETWRAP_STATE_DIR") or DEFAULT_STATE_DIR)
+    return _store(folder, conf).path.exists()
+
+
+def _store(folder: Path, conf: NetConf) -> StateFile:
+    """The record, where ``netwrap`` keeps a topology's: ``topology-cni-NET.json``."""
+    return StateFile.in_dir(folder, f"topology-{topology_name(conf)}")
+
+
+def gc(conf: NetConf, runner: Runner) -> None:
+    """Remove every attachment that is not among ``cni.dev/valid-attachments`` (not given: nothing is)."""
+    if conf.valid_attachments is None:
+        return
+    with Leases(conf.data_dir, conf.name) as leases:
+        leases.keep_only(conf.valid_attachments)
+        _converge(conf, leases, runner)
+
+
+def check(env: Env, conf: NetConf, runner: Runner) -> None:
+    """Everything ADD made for the attachment (and the network it needs) is as ADD left it; else the reasons."""
+    with Leases(conf.data_dir, conf.name) as leases:
+        lease = leases.find(env.container_id, env.ifname)
+        if lease is None:
+            raise CniError(spec.UNKNOWN_CONTAINER, f"no attachment {env.container_id}/{env.ifname} on {conf.name}")
+        if lease.netns != env.netns:
+            raise CniError(spec.NOT_AS_WANTED, f"the attachment was added in {lease.netns}, not {env.netns}")
+        mine = f"{lease.address}/{conf.subnet.prefixlen}"
+        told = [x.get("address") for x in (conf.prev_result or {}).get("ips", []) if isinstance(x, dict)]
+        if conf.prev_result is not None and told and mine not in told:
+            raise CniError(spec.NOT_AS_WANTED, f"prevResult lists {', '.join(map(str, told))}, not {mine}")
+        with _turns(conf) as store:
+            found = apply_.plan_topology(topology(conf, leases.leases), runner, store, check="all")
+    wrong = [*found.conflicts, *(f"{i.obj.key}: {i.assessment.reason}" for i in found.plan.changes)]
+    if wrong:
+        raise CniError(spec.NOT_AS_WANTED, wrong[0], "\n".join(wrong))
+
+
+def status(conf: NetConf) -> None:
+    """Ready when the tools are there and the data directory can be used."""
+    missing = [tool for tool in TOOLS if find_tool(tool) is None]
+    if missing:
+        raise CniError(spec.NOT_AVAILABLE, f"missing tools: {', '.join(missing)}")
+    try:
+        with Leases(conf.data_dir, conf.name):
+            pass
+    except CniError as exc:
+        raise CniError(spec.NOT_AVAILABLE, exc.msg) from None
+
+
+def result(env: Env, conf: NetConf, topo: Topology, lease: Lease, runner: Runner) -> dict[str, Any]:
+    """The ADD result: the bridge, the host end and the container's interface (each with its MAC), the address,
+    the default route and the DNS settings of the configuration."""
+    name = container_name(env.container_id, env.ifname)
+    host_end = topo.host_interfaces[(name, 0)]
+    bridge = topo.networks[0].bridge
+    # the container's MAC is made of its address (see compose.mac_for): only the host's two are read
+    macs = _macs(runner, None, (bridge, host_end)) | {env.ifname: mac_for(lease.address)}
+    previous = dict(conf.prev_result or {})
+    interfaces = [x for x in previous.get("interfaces", []) if isinstance(x, dict)]
+    first = len(interfaces)  # a plugin before this one in the chain: its result is kept, ours added after it
+    interfaces += [
+        {"name": bridge, "mac": macs.get(bridge, "")},
+        {"name": host_end, "mac": macs.get(host_end, "")},
+        {"name": env.ifname, "mac": macs.get(env.ifname, ""), "sandbox": env.netns},
+    ]
+    ips = [x for x in previous.get("ips", []) if isinstance(x, dict)]
+    ips.append({"address": f"{lease.address}/{conf.subnet.prefixlen}", "gateway": str(conf.gateway),
+                "interface": first + 2})  # fmt: skip
+    routes = [x for x in previous.get("routes", []) if isinstance(x, dict)]
+    if env.ifname == "eth0":
+        routes.append({"dst": "0.0.0.0/0", "gw": str(conf.gateway)})
+    dns = dict(conf.dns) or dict(previous.get("dns") or {})
+    return {"cniVersion": conf.version, "interfaces": interfaces, "ips": ips, "routes": routes, "dns": dns}
+
+
+def _macs(runner: Runner, netns: str | None, names: Sequence[str]) -> dict[str, str]:
+    listed = runner.run(Command("ip", ("-json", "link", "show"), netns=netns, mutates=False)).stdout
+    try:
+        links = json.loads(listed)
+    except ValueError:
+        return {}
+    return {x["ifname"]: x.get("address", "") for x in links if isinstance(x, dict) and x.get("ifname") in names}
+
+
+def default_runner() -> Runner:
+    return SubprocessRunner()
+
+
+def config_from_file(path: Path) -> NetConf:
+    """A network configuration file of the plugin's (``.conf``, or a ``.conflist`` with a plugin of type
+    ``netwrap``), as ``netwrap status/plan/apply/destroy -f`` read it."""
+    try:
+        data = spec.decode(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise NetwrapError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except CniError as exc:
+        raise NetwrapError(f"{path}: {exc.msg}") from None
+    plugins = data.get("plugins")
+    if isinstance(plugins, list):
+        ours = [p for p in plugins if isinstance(p, dict) and p.get("type") == "netwrap"]
+        if len(ours) != 1:
+            raise NetwrapError(f"{path}: a network configuration list needs one plugin of type netwrap")
+        data = {"cniVersion": data.get("cniVersion"), "name": data.get("name"), **ours[0]}
+    try:
+        return spec.netconf(data, "CHECK")
+    except CniError as exc:
+        raise NetwrapError(f"{path}: {exc.msg}") from None
+
+
+def topology_from_file(path: Path) -> Topology:
+    """The topology of a CNI network as its leases stand now (read, not changed)."""
+    conf = config_from_file(path)
+    with Leases(conf.data_dir, conf.name) as leases:
+        return topology(conf, leases.leases)

@@ -1,0 +1,272 @@
+"""The CNI specification's side of the plugin: environment, network configuration, results and errors.
+
+Pure: no process is started, and bad input is refused before the rest of
+netwrap is loaded.
+Specification: https://www.cni.dev/docs/spec/ (1.0.0; GC and STATUS from 1.1.0).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from netwrap.errors import NetwrapError
+
+SUPPORTED = ("1.0.0", "1.1.0")
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
+
+# the specification's error codes (1-99 are its own; 100 and up are the plugin's)
+INCOMPATIBLE_VERSION = 1
+UNSUPPORTED_FIELD = 2
+UNKNOWN_CONTAINER = 3
+INVALID_ENVIRONMENT = 4
+IO_FAILURE = 5
+DECODE_FAILURE = 6
+INVALID_CONFIG = 7
+TRY_AGAIN_LATER = 11
+NOT_AVAILABLE = 50
+NOT_READY = 51
+NOT_AS_WANTED = 100  # CHECK: an interface, address, route or rule is not as ADD left it
+FAILED = 101  # a command failed, or a conflict with what another tool made
+
+_IFNAME = re.compile(r"^[^/\s:%@]{1,15}$")
+_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DEFAULT_DATA_DIR = "/var/lib/netwrap/cni"
+
+
+class CniError(NetwrapError):
+    """An error as the specification writes it: ``{cniVersion, code, msg, details}`` on stdout, exit non-zero."""
+
+    def __init__(self, code: int, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.details = code, msg, details
+
+    def to_json(self, version: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"cniVersion": version, "code": self.code, "msg": self.msg}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+@attrs.frozen
+class Env:
+    """The ``CNI_*`` variables a runtime sets."""
+
+    command: str
+    container_id: str = ""
+    netns: str = ""
+    ifname: str = ""
+    args: str = ""
+    path: str = ""
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> Env:
+        command = environ.get("CNI_COMMAND", "")
+        if command not in COMMANDS:
+            raise CniError(INVALID_ENVIRONMENT, f"CNI_COMMAND {command!r} is not one of {', '.join(COMMANDS)}")
+        env = cls(
+            command,
+            environ.get("CNI_CONTAINERID", ""),
+            environ.get("CNI_NETNS", ""),
+            environ.get("CNI_IFNAME", ""),
+            environ.get("CNI_ARGS", ""),
+            environ.get("CNI_PATH", ""),
+        )
+        if command in ("ADD", "DEL", "CHECK"):
+            if not _CONTAINER_ID.match(env.container_id):
+                raise CniError(INVALID_ENVIRONMENT, f"CNI_CONTAINERID {env.container_id!r} is not a container id")
+            if not _IFNAME.match(env.ifname) or env.ifname in (".", ".."):
+                raise CniError(INVALID_ENVIRONMENT, f"CNI_IFNAME {env.ifname!r} is not an interface name")
+        if command in ("ADD", "CHECK") and not env.netns.startswith("/"):
+            raise CniError(INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns!r} is not the path of a network namespace")
+        return env
+
+
+@attrs.frozen
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+
+
+@attrs.frozen
+class NetConf:
+    """A network configuration of ``type: netwrap``: what the reference ``bridge`` + ``host-local`` + ``portmap``
+    chain is told, in one plugin."""
+
+    version: str
+    name: str
+    bridge: str
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    ip_masq: bool = False
+    mtu: int | None = None
+    data_dir: str = DEFAULT_DATA_DIR
+    state_dir: str = ""
+    port_mappings: tuple[PortMapping, ...] = ()
+    dns: Mapping[str, Any] = attrs.field(factory=dict)
+    valid_attachments: tuple[tuple[str, str], ...] | None = None  # GC: (container id, ifname); None: not given
+    prev_result: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def version_of(data: object) -> str:
+    """The configuration's ``cniVersion``, refused (code 1) unless this plugin speaks it."""
+    version = data.get("cniVersion") if isinstance(data, dict) else None
+    if not isinstance(version, str) or version not in SUPPORTED:
+        raise CniError(
+            INCOMPATIBLE_VERSION, f"cniVersion {version!r} is not supported", f"supported: {', '.join(SUPPORTED)}"
+        )
+    return version
+
+
+def decode(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CniError(DECODE_FAILURE, "the network configuration on stdin is not JSON", str(exc)) from None
+    if not isinstance(data, dict):
+        raise CniError(DECODE_FAILURE, "the network configuration on stdin is not a JSON object")
+    return data
+
+
+def _invalid(key: str, value: object, why: str) -> CniError:
+    return CniError(INVALID_CONFIG, f"{key}: {value!r} {why}")
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = data.get(key, default)
+    if value is default:
+        return value
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _invalid(key, value, "must be an integer")
+    if not isinstance(value, kind):
+        raise _invalid(key, value, f"must be a {'boolean' if kind is bool else kind.__name__}")
+    return value
+
+
+def _subnet_and_gateway(data: Mapping[str, Any]) -> tuple[str, str | None]:
+    """``subnet``/``gateway`` at the top, or in ``ipam`` as host-local writes them (``subnet``, or the first
+    range of ``ranges``)."""
+    subnet, gateway = data.get("subnet"), data.get("gateway")
+    ipam = data.get("ipam")
+    if subnet is None and isinstance(ipam, dict):
+        subnet, gateway = ipam.get("subnet"), ipam.get("gateway", gateway)
+        ranges = ipam.get("ranges")
+        if subnet is None and isinstance(ranges, list) and ranges and isinstance(ranges[0], list) and ranges[0]:
+            first = ranges[0][0]
+            if isinstance(first, dict):
+                subnet, gateway = first.get("subnet"), first.get("gateway", gateway)
+    if not isinstance(subnet, str):
+        raise _invalid("subnet", subnet, "must be an IPv4 network such as 10.88.0.0/16")
+    if gateway is not None and not isinstance(gateway, str):
+        raise _invalid("gateway", gateway, "must be an IPv4 address")
+    return subnet, gateway
+
+
+def netconf(data: dict[str, Any], command: str) -> NetConf:
+    """The configuration, checked (code 7, naming the key, for anything wrong)."""
+    version = version_of(data)
+    name = data.get("name")
+    if not isinstance(name, str) or not _NETWORK_NAME.match(name):
+        raise _invalid("name", name, "must be a network name: letters, digits, '_', '.' or '-', at most 63")
+    if data.get("type") != "netwrap":
+        raise _invalid("type", data.get("type"), "must be 'netwrap' for this plugin")
+    text, gateway_text = _subnet_and_gateway(data)
+    try:
+        subnet = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise _invalid("subnet", text, f"is not an IPv4 network ({exc})") from None
+    if subnet.num_addresses < 4:
+        raise _invalid("subnet", text, "is too small for a gateway and a container")
+    try:
+        gateway = ipaddress.IPv4Address(gateway_text) if gateway_text is not None else subnet[1]
+    except ValueError:
+        raise _invalid("gateway", gateway_text, "is not an IPv4 address") from None
+    if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+        raise _invalid("gateway", str(gateway), f"is not a host address of {subnet}")
+    bridge = _get(data, "bridge", str, "")
+    mtu = _get(data, "mtu", int, None)
+    if mtu is not None and not 68 <= mtu <= 65535:
+        raise _invalid("mtu", mtu, "must be from 68 to 65535")
+    runtime = _get(data, "runtimeConfig", dict, {})
+    mappings = tuple(_port(i, m) for i, m in enumerate(_get(runtime, "portMappings", list, [])))
+    dns = _get(data, "dns", dict, {})
+    valid = None
+    if command == "GC" and "cni.dev/valid-attachments" in data:  # absent: nothing said, nothing collected
+        listed = data["cni.dev/valid-attachments"]
+        if listed is not None and not isinstance(listed, list):  # null: an empty list, as Go encodes a nil slice
+            raise _invalid("cni.dev/valid-attachments", listed, "must be a list")
+        valid = tuple(_attachment(i, a) for i, a in enumerate(listed or []))
+    return NetConf(
+        version=version,
+        name=name,
+        bridge=bridge,
+        subnet=subnet,
+        gateway=gateway,
+        ip_masq=_get(data, "ipMasq", bool, False),
+        mtu=mtu,
+        data_dir=_get(data, "dataDir", str, DEFAULT_DATA_DIR),
+        state_dir=_get(data, "stateDir", str, ""),
+        port_mappings=mappings,
+        dns=dns,
+        valid_attachments=valid,
+        prev_result=_get(data, "prevResult", dict, None),
+        raw=data,
+    )
+
+
+def _port(index: int, item: object) -> PortMapping:
+    key = f"runtimeConfig.portMappings[{index}]"
+    if not isinstance(item, dict):
+        raise _invalid(key, item, "must be an object")
+    host, inside = item.get("hostPort"), item.get("containerPort")
+    for what, value in (("hostPort", host), ("containerPort", inside)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise _invalid(f"{key}.{what}", value, "must be a port from 1 to 65535")
+    protocol = item.get("protocol", "tcp")
+    if not isinstance(protocol, str) or protocol.lower() not in ("tcp", "udp"):
+        raise _invalid(f"{key}.protocol", protocol, "must be tcp or udp")
+    host_ip = item.get("hostIP", "")
+    if not isinstance(host_ip, str):
+        raise _invalid(f"{key}.hostIP", host_ip, "must be an IPv4 address")
+    if host_ip:
+        try:
+            address = ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise _invalid(f"{key}.hostIP", host_ip, "is not an IP address") from None
+        if address.version != 4:
+            raise CniError(UNSUPPORTED_FIELD, f"{key}.hostIP: {host_ip!r}: IPv6 is not supported yet")
+    return PortMapping(int(host), int(inside), protocol.lower(), host_ip)  # type: ignore[arg-type]  # checked
+
+
+def _attachment(index: int, item: object) -> tuple[str, str]:
+    key = f"cni.dev/valid-attachments[{index}]"
+    if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
+        raise _invalid(key, item, "must be an object with containerID and ifname")
+    ifname = item.get("ifname", "")
+    if not isinstance(ifname, str):
+        raise _invalid(f"{key}.ifname", ifname, "must be a string")
+    return item["containerID"], ifname
+
+
+def version_result(requested: str) -> dict[str, Any]:
+    """VERSION's answer: the version asked about, echoed, and the ones this plugin speaks."""
+    return {"cniVersion": requested, "supportedVersions": list(SUPPORTED)}
+
+
+def stated_version(stdin: str) -> str:
+    """The configuration's ``cniVersion``, as errors must carry it, found however broken the rest is."""
+    try:
+        data = json.loads(stdin)
+    except ValueError:
+        return SUPPORTED[-1]
+    version = data.get("cniVersion") if isinstance(data, dict) else None
+    return version if isinstance(version, str) and version else SUPPORTED[-1]

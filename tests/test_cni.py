@@ -1,0 +1,196 @@
+"""The CNI plugin without a kernel: its reading of env and config, its leases, its answers (issue 13, part 2)."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netwrap.cni import main as cni_main
+from netwrap.cni import plugin, spec
+from netwrap.cni.ipam import Lease, Leases
+from netwrap.cni.spec import CniError, PortMapping
+
+SUBNET = ipaddress.IPv4Network("10.89.0.0/24")
+GATEWAY = ipaddress.IPv4Address("10.89.0.1")
+CONF: dict[str, Any] = {"cniVersion": "1.0.0", "name": "t1", "type": "netwrap", "subnet": "10.89.0.0/24"}
+ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "abc", "CNI_NETNS": "/run/netns/a", "CNI_IFNAME": "eth0"}
+
+
+def call(env: dict[str, str], conf: object) -> tuple[int, dict[str, Any] | None]:
+    out = io.StringIO()
+    text = conf if isinstance(conf, str) else json.dumps(conf)
+    code = cni_main.main(env, io.StringIO(text), out)
+    return code, json.loads(out.getvalue()) if out.getvalue() else None
+
+
+def test_version_is_answered_whatever_the_config() -> None:
+    assert call({"CNI_COMMAND": "VERSION"}, "") == (0, {"cniVersion": "1.1.0", "supportedVersions": ["1.0.0", "1.1.0"]})
+    code, out = call({"CNI_COMMAND": "VERSION"}, {"cniVersion": "1.0.0"})
+    assert (code, out and out["cniVersion"]) == (0, "1.0.0")
+
+
+@pytest.mark.parametrize(
+    ("env", "conf", "code", "words"),
+    [
+        ({}, CONF, spec.INVALID_ENVIRONMENT, "CNI_COMMAND"),
+        ({**ENV, "CNI_COMMAND": "FROB"}, CONF, spec.INVALID_ENVIRONMENT, "CNI_COMMAND"),
+        ({**ENV, "CNI_IFNAME": "a/b"}, CONF, spec.INVALID_ENVIRONMENT, "CNI_IFNAME"),
+        ({**ENV, "CNI_IFNAME": "x" * 16}, CONF, spec.INVALID_ENVIRONMENT, "CNI_IFNAME"),
+        ({**ENV, "CNI_CONTAINERID": ""}, CONF, spec.INVALID_ENVIRONMENT, "CNI_CONTAINERID"),
+        ({**ENV, "CNI_NETNS": "relative"}, CONF, spec.INVALID_ENVIRONMENT, "CNI_NETNS"),
+        (ENV, "{not json", spec.DECODE_FAILURE, "not JSON"),
+        (ENV, "[1]", spec.DECODE_FAILURE, "not a JSON object"),
+        (ENV, {**CONF, "cniVersion": "0.3.1"}, spec.INCOMPATIBLE_VERSION, "0.3.1"),
+        (ENV, {**CONF, "type": "bridge"}, spec.INVALID_CONFIG, "type"),
+        (ENV, {**CONF, "name": "a b"}, spec.INVALID_CONFIG, "name"),
+        (ENV, {**CONF, "subnet": "10.89.0.1/24"}, spec.INVALID_CONFIG, "subnet"),
+        (ENV, {**CONF, "subnet": "10.89.0.0/31"}, spec.INVALID_CONFIG, "too small"),
+        (ENV, {**CONF, "gateway": "10.90.0.1"}, spec.INVALID_CONFIG, "gateway"),
+        (ENV, {**CONF, "ipMasq": "yes"}, spec.INVALID_CONFIG, "ipMasq"),
+        (ENV, {**CONF, "mtu": 20}, spec.INVALID_CONFIG, "mtu"),
+        (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 80}]}},
+         spec.INVALID_CONFIG, "portMappings[0].hostPort"),
+        (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "sctp"}]}},
+         spec.INVALID_CONFIG, "protocol"),
+        (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "hostIP": "::1"}]}},
+         spec.UNSUPPORTED_FIELD, "IPv6"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_an_error_of_the_spec_naming_what_is_wrong(
+    env: dict[str, str], conf: object, code: int, words: str
+) -> None:
+    """Refused before anything is read or changed: the conftest guard fails any process a unit test starts."""
+    got, out = call(env, conf)
+    assert got == 1
+    assert out is not None
+    assert out["code"] == code, out
+    assert words in out["msg"] + out.get("details", ""), out
+    assert set(out) <= {"cniVersion", "code", "msg", "details"}
+
+
+def test_host_local_style_ipam_is_read_too() -> None:
+    bare = {k: v for k, v in CONF.items() if k != "subnet"}
+    ranges = {"type": "host-local", "ranges": [[{"subnet": "10.7.0.0/16", "gateway": "10.7.0.254"}]]}
+    read = spec.netconf({**bare, "ipam": ranges}, "ADD")
+    assert (str(read.subnet), str(read.gateway)) == ("10.7.0.0/16", "10.7.0.254")
+    read = spec.netconf({**bare, "ipam": {"subnet": "10.8.0.0/24"}}, "ADD")
+    assert str(read.gateway) == "10.8.0.1"
+
+
+def test_an_unexpected_error_is_json_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object) -> None:
+        raise KeyError("x")
+
+    monkeypatch.setattr(plugin, "status", boom)
+    code, out = call({**ENV, "CNI_COMMAND": "STATUS"}, CONF)
+    assert code == 1
+    assert out is not None
+    assert out["code"] == cni_main.UNEXPECTED
+    assert out["msg"] == "internal error: KeyError: 'x'"
+    assert "Traceback" in out["details"]
+
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+JSON_VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON_VALUES, st.sampled_from(["ADD", "DEL", "CHECK", "GC"]))
+def test_any_json_is_refused_or_read_never_a_crash(data: object, command: str) -> None:
+    merged = {**CONF, **data} if isinstance(data, dict) else data
+    try:
+        spec.netconf(merged, command) if isinstance(merged, dict) else spec.decode(json.dumps(merged))
+    except CniError as exc:
+        assert exc.code in (spec.INCOMPATIBLE_VERSION, spec.UNSUPPORTED_FIELD, spec.DECODE_FAILURE, spec.INVALID_CONFIG)
+
+
+def test_leases_give_the_lowest_free_address_keep_it_and_free_it(tmp_path: Path) -> None:
+    with Leases(tmp_path, "t1") as leases:
+        a = leases.take(container_id="a", ifname="eth0", netns="/x", ports=(), subnet=SUBNET, gateway=GATEWAY)
+        b = leases.take(container_id="b", ifname="eth0", netns="/y", ports=(), subnet=SUBNET, gateway=GATEWAY)
+        again = leases.take(container_id="a", ifname="eth0", netns="/z", ports=(), subnet=SUBNET, gateway=GATEWAY)
+        assert (str(a.address), str(b.address), again.address, again.netns) == ("10.89.0.2", "10.89.0.3", a.address,
+                                                                                  "/z")  # fmt: skip
+        leases.save()
+    with Leases(tmp_path, "t1") as leases:  # a later process reads them back
+        assert [x.container_id for x in leases.leases] == ["a", "b"]
+        assert leases.drop("a", "eth0") is not None
+        assert leases.drop("a", "eth0") is None  # a second DEL frees nothing, and is no error
+        c = leases.take(container_id="c", ifname="eth0", netns="/c", ports=(), subnet=SUBNET, gateway=GATEWAY)
+        assert str(c.address) == "10.89.0.2"
+        assert [x.container_id for x in leases.keep_only([("c", "eth0")])] == ["b"]
+    assert (tmp_path / "t1").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_full_subnet_is_an_error_that_says_so(tmp_path: Path) -> None:
+    small = ipaddress.IPv4Network("10.1.0.0/30")
+    with Leases(tmp_path, "t1") as leases:
+        leases.take(container_id="a", ifname="eth0", netns="/a", ports=(), subnet=small, gateway=small[1])
+        with pytest.raises(CniError, match="no free address"):
+            leases.take(container_id="b", ifname="eth0", netns="/b", ports=(), subnet=small, gateway=small[1])
+
+
+def test_parallel_takes_never_share_an_address(tmp_path: Path) -> None:
+    """20 ADDs at once, each in its own thread holding the network's lock in turn, as separate processes would."""
+    got: list[str] = []
+
+    def add(n: int) -> None:
+        with Leases(tmp_path, "t1") as leases:
+            lease = leases.take(container_id=f"c{n}", ifname="eth0", netns="/x", ports=(), subnet=SUBNET,
+                                gateway=GATEWAY)  # fmt: skip
+            leases.save()
+            got.append(str(lease.address))
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 20
+    assert len(set(got)) == 20
+
+
+def test_a_damaged_lease_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "t1").mkdir(mode=0o700)
+    (tmp_path / "t1" / "leases.json").write_text("{broken")
+    with pytest.raises(CniError, match="damaged") as caught, Leases(tmp_path, "t1"):
+        pass
+    assert caught.value.code == spec.DECODE_FAILURE
+
+
+def test_a_data_directory_others_may_write_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t1").mkdir(mode=0o777)
+    (tmp_path / "t1").chmod(0o777)
+    with pytest.raises(CniError, match="may be written by others"), Leases(tmp_path, "t1"):
+        pass
+
+
+def test_each_lease_is_a_running_container_of_the_networks_topology() -> None:
+    conf = spec.netconf({**CONF, "ipMasq": True, "mtu": 1400, "bridge": "cni0"}, "ADD")
+    leases = [
+        Lease("a", "eth0", ipaddress.IPv4Address("10.89.0.2"), "/run/netns/a", (PortMapping(8080, 80),)),
+        Lease("a", "net1", ipaddress.IPv4Address("10.89.0.3"), "/run/netns/a", ()),
+    ]
+    topo = plugin.topology(conf, leases)
+    assert topo.name == "cni-t1"
+    (net,) = topo.networks
+    assert (net.bridge, net.nat, net.mtu, str(net.subnet)) == ("cni0", True, 1400, "10.89.0.0/24")
+    first, second = topo.containers
+    assert (first.source, first.loopback, str(first.networks[0].address)) == ("/run/netns/a", False, "10.89.0.2")
+    assert first.networks[0].interface is None  # eth0: made in place, under its own name
+    assert second.networks[0].interface == "net1"
+    assert first.name != second.name
+    assert [(p.host_port, p.container_port) for p in first.ports] == [(8080, 80)]
+    long = spec.netconf({**CONF, "name": "a-very-long-network-name.with.dots"}, "ADD")
+    assert len(plugin.topology_name(long)) <= 20
