@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from netwrap.errors import TopologyError
@@ -9,23 +11,7 @@ from netwrap.kinds import OwnedChain, Route
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
 
-TEXT = """
-name = "inner"
-[networks.front]
-subnet = "10.70.0.0/24"
-[networks.back]
-subnet = "10.71.0.0/24"
-internal = true
-[networks.routed]
-subnet = "10.72.0.0/24"
-nat = false
-[containers.web]
-networks = ["back", "front"]
-[containers.db]
-networks = ["back"]
-[containers.app]
-networks = ["routed"]
-"""
+TEXT = (Path(__file__).resolve().parent.parent / "examples" / "internal-networks.toml").read_text()
 
 
 def _chains() -> dict[tuple[str, str], list[str]]:

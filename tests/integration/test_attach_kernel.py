@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,26 +12,6 @@ from netwrap.host import snapshot
 from netwrap.kinds import Address, LinkUp, VethPair
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def container(sandbox: Sandbox) -> Iterator[subprocess.Popen[bytes]]:
-    """A process in a network namespace of its own, as a container started with ``--network none`` is."""
-    process = subprocess.Popen([*sandbox.prefix, "unshare", "--net", "sleep", "300"])
-    try:
-        _wait_unshared(sandbox, process.pid)
-        yield process
-    finally:
-        process.kill()
-        process.wait()
-
-
-def _wait_unshared(sandbox: Sandbox, pid: int) -> None:
-    for _ in range(500):
-        if Path(f"/proc/{pid}/ns/net").stat().st_ino != Path(f"/proc/{sandbox.pid}/ns/net").stat().st_ino:
-            return
-        subprocess.run(["sleep", "0.01"], check=True)
-    raise AssertionError("the container did not get a namespace of its own")
 
 
 def _inside(pid: int, what: str = "addr") -> str:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from netwrap import Command, MemoryStore, Sandbox, build, teardown
+from netwrap import Command, Sandbox
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
-from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, outside_objects, ping
+from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, ping
 from tests.integration.runtimes import Docker, Podman, addresses, http_get, require_runtime
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,6 @@ def cli(sandbox: Sandbox, *args: str) -> Result:
 
 
 def _attach_and_reach(sandbox: Sandbox, runtime: Docker | Podman, tmp_path: Path) -> None:
-    outside = MemoryStore()
-    build(outside_objects(), sandbox.runner, outside)
     before = snapshot.take(sandbox.runner)
     topo, state = tmp_path / "live.toml", str(tmp_path / "state")
     topo.write_text(TOPOLOGY)
@@ -74,17 +72,16 @@ def _attach_and_reach(sandbox: Sandbox, runtime: Docker | Podman, tmp_path: Path
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     runtime.rm("api", force=True)
     assert before.explain(snapshot.take(sandbox.runner)) == []
-    teardown(sandbox.runner, outside)
     assert not (tmp_path / "state" / "topology-live.attached").exists()
 
 
-def test_docker_containers_attached_by_pid(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_docker_containers_attached_by_pid(sandbox: Sandbox, outside: Sandbox, tmp_path: Path) -> None:
     require_runtime("docker")
     with Docker(sandbox, tmp_path / "docker") as docker:
         _attach_and_reach(sandbox, docker, tmp_path)
 
 
-def test_podman_containers_attached_by_pid(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_podman_containers_attached_by_pid(sandbox: Sandbox, outside: Sandbox, tmp_path: Path) -> None:
     require_runtime("podman")
     with Podman(sandbox, tmp_path / "podman") as podman:
         _attach_and_reach(sandbox, podman, tmp_path)

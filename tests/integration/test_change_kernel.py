@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from netwrap import MemoryStore, Sandbox, StateFile, build, teardown, topology_apply, topology_from_dict
+from netwrap import Sandbox, StateFile, topology_apply, topology_from_dict
 from netwrap.command import Command
 from netwrap.engine.state import Writer
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
-from netwrap.tutorial.verify import OUTSIDE_ADDRESS, outside_objects, ping
+from netwrap.tutorial.verify import OUTSIDE_ADDRESS, ping
 from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
@@ -85,15 +84,6 @@ def assert_converged(sandbox: Sandbox, file: Path, state: Path, text: str, tmp_p
     assert not diff, "applying A then B differs from applying B alone (- edited, + fresh):\n" + "\n".join(diff)
     planned = cli(sandbox, "plan", "-f", str(file), "--state-dir", str(state))
     assert planned.returncode == 0, "plan after the edit is not a no-op: " + detail(planned)
-
-
-@pytest.fixture
-def outside(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """verify's simulated outside (192.0.2.2 behind the host's 192.0.2.1), removed afterwards."""
-    store = MemoryStore()
-    build(outside_objects(), sandbox.runner, store)
-    yield sandbox
-    teardown(sandbox.runner, store)
 
 
 # 1. An edited file converges to what the file alone gives -------------------------------------------------

@@ -17,7 +17,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,10 @@ from typing import Any
 import attrs
 import pytest
 
-from netwrap import Command, MemoryStore, Result, Sandbox, build, teardown
+from netwrap import Command, Result, Sandbox
 from netwrap.host import snapshot
-from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, outside_objects, ping, tcp_probe
+from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, ping, tcp_probe
+from tests.integration.conftest import wait_unshared
 
 pytestmark = pytest.mark.integration
 
@@ -230,17 +231,6 @@ def tcp(sandbox: Sandbox, server: str, client: str | None, host: str, port: int,
     assert ok, detail
 
 
-@pytest.fixture
-def outside(sandbox: Sandbox) -> Iterator[None]:
-    """The simulated outside (namespace Toutside at 192.0.2.2, the host's uplink at 192.0.2.1), for the test."""
-    store = MemoryStore()
-    build(outside_objects(), sandbox.runner, store)
-    try:
-        yield
-    finally:
-        teardown(sandbox.runner, store)
-
-
 # VERSION and refusals ------------------------------------------------------------------------------------------------
 
 
@@ -407,7 +397,7 @@ def test_host_local_style_ipam_a_gateway_a_bridge_name_and_an_mtu(sandbox: Sandb
     assert_same(before, sandbox)
 
 
-def test_two_containers_reach_each_other_the_outside_and_a_published_port(sandbox: Sandbox, outside: None) -> None:
+def test_two_containers_reach_each_other_the_outside_and_a_published_port(sandbox: Sandbox, outside: Sandbox) -> None:
     make_container(sandbox, "c1")
     make_container(sandbox, "c2")
     before = snapshot.take(sandbox.runner)
@@ -616,14 +606,14 @@ def test_del_when_the_namespace_is_gone_or_not_given_and_with_an_empty_prev_resu
 
 
 def test_a_process_started_with_unshare_is_added_by_its_proc_path_and_deleted_after_it_ended(
-    sandbox: Sandbox, outside: None
+    sandbox: Sandbox, outside: Sandbox
 ) -> None:
     make_container(sandbox, "c2")
     before = snapshot.take(sandbox.runner)
     process = subprocess.Popen([*sandbox.prefix, "unshare", "--net", "sleep", "300"])
     try:
         path = f"/proc/{process.pid}/ns/net"
-        _wait_unshared(sandbox, process.pid)
+        wait_unshared(sandbox, process.pid)
         call = succeeded(cni(sandbox, "ADD", conf(), container="proc1", netns=path))
         result = call.json()
         assert [x["sandbox"] for x in result["interfaces"] if "sandbox" in x] == [path]
@@ -644,14 +634,6 @@ def test_a_process_started_with_unshare_is_added_by_its_proc_path_and_deleted_af
     assert answers(sandbox, a2, None)
     delete(sandbox, "c2")
     assert_same(before, sandbox)
-
-
-def _wait_unshared(sandbox: Sandbox, pid: int) -> None:
-    for _ in range(500):
-        if Path(f"/proc/{pid}/ns/net").stat().st_ino != Path(f"/proc/{sandbox.pid}/ns/net").stat().st_ino:
-            return
-        subprocess.run(["sleep", "0.01"], check=True)
-    raise AssertionError("the container did not get a namespace of its own")
 
 
 # CHECK ------------------------------------------------------------------------------------------------------------

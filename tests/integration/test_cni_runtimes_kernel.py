@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from netwrap import Command, MemoryStore, Sandbox, build, teardown
+from netwrap import Command, Sandbox
 from netwrap.host.snapshot import Snapshot, take
-from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, outside_objects, ping
+from netwrap.tutorial.verify import HOST_UPLINK_ADDRESS, OUTSIDE, OUTSIDE_ADDRESS, ping
 from tests.integration.dockerd import sandbox_processes
 from tests.integration.runtimes import Container, Containerd, Podman, addresses, http_get, make_plugin_dir
 
@@ -161,21 +161,11 @@ def host_untouched() -> Iterator[None]:
     assert host_listing() == before
 
 
-@pytest.fixture
-def outside(sandbox: Sandbox) -> Iterator[None]:
-    store = MemoryStore()
-    build(outside_objects(), sandbox.runner, store)
-    try:
-        yield
-    finally:
-        teardown(sandbox.runner, store)
-
-
 # Podman ---------------------------------------------------------------------------------------------------------
 
 
 def test_podman_runs_two_published_httpd_containers_on_a_netwrap_network(
-    sandbox: Sandbox, tmp_path: Path, outside: None
+    sandbox: Sandbox, tmp_path: Path, outside: Sandbox
 ) -> None:
     config_dir = tmp_path / "cni-config"
     write_conflist(config_dir, "nwpod", "10.89.10.0/24")

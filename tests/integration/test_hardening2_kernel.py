@@ -187,29 +187,7 @@ def test_a_container_reaches_its_own_published_port_and_icc_false_still_holds(sa
     teardown(sandbox.runner, store)
 
 
-INTERNAL = """
-name = "inner"
-
-[networks.front]
-subnet = "10.70.0.0/24"
-
-[networks.back]
-subnet = "10.71.0.0/24"
-internal = true
-
-[networks.routed]
-subnet = "10.72.0.0/24"
-nat = false
-
-[containers.web]
-networks = [{ network = "back", address = "10.71.0.5" }, { network = "front", address = "10.70.0.5" }]
-
-[containers.db]
-networks = [{ network = "back", address = "10.71.0.6" }]
-
-[containers.app]
-networks = [{ network = "routed", address = "10.72.0.7" }]
-"""
+INTERNAL = (Path(__file__).resolve().parents[2] / "examples" / "internal-networks.toml").read_text()
 
 
 def _reaches(sandbox: Sandbox, target: str, netns: str) -> bool:
