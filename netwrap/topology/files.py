@@ -12,6 +12,7 @@
     nat = true                    # outbound MASQUERADE (false: routed, with the containers' own addresses)
     internal = false              # true: nothing passes between the bridge and the outside (Docker's --internal)
     icc = true                    # containers on this network reach each other
+    mtu = 1450                    # of the containers' veths (default: the kernel's)
     bridge_tool = "ip"            # or "brctl"
 
     [containers.web]
@@ -57,7 +58,7 @@ from netwrap.topology.model import (
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _TOP_KEYS = {"name", "style", "networks", "containers"}
-_NETWORK_KEYS = {"subnet", "bridge", "gateway", "nat", "icc", "bridge_tool", "internal"}
+_NETWORK_KEYS = {"subnet", "bridge", "gateway", "nat", "icc", "bridge_tool", "internal", "mtu"}
 _CONTAINER_KEYS = {"network_mode", "networks", "ports", "netns", "loopback", "pid", "netns_path"}
 _ATTACH_KEYS = {"network", "address", "interface", "host_interface"}
 _KINDS: dict[type, str] = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
@@ -177,6 +178,7 @@ def _network(r: Reader, name: str, data: Any, topology: str | None) -> Network |
     nat = r.get(table, data, "nat", bool, True)
     icc = r.get(table, data, "icc", bool, True)
     internal = r.get(table, data, "internal", bool, False)
+    mtu = r.check(table, "mtu", v.mtu, data["mtu"], text=False) if "mtu" in data else None
     if internal and data.get("nat") is True:
         r.fail(table, "nat", "an internal network sends nothing outside, so it has no outbound NAT; leave nat out")
     tool = r.get(table, data, "bridge_tool", str, "ip")
@@ -186,7 +188,7 @@ def _network(r: Reader, name: str, data: Any, topology: str | None) -> Network |
     if subnet is None or bridge is None or gateway is None:
         return None
     tool_name: Literal["brctl", "ip"] = "brctl" if tool == "brctl" else "ip"
-    return Network(name, subnet, bridge, gateway, nat and not internal, icc, tool_name, internal)
+    return Network(name, subnet, bridge, gateway, nat and not internal, icc, tool_name, internal, mtu)
 
 
 def _attachment(r: Reader, table: str, key: str, item: Any) -> Attachment | None:

@@ -233,3 +233,24 @@ def test_internal_networks_keep_to_themselves_and_nat_false_only_stops_masquerad
     assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
     assert before.explain(snapshot.take(sandbox.runner)) == []
     teardown(sandbox.runner, outside)
+
+
+def _mtu(sandbox: Sandbox, device: str, netns: str | None = None) -> int:
+    shown = sandbox.runner.run(Command("ip", ("-o", "link", "show", "dev", device), netns=netns, mutates=False))
+    words = shown.stdout.split()
+    return int(words[words.index("mtu") + 1])
+
+
+def test_a_networks_mtu_is_set_and_an_edit_of_it_converges_in_place(sandbox: Sandbox, tmp_path: Path) -> None:
+    """mtu was neither checked nor compared, so a change never reached the devices (11)."""
+    topo, state = tmp_path / "mtu.toml", str(tmp_path / "state")
+    text = 'name = "mtu"\n[networks.n]\nsubnet = "10.63.0.0/24"\nmtu = {mtu}\n[containers.c]\nnetworks = ["n"]\n'
+    topo.write_text(text.format(mtu=1400))
+    assert cli(sandbox, "apply", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert (_mtu(sandbox, "v0-c"), _mtu(sandbox, "eth0", "c"), _mtu(sandbox, "mtu-n")) == (1400, 1400, 1400)
+    topo.write_text(text.format(mtu=1300))
+    assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 2
+    assert cli(sandbox, "apply", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert (_mtu(sandbox, "v0-c"), _mtu(sandbox, "eth0", "c"), _mtu(sandbox, "mtu-n")) == (1300, 1300, 1300)
+    assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
