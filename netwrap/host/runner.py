@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import tenacity
 
 import attrs
-import tenacity
 
 from netwrap.command import PACKAGES, Command
 from netwrap.errors import (
@@ -189,17 +192,27 @@ class SubprocessRunner:
         return Result(command, proc.returncode, proc.stdout, proc.stderr)
 
     def run(self, command: Command) -> Result:
+        try:
+            return self._run_once(command)
+        except TransientCommandError:
+            if self.attempts <= 1:
+                raise
+        # a transient failure (xtables lock, busy namespace): wait, then the other attempts, backing off
+        time.sleep(self.wait)
         result: Result = self._retry_policy()(self._run_once, command)
         return result
 
     def _retry_policy(self) -> tenacity.Retrying:
-        # Built once per setting (tenacity keeps each call's state apart, per thread).
+        # Built once per setting (tenacity keeps each call's state apart, per thread), and imported only when a
+        # command fails for a passing reason: a run that never retries does not load it.
+        import tenacity  # noqa: PLC0415
+
         settings = (self.attempts, self.wait)
         if self._retrying is None or self._retrying[0] != settings:
             policy = tenacity.Retrying(
                 retry=tenacity.retry_if_exception_type(TransientCommandError),
-                stop=tenacity.stop_after_attempt(max(1, self.attempts)),
-                wait=tenacity.wait_exponential(multiplier=self.wait, max=max(self.wait, 2.0)),
+                stop=tenacity.stop_after_attempt(self.attempts - 1),
+                wait=tenacity.wait_exponential(multiplier=self.wait, min=self.wait, max=max(self.wait, 2.0)),
                 reraise=True,
             )
             self._retrying = (settings, policy)
