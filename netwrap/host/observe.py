@@ -41,6 +41,7 @@ class NetnsView:
     links: tuple[parse.Link, ...] | None = None
     addresses: tuple[tuple[str, IPInterface], ...] | None = None
     routes: tuple[parse.RouteEntry, ...] | None = None
+    routes6: tuple[parse.RouteEntry, ...] | None = None  # IPv6's main table (ip -6 route show)
 
     def link(self, name: str) -> parse.Link | None:
         return self._by_name.get(name)
@@ -193,12 +194,13 @@ def read_addresses(runner: Runner, netns: str | None) -> tuple[tuple[str, IPInte
     )
 
 
-def read_routes(runner: Runner, netns: str | None) -> tuple[parse.RouteEntry, ...]:
+def read_routes(runner: Runner, netns: str | None, family: tuple[str, ...] = ()) -> tuple[parse.RouteEntry, ...]:
+    """The main table's routes (``family=("-6",)``: IPv6's, which ``ip route show`` leaves out)."""
     return _ip(
         runner,
         netns,
-        json_args=("-json", "route", "show"),
-        text_args=("route", "show"),
+        json_args=(*family, "-json", "route", "show"),
+        text_args=(*family, "route", "show"),
         from_json=parse.routes,
         from_text=parse.routes_text,
     )
@@ -230,6 +232,9 @@ def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> Netn
     where ``ip`` has no ``-json``."""
     if not facts:
         return NetnsView()
+    if "routes6" in facts:  # `ip -batch` takes no -6 per line: a process of its own, only where asked
+        view = read_view(runner, netns, tuple(f for f in facts if f != "routes6"))
+        return attrs.evolve(view, routes6=read_routes(runner, netns, ("-6",)))
     where = ("-n", netns) if netns is not None else ()
     # `ip -d addr show` lists every device as `ip -d link show` does, with its addresses: one dump serves both
     asked = tuple(f for f in facts if not (f == "links" and "addresses" in facts))
@@ -287,7 +292,8 @@ def _tolerate_missing_netns(netns: str | None, future: Future[T]) -> T | None:
         return None
 
 
-_ALL_FACTS = ("links", "addresses", "routes")
+_ALL_FACTS = ("links", "addresses", "routes")  # what reading a whole namespace reads
+_FACTS = (*_ALL_FACTS, "routes6")  # what an object may ask for
 
 
 @attrs.frozen
@@ -344,7 +350,7 @@ class Need:
     there, its forwarding entries, an iptables table, and whether the namespaces must be listed."""
 
     netns: str | None = None
-    facts: tuple[str, ...] = ()  # of "links", "addresses", "routes"
+    facts: tuple[str, ...] = ()  # of "links", "addresses", "routes", "routes6"
     settings: tuple[str, ...] = ()
     fdb: bool = False
     table: str | None = None
@@ -361,7 +367,7 @@ class Needy(Protocol):
 def reads_for(objects: Sequence[Needy], *, all_namespaces: bool = False, skip: Collection[str] = ()) -> Reads:
     """What :func:`observe` reads for ``objects`` (nothing inside the namespaces in ``skip``)."""
     needs = [obj.needs() for obj in objects]
-    where: dict[str, set[str | None]] = {fact: set() for fact in _ALL_FACTS}
+    where: dict[str, set[str | None]] = {fact: set() for fact in _FACTS}
     for need in needs:
         for fact in need.facts:
             where[fact].add(need.netns)
@@ -369,7 +375,7 @@ def reads_for(objects: Sequence[Needy], *, all_namespaces: bool = False, skip: C
     if all_namespaces:
         places.add(HOST)
     views = tuple(
-        (netns, _ALL_FACTS if all_namespaces else tuple(f for f in _ALL_FACTS if netns in where[f]))
+        (netns, tuple(f for f in _FACTS if netns in where[f] or (all_namespaces and f in _ALL_FACTS)))
         for netns in sorted(places - set(skip), key=lambda p: (p is not None, p or ""))
     )
     settings: dict[str | None, list[str]] = {}
@@ -430,7 +436,9 @@ def read(runner: Runner, reads: Reads) -> HostState:
                 parse.netns_name_ids(text),
             )
         if reads.every_namespace:
-            wanted_views.update((netns, _ALL_FACTS) for netns in namespaces or ())
+            for netns in namespaces or ():
+                asked = wanted_views.get(netns, ())
+                wanted_views[netns] = tuple(f for f in _FACTS if f in _ALL_FACTS or f in asked)
         inside = set(wanted_views) | set(settings) | set(reads.fdb)
         for netns in sorted(p for p in inside if p is not None):
             if namespaces is not None and netns not in namespaces:

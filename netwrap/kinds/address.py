@@ -43,7 +43,9 @@ class Address(OnDevice):
         return f"addr:{key_place(self.netns)}:{self.device}:{self.address}"
 
     def create_commands(self) -> tuple[Command, ...]:
-        return (ip_command("addr", "add", str(self.address), "dev", self.device, netns=self.netns),)
+        """``ip addr add``; an IPv6 address with ``nodad``, usable at once (netwrap gives each address once)."""
+        nodad = ("nodad",) if self.address.version == 6 else ()
+        return (ip_command("addr", "add", str(self.address), "dev", self.device, *nodad, netns=self.netns),)
 
     def delete_commands(self) -> tuple[Command, ...]:
         return (ip_command("addr", "del", str(self.address), "dev", self.device, netns=self.netns),)

@@ -71,15 +71,24 @@ class Route(Placed):
         return (ip_command("route", "del", *self._spec(), netns=self.netns),)
 
     def check_command(self) -> Command:
-        return read_command("ip", "-json", "route", "show", netns=self.netns)
+        return read_command("ip", *(("-6",) if self.family == 6 else ()), "-json", "route", "show", netns=self.netns)
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the destination's, else the gateway's; a default route through a device alone is IPv4's (as
+        ``ip route add default dev X`` makes it)."""
+        if self.destination != "default":
+            return self.destination.version
+        return self.gateway.version if self.gateway is not None else 4
 
     def needs(self) -> Need:
-        return Need(self.netns, facts=("routes",))
+        return Need(self.netns, facts=("routes6",) if self.family == 6 else ("routes",))
 
     def assess(self, state: HostState) -> Assessment:
         if self.netns is not None and not state.has_netns(self.netns):
             return missing(f"namespace {self.netns} does not exist")
-        for entry in state.view(self.netns).routes or ():
+        view = state.view(self.netns)
+        for entry in (view.routes6 if self.family == 6 else view.routes) or ():
             if str(entry.destination) != str(self.destination):
                 continue
             gateway = self.gateway is None or entry.gateway == self.gateway
