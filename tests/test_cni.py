@@ -9,14 +9,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netwrap.cni import main as cni_main
 from netwrap.cni import plugin, spec
-from netwrap.cni.ipam import Lease, Leases
+from netwrap.cni.ipam import Lease, Leases, read_leases
 from netwrap.cni.spec import CniError, PortMapping
+from netwrap.errors import NetwrapError
 
 SUBNET = ipaddress.IPv4Network("10.89.0.0/24")
 GATEWAY = ipaddress.IPv4Address("10.89.0.1")
@@ -194,3 +196,72 @@ def test_each_lease_is_a_running_container_of_the_networks_topology() -> None:
     assert [(p.host_port, p.container_port) for p in first.ports] == [(8080, 80)]
     long = spec.netconf({**CONF, "name": "a-very-long-network-name.with.dots"}, "ADD")
     assert len(plugin.topology_name(long)) <= 20
+
+
+# --- what the review found ------------------------------------------------------------------------------------
+
+
+def test_a_lease_is_alive_only_while_its_path_leads_to_what_it_was_added_in(tmp_path: Path) -> None:
+    """A /proc/PID path whose PID now names another process (after a restart) must not be wired again."""
+    path = tmp_path / "ns"
+    path.write_text("")
+    lease = Lease("a", "eth0", ipaddress.IPv4Address("10.89.0.2"), str(path), (), plugin.identity(str(path)))
+    assert plugin._alive([lease]) == [lease]
+    other = tmp_path / "other"
+    other.write_text("")
+    other.replace(path)  # the same path, another file (both existed at once: another inode)
+    assert plugin._alive([lease]) == []
+    assert plugin._alive([attrs.evolve(lease, identity="")]) == []  # never added with an identity: let go
+    kept = attrs.evolve(lease, identity="")
+    assert plugin._alive([kept], keep=kept.attachment) == [kept]
+
+
+def test_leases_a_changed_configuration_cannot_build_are_set_aside_not_fatal() -> None:
+    conf = spec.netconf({**CONF, "subnet": "10.90.0.0/24"}, "ADD")
+    inside = Lease("a", "eth0", ipaddress.IPv4Address("10.90.0.2"), "/x", (PortMapping(8080, 80),))
+    outside = Lease("b", "eth0", ipaddress.IPv4Address("10.89.0.3"), "/y", ())
+    gateway = Lease("c", "eth0", ipaddress.IPv4Address("10.90.0.1"), "/z", ())
+    same_port = Lease("d", "eth0", ipaddress.IPv4Address("10.90.0.4"), "/w", (PortMapping(8080, 81),))
+    assert plugin._usable(conf, [inside, outside, gateway, same_port]) == [inside]
+    plugin.topology(conf, plugin._usable(conf, [inside, outside, gateway, same_port]))  # builds
+
+
+@pytest.mark.parametrize(
+    ("ipam", "word"),
+    [
+        ({"subnet": "10.8.0.0/24", "rangeStart": "10.8.0.100"}, "ipam.rangeStart"),
+        ({"ranges": [[{"subnet": "10.8.0.0/24", "exclude": ["10.8.0.5/32"]}]]}, "exclude"),
+        ({"ranges": [[{"subnet": "10.8.0.0/24"}], [{"subnet": "10.9.0.0/24"}]]}, "one range"),
+    ],
+)
+def test_host_local_narrowing_is_refused_not_dropped(ipam: dict[str, Any], word: str) -> None:
+    bare = {k: v for k, v in CONF.items() if k != "subnet"}
+    code, out = call(ENV, {**bare, "ipam": ipam})
+    assert code == 1
+    assert out is not None
+    assert (out["code"], word in out["msg"]) == (spec.UNSUPPORTED_FIELD, True), out
+
+
+@pytest.mark.parametrize("netns", ["/run/netns//x", "/run/netns/../x", "/a b"])
+def test_a_malformed_cni_netns_is_refused_at_once(netns: str) -> None:
+    code, out = call({**ENV, "CNI_NETNS": netns}, CONF)
+    assert (code, out and out["code"]) == (1, spec.INVALID_ENVIRONMENT)
+
+
+def test_an_add_of_a_namespace_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state")}
+    code, out = call({**ENV, "CNI_NETNS": str(tmp_path / "gone")}, conf)
+    assert (code, out and out["code"]) == (1, spec.INVALID_ENVIRONMENT)
+    assert read_leases(tmp_path / "data", "t1") == []  # nothing leased
+
+
+def test_a_topology_may_not_take_a_cni_networks_name() -> None:
+    from netwrap.topology import files as topofile  # noqa: PLC0415
+
+    with pytest.raises(NetwrapError, match="cni- are the CNI plugin"):
+        topofile.loads('name = "cni-web"\n', "t.toml")
+
+
+def test_version_takes_whatever_cni_netns_says() -> None:
+    """podman asks VERSION with CNI_NETNS=dummy."""
+    assert call({"CNI_COMMAND": "VERSION", "CNI_NETNS": "dummy"}, "")[0] == 0

@@ -399,7 +399,7 @@ def no_process(fp: FakeProcess) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory of our own (mode 0700): files in it are trusted (see files._trusted)."""
+    """A directory of our own (mode 0700): files in it are trusted (see files.trusted)."""
     return tmp_path_factory.mktemp("fuzz")
 
 

@@ -36,7 +36,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, TypeGuard
 
 import attrs
 
@@ -382,6 +382,13 @@ def _state_dir(options: Options) -> Path:
     """The state directory; a path that names something else than a directory is refused, saying where its name
     came from (``--state-dir``, ``$NETWRAP_STATE_DIR``)."""
     path = options.state_dir
+    if _is_cni(options.file):  # a CNI network's record is where its configuration says (stateDir)
+        from netwrap.cni import plugin  # noqa: PLC0415  (only for a CNI network's configuration)
+
+        own = plugin.state_dir(plugin.config_from_file(options.file))
+        if options.state_dir_from == "--state-dir" and path.resolve() != own.resolve():
+            raise NetwrapError(f"{options.file} keeps its record in {own} (its stateDir), not in {path}")
+        path = own
     if path.exists() and not path.is_dir():
         raise NetwrapError(f"the state directory {path} is not a directory (from {options.state_dir_from})")
     return path
@@ -472,6 +479,11 @@ def _store(options: Options, topo: Topology) -> StateFile:
     return apply_.store_for(topo, _state_dir(options), where)
 
 
+def _is_cni(file: Path | None) -> TypeGuard[Path]:
+    """Whether ``-f`` names a CNI network's configuration (JSON: .conf, .conflist or .json)."""
+    return file is not None and file.suffix in (".conf", ".conflist", ".json") and _is_cni_config(file)
+
+
 def _is_cni_config(file: Path) -> bool:
     try:
         with file.open("rb") as fh:
@@ -488,7 +500,7 @@ def _load_file(options: Options) -> Topology | clusterfile.ClusterSpec:
     try:
         if clusterfile.is_cluster_file(file):
             return clusterfile.load(file)
-        if file.suffix in (".conf", ".conflist", ".json") and _is_cni_config(file):
+        if _is_cni(file):
             from netwrap.cni import plugin  # noqa: PLC0415  (only for a CNI network's configuration)
 
             return plugin.topology_from_file(file)
@@ -670,6 +682,9 @@ def _apply(options: Options, streams: Streams) -> int:
 
 
 def _topology_only(options: Options, what: str) -> Topology:
+    if _is_cni(options.file):
+        raise NetwrapError(f"{what} does not take a CNI network's configuration: its runtime adds and deletes its "
+                           "containers through the plugin")  # fmt: skip
     loaded = _load_file(options)
     if isinstance(loaded, clusterfile.ClusterSpec):
         raise NetwrapError(f"{what} works on files without [hosts] for now")
@@ -732,7 +747,7 @@ def _detach(options: Options, streams: Streams) -> int:
 
 def _destroy(options: Options, streams: Streams) -> int:
     with _turns(options, f"destroy -f {options.file}") as remote:
-        loaded = _load(options)
+        loaded = _load_file(options)  # the record says what to remove; attached containers go with it
         if isinstance(loaded, clusterfile.ClusterSpec):
             cluster = loaded.cluster(_machine_echo(options, streams))
             outcomes = multihost.destroy(cluster, _state_dir(options), mode=options.mode_for("docker"))

@@ -39,6 +39,7 @@ class Lease:
     address: ipaddress.IPv4Address
     netns: str
     ports: tuple[PortMapping, ...] = ()
+    identity: str = ""  # what netns led to when it was added: BOOT DEVICE:INODE (see plugin.identity)
 
     @property
     def attachment(self) -> tuple[str, str]:
@@ -51,6 +52,7 @@ class Lease:
             "address": str(self.address),
             "netns": self.netns,
             "ports": [[p.host_ip, p.host_port, p.container_port, p.protocol] for p in self.ports],
+            "identity": self.identity,
         }
 
     @classmethod
@@ -58,7 +60,7 @@ class Lease:
         ports = tuple(PortMapping(int(hp), int(cp), str(proto), str(ip)) for ip, hp, cp, proto in data["ports"])
         return cls(
             str(data["containerID"]), str(data["ifname"]), ipaddress.IPv4Address(data["address"]),
-            str(data["netns"]), ports,
+            str(data["netns"]), ports, str(data.get("identity", "")),
         )  # fmt: skip
 
 
@@ -81,7 +83,7 @@ class Leases:
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot use {self.folder}: {exc.strerror or exc}") from None
         try:
-            self.leases = self._load()
+            self.leases = self.read()
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
@@ -92,7 +94,7 @@ class Leases:
     ) -> None:
         self._lock.__exit__(exc_type, exc, tb)
 
-    def _load(self) -> list[Lease]:
+    def read(self) -> list[Lease]:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -127,12 +129,13 @@ class Leases:
         ports: Iterable[PortMapping],
         subnet: ipaddress.IPv4Network,
         gateway: ipaddress.IPv4Address,
+        identity: str = "",
     ) -> Lease:
         """The attachment's lease: the one it has (an ADD repeated keeps its address), else the lowest free
         host address of ``subnet`` that is not the gateway. No address left: an error that says so."""
         mine = self.find(container_id, ifname)
         if mine is not None and mine.address in subnet and mine.address != gateway:
-            lease = attrs.evolve(mine, netns=netns, ports=tuple(ports))
+            lease = attrs.evolve(mine, netns=netns, ports=tuple(ports), identity=identity)
             self.leases[self.leases.index(mine)] = lease
             return lease
         if mine is not None:
@@ -141,7 +144,7 @@ class Leases:
         free = next((a for a in subnet.hosts() if a not in used), None)
         if free is None:
             raise CniError(FAILED, f"no free address left in {subnet} ({len(self.leases)} leases)")
-        lease = Lease(container_id, ifname, free, netns, tuple(ports))
+        lease = Lease(container_id, ifname, free, netns, tuple(ports), identity)
         self.leases.append(lease)
         return lease
 
@@ -158,3 +161,16 @@ class Leases:
         dropped = [x for x in self.leases if x.attachment not in keep]
         self.leases = [x for x in self.leases if x.attachment in keep]
         return dropped
+
+
+def read_leases(data_dir: str | Path, network: str) -> list[Lease]:
+    """The leases as they stand, read without the lock and changing nothing (none when there are none)."""
+    folder = Path(data_dir) / network
+    if not folder.exists():
+        return []
+    try:
+        check_private(folder, "CNI data directory")
+    except NetwrapError as exc:
+        raise CniError(IO_FAILURE, str(exc)) from None
+    reader = Leases(data_dir, network)
+    return reader.read()  # the same reader, without the lock

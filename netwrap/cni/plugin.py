@@ -24,16 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from netwrap.cni import spec
-from netwrap.cni.ipam import Lease, Leases
+from netwrap.cni.ipam import Lease, Leases, read_leases
 from netwrap.cni.spec import CniError, Env, NetConf
 from netwrap.command import Command
 from netwrap.engine import registry
 from netwrap.engine.check import Check
 from netwrap.engine.lock import StateLock
 from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile
-from netwrap.errors import NetwrapError
+from netwrap.errors import LockTimeoutError, NetwrapError
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.topology import apply as apply_
+from netwrap.topology import files as topofile
 from netwrap.topology.compose import mac_for
 from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
 
@@ -93,19 +94,51 @@ def _host_ip(text: str) -> ipaddress.IPv4Address | None:
 @contextlib.contextmanager
 def _turns(conf: NetConf) -> Iterator[StateFile]:
     """The state directory's lock and the host's, as every netwrap run that changes something takes them."""
-    folder = Path(conf.state_dir or os.environ.get("NETWRAP_STATE_DIR") or DEFAULT_STATE_DIR)
+    folder = state_dir(conf)
+    with contextlib.ExitStack() as stack:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            stack.enter_context(StateLock(folder))
+            stack.enter_context(StateLock(registry.folder(host_run())))
+        except LockTimeoutError as exc:
+            raise CniError(spec.TRY_AGAIN_LATER, str(exc)) from None
+        except OSError as exc:
+            raise CniError(spec.IO_FAILURE, f"cannot lock {folder}: {exc.strerror or exc}") from None
+        yield _store(folder, conf)
+
+
+def identity(path: str) -> str:
+    """What ``path`` leads to, in this boot: ``BOOT DEVICE:INODE``; "" when it leads nowhere."""
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with StateLock(folder), StateLock(registry.folder(host_run())):
-            yield _store(folder, conf)
-    except OSError as exc:
-        raise CniError(spec.IO_FAILURE, f"cannot lock {folder}: {exc.strerror or exc}") from None
+        info = os.stat(path)
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+    return f"{boot} {info.st_dev}:{info.st_ino}"
 
 
 def _alive(leases: Sequence[Lease], keep: tuple[str, str] | None = None) -> list[Lease]:
-    """The leases whose namespace file still exists (and ``keep``): a container its runtime removed without
-    a DEL is let go here, as GC would, instead of stopping every other attachment's change."""
-    return [x for x in leases if x.attachment == keep or os.path.exists(x.netns)]
+    """The leases whose namespace is still the one they were added in (and ``keep``): a container its runtime
+    removed without a DEL, or whose ``/proc/PID`` now names another process after a restart or a reboot, is
+    let go here, as GC would, instead of wiring another namespace or stopping every other attachment."""
+    return [x for x in leases if x.attachment == keep or (x.identity and identity(x.netns) == x.identity)]
+
+
+def _usable(conf: NetConf, leases: Sequence[Lease]) -> list[Lease]:
+    """The leases the configuration can still build (an address in the subnet, not the gateway, a host port no
+    earlier lease has): one a changed configuration left out is set aside, never a reason to refuse the rest."""
+    kept: list[Lease] = []
+    ports: set[tuple[str, int, str]] = set()
+    for lease in leases:
+        mine = {(p.host_ip, p.host_port, p.protocol) for p in lease.ports}
+        if lease.address not in conf.subnet or lease.address in (conf.gateway, conf.subnet.network_address,
+                                                                   conf.subnet.broadcast_address):  # fmt: skip
+            continue
+        if mine & ports:
+            continue
+        ports |= mine
+        kept.append(lease)
+    return kept
 
 
 def _converge(
@@ -113,7 +146,8 @@ def _converge(
 ) -> None:
     """Save the leases and make the host match them; a topology they cannot make is refused before either."""
     alive = _alive(leases.leases, keep)
-    topo = topology(conf, alive) if alive else None
+    built = [x for x in _usable(conf, alive) if x.attachment != keep] + [x for x in alive if x.attachment == keep]
+    topo = topology(conf, built) if built else None
     leases.leases = alive
     leases.save()
     with _turns(conf) as store:
@@ -134,14 +168,17 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
     with Leases(conf.data_dir, conf.name) as leases:
         before = list(leases.leases)
         again = leases.find(env.container_id, env.ifname) is not None
+        found = identity(env.netns)
+        if not found:
+            raise CniError(spec.INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns} is not there")
         lease = leases.take(
             container_id=env.container_id, ifname=env.ifname, netns=env.netns, ports=conf.port_mappings,
-            subnet=conf.subnet, gateway=conf.gateway,
+            subnet=conf.subnet, gateway=conf.gateway, identity=found,
         )  # fmt: skip
         try:
             # an ADD repeated looks inside every namespace, so that it repairs what it reports
             _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "host")
-        except CniError:
+        except Exception:
             if lease.attachment not in {x.attachment for x in before}:
                 leases.leases = before
                 with contextlib.suppress(CniError):
@@ -156,12 +193,35 @@ def delete(env: Env, conf: NetConf, runner: Runner) -> None:
     with Leases(conf.data_dir, conf.name) as leases:
         if leases.drop(env.container_id, env.ifname) is None and not _recorded(conf):
             return
-        _converge(conf, leases, runner)
+        try:
+            _converge(conf, leases, runner)
+        except CniError as exc:
+            if exc.code == spec.TRY_AGAIN_LATER:
+                raise
+            # the rest of the network cannot be made as it should (another tool's object in the way, say): this
+            # attachment still goes, so that a DEL never fails because of another container
+            _remove_attachment(env, runner)
+
+
+def _remove_attachment(env: Env, runner: Runner) -> None:
+    """Best effort, each step taking "already gone" for done: the container's end of its veth (the pair goes
+    with it), then the name netwrap gave its namespace."""
+    name = container_name(env.container_id, env.ifname)
+    for command in (
+        Command("ip", ("link", "del", env.ifname), netns=name, ok_codes=frozenset(range(256))),
+        Command("ip", ("netns", "del", name), ok_codes=frozenset(range(256))),
+    ):
+        with contextlib.suppress(NetwrapError):
+            runner.run(command)
 
 
 def _recorded(conf: NetConf) -> bool:
-    folder = Path(conf.state_dir or os.environ.get("NETWRAP_STATE_DIR") or DEFAULT_STATE_DIR)
-    return _store(folder, conf).path.exists()
+    return _store(state_dir(conf), conf).path.exists()
+
+
+def state_dir(conf: NetConf) -> Path:
+    """Where the network's record is: ``stateDir``, else ``$NETWRAP_STATE_DIR``, else netwrap's default."""
+    return Path(conf.state_dir or os.environ.get("NETWRAP_STATE_DIR") or DEFAULT_STATE_DIR)
 
 
 def _store(folder: Path, conf: NetConf) -> StateFile:
@@ -191,7 +251,11 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
         if conf.prev_result is not None and told and mine not in told:
             raise CniError(spec.NOT_AS_WANTED, f"prevResult lists {', '.join(map(str, told))}, not {mine}")
         with _turns(conf) as store:
-            found = apply_.plan_topology(topology(conf, leases.leases), runner, store, check="all")
+            built = _usable(conf, _alive(leases.leases))
+            if lease not in built:
+                raise CniError(spec.NOT_AS_WANTED, f"{env.netns} is not the namespace the attachment was added in, "
+                               "or the configuration no longer allows its address or ports")  # fmt: skip
+            found = apply_.plan_topology(topology(conf, built), runner, store, check="all")
     wrong = [*found.conflicts, *(f"{i.obj.key}: {i.assessment.reason}" for i in found.plan.changes)]
     if wrong:
         raise CniError(spec.NOT_AS_WANTED, wrong[0], "\n".join(wrong))
@@ -252,6 +316,9 @@ def config_from_file(path: Path) -> NetConf:
     """A network configuration file of the plugin's (``.conf``, or a ``.conflist`` with a plugin of type
     ``netwrap``), as ``netwrap status/plan/apply/destroy -f`` read it."""
     try:
+        problem = topofile.trusted(path)  # read as root, a configuration is code, as a topology file is
+        if problem is not None:
+            raise NetwrapError(f"{path}: {problem.message}")
         data = spec.decode(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise NetwrapError(f"{path}: cannot read it: {exc.strerror or exc}") from None
@@ -270,7 +337,7 @@ def config_from_file(path: Path) -> NetConf:
 
 
 def topology_from_file(path: Path) -> Topology:
-    """The topology of a CNI network as its leases stand now (read, not changed)."""
+    """The topology of a CNI network as its leases stand now: read without their lock (the file is replaced
+    whole), so that a command line holding netwrap's own locks never waits on a runtime's ADD, or it on it."""
     conf = config_from_file(path)
-    with Leases(conf.data_dir, conf.name) as leases:
-        return topology(conf, leases.leases)
+    return topology(conf, _usable(conf, _alive(read_leases(conf.data_dir, conf.name))))

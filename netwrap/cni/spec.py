@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from netwrap.errors import NetwrapError
+from netwrap.kinds.namespace import namespace_file
 
 SUPPORTED = ("1.0.0", "1.1.0")
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
@@ -83,8 +84,12 @@ class Env:
                 raise CniError(INVALID_ENVIRONMENT, f"CNI_CONTAINERID {env.container_id!r} is not a container id")
             if not _IFNAME.match(env.ifname) or env.ifname in (".", ".."):
                 raise CniError(INVALID_ENVIRONMENT, f"CNI_IFNAME {env.ifname!r} is not an interface name")
-        if command in ("ADD", "CHECK") and not env.netns.startswith("/"):
-            raise CniError(INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns!r} is not the path of a network namespace")
+        if command in ("ADD", "CHECK") or (command == "DEL" and env.netns):  # VERSION may come with "dummy"
+            try:
+                namespace_file("CNI_NETNS", env.netns)
+            except NetwrapError as exc:
+                raise CniError(INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns!r} is not the path of a network namespace",
+                               str(exc)) from None  # fmt: skip
         return env
 
 
@@ -161,14 +166,26 @@ def _subnet_and_gateway(data: Mapping[str, Any]) -> tuple[str, str | None]:
         subnet, gateway = ipam.get("subnet"), ipam.get("gateway", gateway)
         ranges = ipam.get("ranges")
         if subnet is None and isinstance(ranges, list) and ranges and isinstance(ranges[0], list) and ranges[0]:
+            if len(ranges) > 1 or len(ranges[0]) > 1:
+                raise CniError(UNSUPPORTED_FIELD, "ipam.ranges: one range of one subnet is supported")
             first = ranges[0][0]
             if isinstance(first, dict):
+                _no_range_options(first, "ipam.ranges[0][0]")
                 subnet, gateway = first.get("subnet"), first.get("gateway", gateway)
+    if isinstance(ipam, dict):
+        _no_range_options(ipam, "ipam")
     if not isinstance(subnet, str):
         raise _invalid("subnet", subnet, "must be an IPv4 network such as 10.88.0.0/16")
     if gateway is not None and not isinstance(gateway, str):
         raise _invalid("gateway", gateway, "must be an IPv4 address")
     return subnet, gateway
+
+
+def _no_range_options(where: Mapping[str, Any], key: str) -> None:
+    """host-local's ways of narrowing a range are refused, not dropped: an address outside them could be given."""
+    for option in ("rangeStart", "rangeEnd", "exclude"):
+        if option in where:
+            raise CniError(UNSUPPORTED_FIELD, f"{key}.{option}: not supported; netwrap gives the whole subnet")
 
 
 def netconf(data: dict[str, Any], command: str) -> NetConf:

@@ -96,8 +96,8 @@ class BridgePort(ReadsLinks):
 
     @functools.cached_property
     def key(self) -> str:
-        flags = "".join(f":{flag}" for flag in self._flags())
-        return f"port:{key_place(self.netns)}:{self.bridge}:{self.port}{flags}"
+        # the flags are not part of what the port is: a change of them is set in place, never an unplugging
+        return f"port:{key_place(self.netns)}:{self.bridge}:{self.port}"
 
     def _flags(self) -> tuple[str, ...]:
         return tuple(flag for flag, on in (("isolated", self.isolated), ("hairpin", self.hairpin)) if on)

@@ -273,6 +273,9 @@ def from_dict(data: dict[str, Any], source: str, default_name: str = "netwrap") 
         r.fail("topology", "style", f"{show(style)}: use docker or document")
         style = "docker"
     named = r.check("topology", "name", topology_name, name) is not None
+    if named and name.startswith("cni-"):
+        r.fail("topology", "name", f"{show(name)}: names starting with cni- are the CNI plugin's networks' records")
+        named = False
     networks, broken = [], set()
     for key, item in r.get("topology", data, "networks", dict, {}).items():
         network = _network(r, key, item, name if named else None)
@@ -313,7 +316,7 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         raise TopologyError(source, [Problem("file", "syntax", found)]) from None
 
 
-def _trusted(file: Path) -> Problem | None:
+def trusted(file: Path) -> Problem | None:
     """A file netwrap would act on as root is code, as OpenSSH treats its configuration: it, and its directory,
     must belong to the user running netwrap or to root, and nobody else may write them (a directory with the
     sticky bit, such as /tmp, is fine: others cannot replace a file in it). The problem, or None."""
@@ -331,12 +334,12 @@ def _trusted(file: Path) -> Problem | None:
 
 def read_toml(path: Path | str) -> dict[str, Any]:
     """A TOML file as data; a file that cannot be read or parsed, or that someone else could have written
-    (see :func:`_trusted`), is a :class:`TopologyError` naming it."""
+    (see :func:`trusted`), is a :class:`TopologyError` naming it."""
     if not isinstance(path, str | os.PathLike):
         raise TopologyError(repr(path), [Problem("file", "read", f"{type(path).__name__} is not a path")])
     file = Path(path)
     try:
-        problem = _trusted(file)
+        problem = trusted(file)
         data = file.read_bytes()
     except OSError as exc:
         raise TopologyError(str(file), [Problem("file", "read", exc.strerror or str(exc))]) from None
