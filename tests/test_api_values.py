@@ -110,3 +110,21 @@ def test_a_vxlan_mtu_change_converges_in_place() -> None:
     assert vx.assess(state).status == "missing"
     assert [c.shell() for c in vx.plan_commands(state)] == ["ip link set dev vx0 mtu 1450"]
     assert vx.exists(state)
+
+
+def test_a_peers_mac_follows_its_address_in_place() -> None:
+    """The MAC made of a container's address was set only when the pair was made: an address that changed kept
+    the old MAC, the very one its neighbours then found at the wrong container."""
+    pair = VethPair("v0-web", "eth0", peer_netns="web", peer_mac="02:6e:0a:00:00:03")
+    host = (Link("v0-web", kind="veth", peer_netns="web"),)
+    state = HostState(
+        namespaces=("web",),
+        views={None: NetnsView(host, (), ()), "web": NetnsView((Link("eth0", kind="veth", mac="02:6e:0a:00:00:02"),))},
+    )
+    verdict = pair.assess(state)
+    assert verdict.status == "missing"
+    assert "02:6e:0a:00:00:02" in verdict.reason
+    assert [c.shell() for c in pair.plan_commands(state)] == [
+        "ip netns exec web ip link set dev eth0 address 02:6e:0a:00:00:03"
+    ]
+    assert pair.exists(state)  # a removal goes by the pair, whatever its MAC

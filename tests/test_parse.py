@@ -29,7 +29,9 @@ def test_netns_list_rejects_what_it_cannot_read() -> None:
 def test_links_of_the_tutorial_host() -> None:
     links = {link.name: link for link in parse.links(fixture_text("tutorial_host_links.json"))}
     assert set(links) == {"lo", "Tveth1", "Tveth3", "Tbr0"}
-    assert links["Tbr0"] == parse.Link("Tbr0", kind="bridge", master=None, up=True, index=6, mtu=1500)
+    assert links["Tbr0"] == parse.Link(
+        "Tbr0", kind="bridge", master=None, up=True, index=6, mtu=1500, mac="22:16:68:85:68:7e"
+    )
     assert links["lo"].mtu == 65536
     assert links["Tveth1"].kind == "veth"
     assert links["Tveth1"].master == "Tbr0"

@@ -40,6 +40,7 @@ class Link:
     isolated: bool = False
     hairpin: bool = False
     mtu: int | None = None
+    mac: str | None = None
     group: int | None = None
 
 
@@ -130,6 +131,7 @@ def links(text: JsonOutput) -> list[Link]:
                 isolated=isinstance(port, dict) and port.get("isolated") is True,
                 hairpin=isinstance(port, dict) and port.get("hairpin") is True,
                 mtu=_int(item.get("mtu")),
+                mac=_str(item.get("address")),
                 group=_int_or_none(_str(item.get("group"))),
             )
         )
@@ -180,6 +182,7 @@ def links_text(text: str) -> list[Link]:
                 isolated=any(seg.startswith("bridge_slave") and " isolated on" in seg for seg in segments),
                 hairpin=any(seg.startswith("bridge_slave") and " hairpin on" in seg for seg in segments),
                 mtu=_int_or_none(_after(words, "mtu")),
+                mac=_after(words, "link/ether"),
                 group=_int_or_none(_after(words, "group")),
             )
         )

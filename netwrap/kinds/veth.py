@@ -119,18 +119,34 @@ class VethPair(ReadsLinks):
 
     def assess(self, state: HostState) -> Assessment:
         verdict = self.shape(state)
-        wrong = wrong_mtu(self.mtu, self.devices(), state) if verdict.status == "present" else []
+        if verdict.status != "present":
+            return verdict
+        wrong = wrong_mtu(self.mtu, self.devices(), state)
         if wrong:
             seen = ", ".join(f"{name} {where(netns)} has {mtu}" for (netns, name), mtu in wrong)
             return missing(f"veth pair {self.name}/{self.peer} exists, but not with MTU {self.mtu}: {seen}")
+        mac = self._wrong_mac(state)
+        if mac is not None:
+            return missing(f"{self.peer} {where(self.peer_netns)} has the MAC {mac}, not {self.peer_mac}")
         return verdict
 
+    def _wrong_mac(self, state: HostState) -> str | None:
+        """The MAC the peer has, where it is seen with another than :attr:`peer_mac` (its address changed)."""
+        if self.peer_mac is None:
+            return None
+        link = state.view(self.peer_netns or self.netns).link(self.peer)
+        return link.mac if link is not None and link.mac is not None and link.mac != self.peer_mac else None
+
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
-        """Made whole, or, made already, its MTU set on each end that has another."""
-        wrong = wrong_mtu(self.mtu, self.devices(), state)
-        if self.mtu is not None and wrong and self.shape(state).status == "present":
-            return set_mtu(self.mtu, (end for end, _ in wrong))
-        return self.create_commands()
+        """Made whole, or, made already, its MTU and its peer's MAC set in place where they differ."""
+        if self.shape(state).status != "present":
+            return self.create_commands()
+        commands = set_mtu(self.mtu, (end for end, _ in wrong_mtu(self.mtu, self.devices(), state))) if (
+            self.mtu is not None) else ()  # fmt: skip
+        if self.peer_mac is not None and self._wrong_mac(state) is not None:
+            where_peer = self.peer_netns or self.netns
+            commands += (ip_command("link", "set", "dev", self.peer, "address", self.peer_mac, netns=where_peer),)
+        return commands or self.create_commands()
 
     def shape(self, state: HostState) -> Assessment:
         """The pair as made, whatever its MTU."""

@@ -254,3 +254,28 @@ def test_a_networks_mtu_is_set_and_an_edit_of_it_converges_in_place(sandbox: San
     assert (_mtu(sandbox, "v0-c"), _mtu(sandbox, "eth0", "c"), _mtu(sandbox, "mtu-n")) == (1300, 1300, 1300)
     assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0
     assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
+
+
+def _mac(sandbox: Sandbox, netns: str) -> str:
+    shown = sandbox.runner.run(Command("ip", ("-o", "link", "show", "dev", "eth0"), netns=netns, mutates=False))
+    words = shown.stdout.split()
+    return words[words.index("link/ether") + 1]
+
+
+def test_containers_that_swap_addresses_swap_macs_and_answer_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A container's MAC is made of its address; after an edit it follows the address, so that a neighbour
+    that knew the address finds the container that has it now (the review's finding 10)."""
+    topo, state = tmp_path / "swap.toml", str(tmp_path / "state")
+    text = ('name = "swap"\n[networks.n]\nsubnet = "10.64.0.0/24"\n'
+            '[containers.a]\nnetworks = [{{ network = "n", address = "{a}" }}]\n'
+            '[containers.b]\nnetworks = [{{ network = "n", address = "{b}" }}]\n'
+            '[containers.c]\nnetworks = [{{ network = "n", address = "10.64.0.9" }}]\n')  # fmt: skip
+    topo.write_text(text.format(a="10.64.0.2", b="10.64.0.3"))
+    assert cli(sandbox, "apply", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert ping(sandbox.runner, "10.64.0.2", "c", count=1)  # c learns a's MAC for 10.64.0.2
+    topo.write_text(text.format(a="10.64.0.3", b="10.64.0.2"))
+    assert cli(sandbox, "apply", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert (_mac(sandbox, "a"), _mac(sandbox, "b")) == ("02:6e:0a:40:00:03", "02:6e:0a:40:00:02")
+    assert ping(sandbox.runner, "10.64.0.2", "c", count=1)  # b has it now, and the MAC c remembers
+    assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
