@@ -265,3 +265,17 @@ def test_a_topology_may_not_take_a_cni_networks_name() -> None:
 def test_version_takes_whatever_cni_netns_says() -> None:
     """podman asks VERSION with CNI_NETNS=dummy."""
     assert call({"CNI_COMMAND": "VERSION", "CNI_NETNS": "dummy"}, "")[0] == 0
+
+
+def test_a_lease_file_others_may_write_or_a_link_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "t1"
+    folder.mkdir(mode=0o700)
+    (folder / "leases.json").write_text('{"format": 1, "leases": []}')
+    (folder / "leases.json").chmod(0o666)
+    with pytest.raises(CniError, match="may be written by others"), Leases(tmp_path, "t1"):
+        pass
+    (folder / "leases.json").unlink()
+    (tmp_path / "elsewhere.json").write_text('{"format": 1, "leases": []}')
+    (folder / "leases.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(CniError, match="cannot read"), Leases(tmp_path, "t1"):
+        pass

@@ -95,12 +95,23 @@ class Leases:
         self._lock.__exit__(exc_type, exc, tb)
 
     def read(self) -> list[Lease]:
+        """The leases on disk: a file that is no regular file of the running user's, or that others may
+        write, is refused (what it says is done as root), and read through the descriptor that was checked."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot read {self.path}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, encoding="utf-8") as fh:
+            try:
+                check_private(self.path, "CNI lease file", os.fstat(fh.fileno()))
+            except NetwrapError as exc:
+                raise CniError(IO_FAILURE, str(exc)) from None
+            try:
+                text = fh.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CniError(IO_FAILURE, f"cannot read {self.path}: {exc}") from None
         try:
             data = json.loads(text)
             if data.get("format") != FORMAT:
