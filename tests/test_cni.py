@@ -279,3 +279,11 @@ def test_a_lease_file_others_may_write_or_a_link_is_refused(tmp_path: Path) -> N
     (folder / "leases.json").symlink_to(tmp_path / "elsewhere.json")
     with pytest.raises(CniError, match="cannot read"), Leases(tmp_path, "t1"):
         pass
+
+
+def test_a_failures_msg_names_the_first_thing_in_the_way() -> None:
+    listed = NetwrapError("nothing was changed; the host has conflicting objects:\n  - v0-x exists but is a bridge")
+    assert (
+        plugin._summary(listed) == "nothing was changed; the host has conflicting objects: v0-x exists but is a bridge"
+    )
+    assert plugin._summary(NetwrapError("one line")) == "one line"

@@ -159,7 +159,14 @@ def _converge(
         except CniError:
             raise
         except NetwrapError as exc:
-            raise CniError(spec.FAILED, str(exc).splitlines()[0], str(exc)) from None
+            raise CniError(spec.FAILED, _summary(exc), str(exc)) from None
+
+
+def _summary(exc: NetwrapError) -> str:
+    """One line for ``msg``: the error's first, with its first listed item when it lists some."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return f"{first} {lines[1].lstrip('- ')}" if first.endswith(":") and len(lines) > 1 else first
 
 
 def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from netwrap import Command, Sandbox
+from netwrap.cni.plugin import container_name
 from netwrap.host import snapshot
 from netwrap.host.runner import Result
 from netwrap.tutorial.verify import ping
@@ -92,3 +93,36 @@ def test_a_netwrap_network_beside_the_reference_plugins_network(sandbox: Sandbox
     # what netwrap made is gone; the reference plugin's first network is as it was, less r2 (its own DEL)
     gone_with_r2 = ("r2", "10.92.0.3", "'veth', 'cni-ref'")  # its namespace, address and (randomly named) veth
     assert [line for line in with_reference.explain(after) if not any(x in line for x in gone_with_r2)] == []
+
+
+def test_a_del_never_fails_because_of_another_containers_trouble(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Another tool's object in the network's way makes rebuilding it a conflict: a DEL still removes its own
+    attachment and succeeds (the review's finding 2), and leaves the other tool's object alone."""
+    conf = _conf(tmp_path)
+    host_ends = {}
+    for name in ("a", "b"):
+        sandbox.runner.run(Command("ip", ("netns", "add", name)))
+        added = cni(sandbox, PLUGIN, "ADD", f"ctr-{name}", f"/run/netns/{name}", conf)
+        assert added.returncode == 0, added.stdout
+        host_ends[name] = json.loads(added.stdout)["interfaces"][1]["name"]
+    # b's veth on the host is replaced by another tool's device of the same name (a bridge): b cannot be rebuilt
+    sandbox.runner.run(Command("ip", ("link", "del", host_ends["b"])))
+    sandbox.runner.run(Command("ip", ("link", "add", host_ends["b"], "type", "bridge")))
+    config = _config(tmp_path, conf)
+    planned = netwrap(sandbox, "plan", "-f", str(config), "--state-dir", str(tmp_path / "state"))
+    assert planned.returncode == 1, planned.stdout + planned.stderr  # a conflict: the network cannot be rebuilt
+    deleted = cni(sandbox, PLUGIN, "DEL", "ctr-a", "/run/netns/a", conf)
+    assert deleted.returncode == 0, deleted.stdout
+    inside = sandbox.runner.run(Command("ip", ("-o", "link", "show"), netns="a", mutates=False)).stdout
+    assert "eth0" not in inside  # a's own attachment is gone
+    listed = sandbox.runner.run(Command("ip", ("netns", "list"), mutates=False)).stdout
+    assert container_name("ctr-a", "eth0") not in listed  # and the name netwrap gave its namespace
+    kinds = sandbox.runner.run(Command("ip", ("-d", "-o", "link", "show", "dev", host_ends["b"]), mutates=False))
+    assert " bridge " in kinds.stdout  # the other tool's device is left alone
+    assert cni(sandbox, PLUGIN, "DEL", "ctr-a", "/run/netns/a", conf).returncode == 0  # and again
+
+
+def _config(tmp: Path, conf: dict[str, Any]) -> Path:
+    config = tmp / "lab.conflist"
+    config.write_text(json.dumps({"cniVersion": "1.0.0", "name": "lab", "plugins": [conf]}))
+    return config
