@@ -128,3 +128,12 @@ def test_a_peers_mac_follows_its_address_in_place() -> None:
         "ip netns exec web ip link set dev eth0 address 02:6e:0a:00:00:03"
     ]
     assert pair.exists(state)  # a removal goes by the pair, whatever its MAC
+    # a port of a bridge: the bridge forgets what the port taught it, or it sends the old MAC there still
+    bridged = HostState(
+        namespaces=("web",),
+        views={
+            None: NetnsView((Link("v0-web", kind="veth", peer_netns="web", master="br0"),), (), ()),
+            "web": NetnsView((Link("eth0", kind="veth", mac="02:6e:0a:00:00:02"),)),
+        },
+    )
+    assert [c.shell() for c in pair.plan_commands(bridged)][1] == "ip link set dev v0-web type bridge_slave fdb_flush"

@@ -146,6 +146,12 @@ class VethPair(ReadsLinks):
         if self.peer_mac is not None and self._wrong_mac(state) is not None:
             where_peer = self.peer_netns or self.netns
             commands += (ip_command("link", "set", "dev", self.peer, "address", self.peer_mac, netns=where_peer),)
+            home = state.view(self.netns).link(self.name)
+            if home is not None and home.master is not None:
+                # the bridge still sends the old MAC to this port (its forwarding table learnt it here) and will
+                # not learn the new one until the container speaks: forget what this port taught it
+                commands += (ip_command("link", "set", "dev", self.name, "type", "bridge_slave", "fdb_flush",
+                                        netns=self.netns),)  # fmt: skip
         return commands or self.create_commands()
 
     def shape(self, state: HostState) -> Assessment:
