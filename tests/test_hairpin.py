@@ -50,11 +50,15 @@ def test_a_hairpin_port_is_plugged_then_flagged() -> None:
         (BridgePort("Tbr", "Tp0", hairpin=True), "present", []),
         (BridgePort("Tbr", "Tp1", isolated=True), "present", []),
         # a port of ours whose flags differ (an edit of icc, or a port made before hairpin) is set, not unplugged
-        (BridgePort("Tbr", "Tp0"), "missing", ["ip link set dev Tp0 type bridge_slave isolated off hairpin off"]),
+        (
+            BridgePort("Tbr", "Tp0"),
+            "missing",
+            ["ip link set dev Tp0 type bridge_slave isolated off hairpin off fdb_flush"],
+        ),
         (
             BridgePort("Tbr", "Tp1", hairpin=True),
             "missing",
-            ["ip link set dev Tp1 type bridge_slave isolated off hairpin on"],
+            ["ip link set dev Tp1 type bridge_slave isolated off hairpin on fdb_flush"],
         ),
         (BridgePort("Tother", "Tp0", hairpin=True), "conflict", []),
     ],

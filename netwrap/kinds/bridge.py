@@ -115,13 +115,15 @@ class BridgePort(ReadsLinks):
         return (plug, ip_command("link", "set", "dev", self.port, "type", "bridge_slave", *on, netns=self.netns))
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
-        """A port already in its bridge only has its flags set, both of them, to what is wanted."""
+        """A port already in its bridge only has its flags set, both of them, to what is wanted, and forgets what
+        it learnt under the old ones (as a port plugged in afresh would)."""
         link = state.view(self.netns).link(self.port)
         if link is None or link.master != self.bridge:
             return self.create_commands()
         flags = [word for flag, on in (("isolated", self.isolated), ("hairpin", self.hairpin))
                  for word in (flag, "on" if on else "off")]  # fmt: skip
-        return (ip_command("link", "set", "dev", self.port, "type", "bridge_slave", *flags, netns=self.netns),)
+        words = ("link", "set", "dev", self.port, "type", "bridge_slave", *flags, "fdb_flush")
+        return (ip_command(*words, netns=self.netns),)
 
     def delete_commands(self) -> tuple[Command, ...]:
         if self.tool == "brctl":
