@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +23,7 @@ import attrs
 
 from netwrap.cni.spec import DECODE_FAILURE, FAILED, IO_FAILURE, CniError, PortMapping
 from netwrap.engine.lock import StateLock
-from netwrap.engine.state import check_private, replace_file
+from netwrap.engine.state import check_private, read_private, replace_file
 from netwrap.errors import NetwrapError
 
 FORMAT = 1
@@ -98,20 +97,11 @@ class Leases:
         """The leases on disk: a file that is no regular file of the running user's, or that others may
         write, is refused (what it says is done as root), and read through the descriptor that was checked."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
+            text = read_private(self.path, "CNI lease file")
+        except NetwrapError as exc:
+            raise CniError(IO_FAILURE, str(exc)) from None
+        if text is None:
             return []
-        except OSError as exc:
-            raise CniError(IO_FAILURE, f"cannot read {self.path}: {exc.strerror or exc}") from None
-        with os.fdopen(fd, encoding="utf-8") as fh:
-            try:
-                check_private(self.path, "CNI lease file", os.fstat(fh.fileno()))
-            except NetwrapError as exc:
-                raise CniError(IO_FAILURE, str(exc)) from None
-            try:
-                text = fh.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CniError(IO_FAILURE, f"cannot read {self.path}: {exc}") from None
         try:
             data = json.loads(text)
             if data.get("format") != FORMAT:
@@ -124,7 +114,6 @@ class Leases:
         text = json.dumps({"format": FORMAT, "leases": [lease.to_json() for lease in self.leases]}, indent=1)
         try:
             replace_file(self.path, text + "\n", durable=True)
-            os.chmod(self.path, 0o600)
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot write {self.path}: {exc.strerror or exc}") from None
 

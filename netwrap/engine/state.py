@@ -284,9 +284,28 @@ class MemoryStore:
         return "memory"
 
 
+def read_private(path: Path, what: str) -> str | None:
+    """The text of a file netwrap keeps beside its records (attached containers, CNI leases), or None when there
+    is none. What it says is done as root, so it is opened without following a link and checked through that
+    descriptor (:func:`check_private`); anything else is a :class:`NetwrapError` naming ``what`` and the path."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise NetwrapError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        check_private(path, what, os.fstat(fh.fileno()))
+        try:
+            return fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise NetwrapError(f"cannot read {what} {path}: {exc}") from None
+
+
 def replace_file(path: Path, text: str, *, durable: bool) -> None:
     """Write ``text`` to a hidden file beside ``path`` and rename it over ``path``: readers see the old
-    file or the new one, never half of one; ``durable`` also waits for the disk (fsync) before the rename."""
+    file or the new one, never half of one, and it is the running user's alone (mode 0600, as mkstemp makes
+    it); ``durable`` also waits for the disk (fsync) before the rename."""
     if path.is_dir():
         raise NetwrapError(f"cannot write {path}: it is a directory (netwrap keeps a file there)")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from netwrap.engine.state import StateFile, check_private, replace_file
+from netwrap.engine.state import StateFile, read_private, replace_file
 from netwrap.errors import NetwrapError
 from netwrap.topology.model import Attachment, Container, Port, Topology
 
@@ -57,13 +57,11 @@ def _from_json(item: dict[str, Any]) -> Container:
 def load(store: StateFile) -> tuple[Container, ...]:
     """The containers attached to the topology of ``store`` (none when there is no such file)."""
     path = path_for(store)
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
+    text = read_private(path, "list of attached containers")
+    if text is None:
         return ()
-    check_private(path, "list of attached containers", info)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r}, not {FORMAT}")
         return tuple(_from_json(item) for item in data["containers"])
@@ -78,7 +76,6 @@ def save(store: StateFile, containers: Sequence[Container]) -> None:
         return
     text = json.dumps({"format": FORMAT, "containers": [_to_json(c) for c in containers]}, indent=1)
     replace_file(path, text + "\n", durable=True)
-    path.chmod(0o600)
 
 
 def merged(topo: Topology, containers: Sequence[Container], source: str) -> Topology:
