@@ -65,10 +65,7 @@ def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
         Container(
             name=container_name(lease.container_id, lease.ifname),
             networks=(Attachment("net", address=lease.address, interface=_interface(lease.ifname)),),
-            ports=tuple(
-                Port(p.host_port, p.container_port, "udp" if p.protocol == "udp" else "tcp", _host_ip(p.host_ip))
-                for p in lease.ports
-            ),
+            ports=_ports(lease),
             loopback=False,
             source=lease.netns,
             default_route=lease.ifname == "eth0",  # a second network's interface (eth1, ...): its subnet only
@@ -80,6 +77,14 @@ def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
         return topo.check(f"CNI network {conf.name!r}")
     except NetwrapError as exc:
         raise CniError(spec.INVALID_CONFIG, str(exc)) from None
+
+
+def _ports(lease: Lease) -> tuple[Port, ...]:
+    """The lease's port mappings as a topology's published ports."""
+    return tuple(
+        Port(p.host_port, p.container_port, "udp" if p.protocol == "udp" else "tcp", _host_ip(p.host_ip))
+        for p in lease.ports
+    )
 
 
 def _interface(ifname: str) -> str | None:
@@ -128,15 +133,15 @@ def _usable(conf: NetConf, leases: Sequence[Lease]) -> list[Lease]:
     """The leases the configuration can still build (an address in the subnet, not the gateway, a host port no
     earlier lease has): one a changed configuration left out is set aside, never a reason to refuse the rest."""
     kept: list[Lease] = []
-    ports: set[tuple[str, int, str]] = set()
+    taken: list[Port] = []
     for lease in leases:
-        mine = {(p.host_ip, p.host_port, p.protocol) for p in lease.ports}
+        mine = _ports(lease)
         if lease.address not in conf.subnet or lease.address in (conf.gateway, conf.subnet.network_address,
                                                                    conf.subnet.broadcast_address):  # fmt: skip
             continue
-        if mine & ports:
+        if any(port.overlaps(other) for port in mine for other in taken):  # as the topology's check judges them
             continue
-        ports |= mine
+        taken += mine
         kept.append(lease)
     return kept
 
