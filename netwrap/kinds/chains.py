@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
@@ -70,9 +71,34 @@ def _to_rules(value: Sequence[Rule]) -> tuple[Rule, ...]:
     return value  # type: ignore[return-value]  # anything else is refused, naming the field, after construction
 
 
-def _restore_rule(rule: Rule) -> str:
+def _restore_rule(rule: Rule, verb: str = "-A", position: int | None = None) -> str:
     """One rule as an ``iptables-restore`` line: words split on white space, so a comment is quoted."""
-    return " ".join(("-A", rule.chain, *(f'"{w}"' if " " in w else w for w in rule.body())))
+    where = (verb, rule.chain) if position is None else (verb, rule.chain, str(position))
+    return " ".join((*where, *(f'"{w}"' if " " in w else w for w in rule.body())))
+
+
+def edit_lines(chain: str, listed: Sequence[tuple[str, ...]], wanted: Sequence[Rule]) -> list[str]:
+    """The fewest ``iptables-restore`` lines that turn a chain listing ``listed`` into ``wanted``, in order:
+    the rules to go deleted by position, highest first, then the rules to come inserted at their place, lowest
+    first. Nothing that stays is touched (no flush): adding a container's rules deletes nothing, and a
+    transaction that deletes nothing is several times cheaper for the kernel (no wait for a grace period)."""
+    bodies = [rule.body() for rule in wanted]
+    matcher = difflib.SequenceMatcher(None, list(listed), bodies, autojunk=False)
+    doomed: list[int] = []
+    coming: list[int] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("delete", "replace"):
+            doomed += range(i1, i2)
+        if tag in ("insert", "replace"):
+            coming += range(j1, j2)
+    if not doomed and not coming:
+        return []
+    lines = [f"-D {chain} {i + 1}" for i in sorted(doomed, reverse=True)]
+    length = len(listed) - len(doomed)
+    for j in coming:  # ascending: every rule before j is in place when j goes in
+        lines.append(_restore_rule(wanted[j]) if j == length else _restore_rule(wanted[j], "-I", j + 1))
+        length += 1
+    return lines
 
 
 @attrs.frozen
@@ -122,6 +148,19 @@ class OwnedChain(Kind):
     def create_commands(self) -> tuple[Command, ...]:
         """One transaction: the chain made or flushed, and every rule in order (create and rewrite alike)."""
         return (Command("iptables-restore", ("--noflush",), input=self.restore_text()),)
+
+    def plan_commands(self, state: HostState) -> tuple[Command, ...]:
+        """A chain that is there but differs is edited in one transaction (see :func:`edit_lines`), a rule
+        deleted or inserted at its place; one that is not there, or with rules of our rules' chain read
+        nowhere, is written whole."""
+        if self.table not in state.rules or self.name not in state.chains.get(self.table, ()) or not self.rules:
+            return self.create_commands()
+        listed = [rule.words for rule in state.rules[self.table] if rule.chain == self.name]
+        lines = edit_lines(self.name, listed, self.rules)
+        if not lines:
+            return self.create_commands()
+        text = "\n".join([f"*{self.table}", *lines, "COMMIT"]) + "\n"
+        return (Command("iptables-restore", ("--noflush",), input=text),)
 
     def delete_commands(self) -> tuple[Command, ...]:
         """Flush, then delete: a chain must be empty (and unreferenced) to go."""
