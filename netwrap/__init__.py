@@ -12,9 +12,11 @@ the CNI plugin (whose start-up time counts) load only what a command needs.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not typing's: importing typing alone costs more than the rest of this module
 if TYPE_CHECKING:
+    from typing import Any
+
     from netwrap.command import Command
     from netwrap.engine.build import Outcome, build, plan_for, teardown
     from netwrap.engine.converge import check, ensure, remove, restore

@@ -3,7 +3,9 @@
 
 Side by side in the same run, each in its own throwaway sandbox (run as root):
 
-- ``netwrap-cni`` (type ``netwrap``, with a port mapping and ``ipMasq``);
+- ``netwrap-cni`` (type ``netwrap``, with a port mapping and ``ipMasq``), through the launcher that
+  ``netwrap-cni --install`` writes into a plugin directory; its first call starts the warm helper, which
+  serves the rest (see :mod:`netwrap.cni.helper`) and is stopped by pid at the end;
 - the reference chain from Debian's ``containernetworking-plugins``:
   ``bridge`` (with ``host-local``) then ``portmap``, DEL in the reverse order,
   each given the previous result, as libcni does.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +37,7 @@ from netwrap.host.sandbox import Sandbox, top_mount
 
 REFERENCE = Path("/usr/lib/cni")
 NETWRAP_CNI = Path(sys.executable).parent / "netwrap-cni"
+LAUNCHERS = Path("/run/bench-plugins")  # inside the sandbox: the launcher `netwrap-cni --install` writes
 SUBNET = "10.90.0.0/16"
 
 
@@ -55,7 +59,7 @@ def _conf(kind: str, n: int) -> list[dict[str, Any]]:
 def _call(plugin: str, command: str, n: int, conf: dict[str, Any]) -> dict[str, Any]:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": f"bench-{n}",
            "CNI_NETNS": f"/run/netns/b{n}", "CNI_IFNAME": "eth0", "CNI_PATH": str(REFERENCE)}  # fmt: skip
-    path = str(NETWRAP_CNI) if plugin == "netwrap" else str(REFERENCE / plugin)
+    path = str(LAUNCHERS / "netwrap") if plugin == "netwrap" else str(REFERENCE / plugin)
     done = subprocess.run([path], input=json.dumps(conf), env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{plugin} {command} of container {n} failed: {done.stdout}{done.stderr}")
@@ -79,18 +83,25 @@ def inside(kind: str, existing: int, runs: int) -> dict[str, list[float]]:
     top = top_mount(Path("/proc/self/mountinfo").read_text(), "/run")
     if top is None or top[0] != "netwrap-sandbox":
         raise SystemExit("--inside runs only inside a netwrap sandbox")
+    LAUNCHERS.mkdir(mode=0o700)
+    subprocess.run([str(NETWRAP_CNI), "--install", str(LAUNCHERS)], check=True, capture_output=True)
     for n in range(existing + runs):
         subprocess.run(["ip", "netns", "add", f"b{n}"], check=True)
-    for n in range(existing):
-        add(kind, n)
     times: dict[str, list[float]] = {"ADD": [], "DEL": []}
-    for n in range(existing, existing + runs):
-        start = time.perf_counter()
-        add(kind, n)
-        times["ADD"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        delete(kind, n)
-        times["DEL"].append(time.perf_counter() - start)
+    try:
+        for n in range(existing):
+            add(kind, n)
+        for n in range(existing, existing + runs):
+            start = time.perf_counter()
+            add(kind, n)
+            times["ADD"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            delete(kind, n)
+            times["DEL"].append(time.perf_counter() - start)
+    finally:
+        helper = subprocess.run([str(NETWRAP_CNI), "--helper-pid"], capture_output=True, text=True, check=False)
+        if helper.returncode == 0:  # the warm helper the first call started, in this sandbox: stopped by pid
+            os.kill(int(helper.stdout), signal.SIGTERM)
     return times
 
 

@@ -50,6 +50,7 @@ def test_edit_lines_turn_any_listing_into_the_wanted_rules(before: list[int], af
         assert lines == []
 
 
+@settings(max_examples=300)
 @given(st.lists(st.integers(0, len(POOL) - 1), max_size=8), st.data())
 def test_adding_rules_deletes_none(after: list[int], data: st.DataObject) -> None:
     kept = sorted(data.draw(st.sets(st.integers(0, max(len(after) - 1, 0)))) & set(range(len(after))))

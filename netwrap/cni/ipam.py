@@ -111,9 +111,15 @@ class Leases:
             raise CniError(DECODE_FAILURE, f"{self.path} is damaged: {exc}", "move it away to start afresh") from None
 
     def save(self) -> None:
-        text = json.dumps({"format": FORMAT, "leases": [lease.to_json() for lease in self.leases]}, indent=1)
+        # one lease per line, each encoded by json's C encoder (indent= would take the pure-Python one)
+        leases = ",\n".join(json.dumps(lease.to_json()) for lease in self.leases)
+        text = (
+            f'{{"format": {FORMAT}, "leases": [\n{leases}\n]}}\n'
+            if leases
+            else f'{{"format": {FORMAT}, "leases": []}}\n'
+        )
         try:
-            replace_file(self.path, text + "\n", durable=True)
+            replace_file(self.path, text, durable=True)
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot write {self.path}: {exc.strerror or exc}") from None
 

@@ -15,6 +15,7 @@ network's bridge, rules and chains with it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import json
@@ -30,8 +31,10 @@ from netwrap.command import Command
 from netwrap.engine import registry
 from netwrap.engine.check import Check
 from netwrap.engine.lock import StateLock
-from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile
+from netwrap.engine.plan import plan
+from netwrap.engine.state import DEFAULT_STATE_DIR, MemoryStore, StateFile
 from netwrap.errors import LockTimeoutError, NetwrapError
+from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.topology import apply as apply_
 from netwrap.topology import files as topofile
@@ -116,10 +119,16 @@ def identity(path: str) -> str:
     """What ``path`` leads to, in this boot: ``BOOT DEVICE:INODE``; "" when it leads nowhere."""
     try:
         info = os.stat(path)
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        boot = _boot()
     except OSError:
         return ""
     return f"{boot} {info.st_dev}:{info.st_ino}"
+
+
+@functools.cache
+def _boot() -> str:
+    """This boot's id (read once per process: it changes only with a reboot)."""
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
 
 
 def _alive(leases: Sequence[Lease], keep: tuple[str, str] | None = None) -> list[Lease]:
@@ -133,23 +142,25 @@ def _usable(conf: NetConf, leases: Sequence[Lease]) -> list[Lease]:
     """The leases the configuration can still build (an address in the subnet, not the gateway, a host port no
     earlier lease has): one a changed configuration left out is set aside, never a reason to refuse the rest."""
     kept: list[Lease] = []
-    taken: list[Port] = []
+    taken: dict[tuple[int, str], list[Port]] = {}  # by host port and protocol: only those can overlap
     for lease in leases:
         mine = _ports(lease)
         if lease.address not in conf.subnet or lease.address in (conf.gateway, conf.subnet.network_address,
                                                                    conf.subnet.broadcast_address):  # fmt: skip
             continue
-        if any(port.overlaps(other) for port in mine for other in taken):  # as the topology's check judges them
-            continue
-        taken += mine
+        if any(port.overlaps(other) for port in mine for other in taken.get((port.host_port, port.protocol), ())):
+            continue  # as the topology's check judges them
+        for port in mine:
+            taken.setdefault((port.host_port, port.protocol), []).append(port)
         kept.append(lease)
     return kept
 
 
 def _converge(
     conf: NetConf, leases: Leases, runner: Runner, keep: tuple[str, str] | None = None, check: Check = "host"
-) -> None:
-    """Save the leases and make the host match them; a topology they cannot make is refused before either."""
+) -> Topology | None:
+    """Save the leases and make the host match them; a topology they cannot make is refused before either.
+    The topology built (None when nothing is left)."""
     alive = _alive(leases.leases, keep)
     built = [x for x in _usable(conf, alive) if x.attachment != keep] + [x for x in alive if x.attachment == keep]
     topo = topology(conf, built) if built else None
@@ -165,6 +176,7 @@ def _converge(
             raise
         except NetwrapError as exc:
             raise CniError(spec.FAILED, _summary(exc), str(exc)) from None
+    return topo
 
 
 def _summary(exc: NetwrapError) -> str:
@@ -189,14 +201,15 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
         )  # fmt: skip
         try:
             # an ADD repeated looks inside every namespace, so that it repairs what it reports
-            _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "host")
+            topo = _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "host")
         except Exception:
             if lease.attachment not in {x.attachment for x in before}:
                 leases.leases = before
                 with contextlib.suppress(CniError):
                     _converge(conf, leases, runner)
             raise
-        topo = topology(conf, leases.leases)
+    if topo is None:  # never: the lease just taken is always built
+        raise CniError(spec.FAILED, f"attachment {env.container_id}/{env.ifname} was not built")
     return result(env, conf, topo, lease, runner)
 
 
@@ -318,6 +331,19 @@ def _macs(runner: Runner, netns: str | None, names: Sequence[str]) -> dict[str, 
     except ValueError:
         return {}
     return {x["ifname"]: x.get("address", "") for x in links if isinstance(x, dict) and x.get("ifname") in names}
+
+
+def warm() -> None:
+    """Run once what every call runs (reading a configuration, composing a network, planning it against an empty
+    host) so that a warm helper's copies find it compiled and cached; touches nothing outside this process."""
+    ports = {"portMappings": [{"hostPort": 8080, "containerPort": 80}]}
+    data = {"cniVersion": spec.SUPPORTED[-1], "name": "warm", "type": "netwrap", "subnet": "10.255.0.0/24",
+            "ipMasq": True, "capabilities": {"portMappings": True}, "runtimeConfig": ports}  # fmt: skip
+    conf = spec.netconf(data, "ADD")
+    lease = Lease("warm", "eth0", conf.gateway + 1, "/proc/1/ns/net", conf.port_mappings, "")
+    objects, _ = apply_.desired(topology(conf, [lease]), MemoryStore(None))
+    plan(objects, HostState())
+    json.loads(json.dumps(spec.version_result(spec.SUPPORTED[-1])))
 
 
 def default_runner() -> Runner:

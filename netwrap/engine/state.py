@@ -85,7 +85,8 @@ class Record:
     _stored: tuple[list[dict[str, Any]], list[str]] | None = attrs.field(default=None, kw_only=True, repr=False)
     _index: tuple[list[NetObject], int, set[str]] | None = attrs.field(default=None, init=False, repr=False)
     # each object's description, kept while the object is the same one: a build saves the record several times
-    _descriptions: dict[str, tuple[NetObject, dict[str, Any]]] = attrs.field(factory=dict, init=False, repr=False)
+    # per key: the object last described, its description, and that description encoded
+    _descriptions: dict[str, tuple[NetObject, dict[str, Any], str]] = attrs.field(factory=dict, init=False, repr=False)
 
     @property
     def created(self) -> list[NetObject]:
@@ -153,14 +154,22 @@ class Record:
         """The objects' descriptions and keys (as read, when the objects were not rebuilt)."""
         if self._created is None and self._stored is not None:
             return self._stored  # as read: nothing to describe again
-        found = []
-        for obj in self.created:
-            known = self._descriptions.get(obj.key)
-            if known is None or known[0] is not obj:
-                known = (obj, serial.to_dict(obj))
-                self._descriptions[obj.key] = known
-            found.append(known[1])
-        return found, self.keys()
+        return [self._description(obj)[1] for obj in self.created], self.keys()
+
+    def _description(self, obj: NetObject) -> tuple[NetObject, dict[str, Any], str]:
+        known = self._descriptions.get(obj.key)
+        if known is None or known[0] is not obj:
+            described = serial.to_dict(obj)
+            known = (obj, described, _encode(described))
+            self._descriptions[obj.key] = known
+        return known
+
+    def _encoded(self) -> tuple[str, list[str]]:
+        """The descriptions encoded as :func:`_encode` encodes their list, each object's encoded once per record
+        (a record saved before and after each step of a run re-encodes only what changed), and the keys."""
+        if self._created is None and self._stored is not None:
+            return _encode(self._stored[0]), list(self._stored[1])
+        return "[" + ",".join(self._description(obj)[2] for obj in self.created) + "]", self.keys()
 
     def _fields(self, keys: list[str]) -> dict[str, Any]:
         return {
@@ -180,8 +189,7 @@ class Record:
 
     def to_text(self) -> str:
         """The record as the file holds it: :meth:`to_json` encoded, the descriptions encoded only once."""
-        described, keys = self._described()
-        created = _encode(described)
+        created, keys = self._encoded()
         head = _encode({**self._fields(keys), "digest": _digest(created)})
         return f'{head[:-1]},"created":{created}}}'
 

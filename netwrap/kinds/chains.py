@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
@@ -77,20 +76,44 @@ def _restore_rule(rule: Rule, verb: str = "-A", position: int | None = None) -> 
     return " ".join((*where, *(f'"{w}"' if " " in w else w for w in rule.body())))
 
 
+def _common(listed: list[tuple[str, ...]], wanted: list[tuple[str, ...]]) -> dict[int, int]:
+    """A longest common subsequence of the two, as ``{index in listed: index in wanted}``: the common start
+    and end first (an edit usually touches one place), then the classic table over what is left between."""
+    start = 0
+    while start < min(len(listed), len(wanted)) and listed[start] == wanted[start]:
+        start += 1
+    end = 0
+    while end < min(len(listed), len(wanted)) - start and listed[-1 - end] == wanted[-1 - end]:
+        end += 1
+    pairs = {i: i for i in range(start)}
+    pairs |= {len(listed) - 1 - k: len(wanted) - 1 - k for k in range(end)}
+    a, b = listed[start : len(listed) - end], wanted[start : len(wanted) - end]
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) - 1, -1, -1):
+        for j in range(len(b) - 1, -1, -1):
+            table[i][j] = table[i + 1][j + 1] + 1 if a[i] == b[j] else max(table[i + 1][j], table[i][j + 1])
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i] == b[j]:
+            pairs[start + i] = start + j
+            i, j = i + 1, j + 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
 def edit_lines(chain: str, listed: Sequence[tuple[str, ...]], wanted: Sequence[Rule]) -> list[str]:
     """The fewest ``iptables-restore`` lines that turn a chain listing ``listed`` into ``wanted``, in order:
     the rules to go deleted by position, highest first, then the rules to come inserted at their place, lowest
     first. Nothing that stays is touched (no flush): adding a container's rules deletes nothing, and a
     transaction that deletes nothing is several times cheaper for the kernel (no wait for a grace period)."""
     bodies = [rule.body() for rule in wanted]
-    matcher = difflib.SequenceMatcher(None, list(listed), bodies, autojunk=False)
-    doomed: list[int] = []
-    coming: list[int] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag in ("delete", "replace"):
-            doomed += range(i1, i2)
-        if tag in ("insert", "replace"):
-            coming += range(j1, j2)
+    kept = _common(list(listed), bodies)
+    doomed = [i for i in range(len(listed)) if i not in kept]
+    staying = set(kept.values())
+    coming = [j for j in range(len(bodies)) if j not in staying]
     if not doomed and not coming:
         return []
     lines = [f"-D {chain} {i + 1}" for i in sorted(doomed, reverse=True)]
@@ -103,13 +126,15 @@ def edit_lines(chain: str, listed: Sequence[tuple[str, ...]], wanted: Sequence[R
 
 @attrs.frozen
 class OwnedChain(Kind):
-    """A chain of netwrap's own and its whole, ordered list of rules: one object, written whole.
+    """A chain of netwrap's own and its whole, ordered list of rules: one object.
 
-    The host either lists exactly these rules in this order, or the chain is
-    rewritten completely in one atomic ``iptables-restore --noflush``
-    transaction (``:NAME - [0:0]`` creates the chain or flushes it, then its
-    rules follow), as kube-proxy does with its chains. Appending one rule to an
-    ordered chain is how an edit silently breaks isolation; this cannot.
+    The host either lists exactly these rules in this order, or one atomic
+    ``iptables-restore --noflush`` transaction makes it so: a chain not there
+    is written whole (``:NAME - [0:0]`` creates it, then its rules follow), as
+    kube-proxy does with its chains; one that differs is edited in place, the
+    rules to go deleted and the rules to come inserted at their place (see
+    :func:`edit_lines`). Appending one rule to an ordered chain is how an edit
+    silently breaks isolation; this cannot.
     """
 
     name: str

@@ -323,22 +323,27 @@ def _problems(topo: Topology) -> Iterator[Problem]:
     bridges: dict[str, str] = {}
     yield from _network_problems(topo, networks, bridges)
     names: dict[str, str] = {}
-    published: list[tuple[Port, str]] = []
+    published: dict[tuple[int, str], list[tuple[Port, str]]] = {}  # by host port and protocol: what may overlap
     host_devices: dict[str, str] = {}
+    sharing: dict[str, list[Container]] = {}  # containers by the namespace file they attach
+    for container in topo.containers:
+        if container.source is not None:
+            sharing.setdefault(container.source, []).append(container)
     for container in topo.containers:
         table = toml_key("containers", container.name)
         if container.name in names:
             yield Problem(table, "name", "is declared twice")
         names[container.name] = container.name
-        yield from _container_problems(topo, container, table, networks)
+        yield from _container_problems(topo, container, table, networks, sharing)
         for index, port in enumerate(container.ports):
-            for other, owner in published:
+            same = published.setdefault((port.host_port, port.protocol), [])
+            for other, owner in same:
                 if port.overlaps(other):
                     yield Problem(
                         table, f"ports[{index}]", f"host port {port.host_port}/{port.protocol} is also published "
                         f"by container {owner!r} ({other})"
                     )  # fmt: skip
-            published.append((port, container.name))
+            same.append((port, container.name))
         inside: dict[str, int] = {}
         for index, att in enumerate(container.networks):
             interface = att.interface or f"eth{index}"
@@ -403,7 +408,7 @@ def _network_problems(topo: Topology, networks: dict[str, Network], bridges: dic
 
 
 def _container_problems(
-    topo: Topology, container: Container, table: str, networks: dict[str, Network]
+    topo: Topology, container: Container, table: str, networks: dict[str, Network], sharing: dict[str, list[Container]]
 ) -> Iterator[Problem]:
     mode = container.mode
     joins = container.joins
@@ -425,7 +430,7 @@ def _container_problems(
         yield Problem(table, key, f"a container in {show(mode)} mode has no namespace of its own to attach")
     if container.source is not None:  # one namespace attached twice: each name's interfaces must differ
         mine = {att.interface or f"eth{index}" for index, att in enumerate(container.networks)}
-        for twin in (c for c in topo.containers if c is not container and c.source == container.source):
+        for twin in (c for c in sharing.get(container.source, ()) if c is not container):
             theirs = {att.interface or f"eth{index}" for index, att in enumerate(twin.networks)}
             for clash in sorted(mine & theirs):
                 yield Problem(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,6 +14,41 @@ import pytest
 
 from netwrap import MemoryStore, Sandbox, build, teardown
 from netwrap.tutorial.verify import outside_objects
+
+
+def helpers() -> dict[int, int]:
+    """The warm CNI helpers running on this machine (see netwrap.cni.helper): pid, network namespace inode."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if b"netwrap.cni.helper" in (entry / "cmdline").read_bytes():
+                found[int(entry.name)] = (entry / "ns" / "net").stat().st_ino
+    return found
+
+
+def stop_helpers(netns: int | None = None) -> list[int]:
+    """Stop, by pid, the warm helpers in network namespace ``netns`` (an inode), or in any but this machine's
+    own; the pids stopped. A helper in this machine's own namespace (a user's) is never touched."""
+    own = Path("/proc/self/ns/net").stat().st_ino
+    stopped = []
+    for pid, where in helpers().items():
+        if where != own and netns in (None, where):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(pid)
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in stopped) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return stopped
+
+
+@pytest.fixture(autouse=True)
+def no_helper_left() -> Iterator[None]:
+    """A test whose plugin calls started a warm helper in a sandbox stops it by pid at the end."""
+    yield
+    stop_helpers()
 
 
 @pytest.fixture

@@ -101,11 +101,13 @@ def cni(
     netns: str | None = None,
     ifname: str | None = "eth0",
     args: str = "IgnoreUnknown=1;K8S_POD_NAMESPACE=test",
+    env: Mapping[str, str] | None = None,
 ) -> Call:
-    """Run ``netwrap-cni`` in the sandbox with the ``CNI_*`` variables (None leaves one out) and ``config`` on
-    stdin (a mapping is sent as JSON, a string as it is)."""
+    """Run ``netwrap-cni`` in the sandbox with the ``CNI_*`` variables (None leaves one out), ``env`` and
+    ``config`` on stdin (a mapping is sent as JSON, a string as it is)."""
     sandbox.check_alive()
-    env = {"PATH": SYSTEM_PATH, "LC_ALL": "C", "CNI_ARGS": args, "CNI_PATH": "/opt/cni/bin"}
+    given = dict(env or {})
+    env = {"PATH": SYSTEM_PATH, "LC_ALL": "C", "CNI_ARGS": args, "CNI_PATH": "/opt/cni/bin", **given}
     for key, value in (
         ("CNI_COMMAND", command),
         ("CNI_CONTAINERID", container),

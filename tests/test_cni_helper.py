@@ -1,0 +1,188 @@
+"""The warm helper and the client in front of it: the call runs as the caller's own (its stdin, stdout,
+environment, directory, umask and exit code), nobody else's helper is ever handed our input, and every way the
+helper can be missing or go away ends in the call running here or in a CNI error.
+
+These start real Python processes (never a network tool); each helper listens on a name of its own test."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netwrap.cni import client, helper, install
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+HANDLER = """
+import json, os, sys
+def handler():
+    text = sys.stdin.read()
+    if text == "die":
+        os.kill(os.getpid(), 9)
+    mask = os.umask(0); os.umask(mask)
+    sys.stdout.write(json.dumps({"stdin": text, "x": os.environ.get("X"), "cwd": os.getcwd(), "umask": mask,
+                                 "pid": os.getpid()}))
+    print("to stderr", file=sys.stderr)
+    return 7
+"""
+
+
+@pytest.fixture
+def name() -> bytes:
+    return f"\0netwrap-cni-test-{uuid.uuid4().hex}".encode()
+
+
+@pytest.fixture
+def served(name: bytes) -> Iterator[subprocess.Popen[bytes]]:
+    """A helper on ``name`` whose calls run the echoing handler above."""
+    code = f"import sys; sys.path.insert(0, {ROOT!r})\n{HANDLER}\nfrom netwrap.cni import helper\n" + (
+        f"helper.serve({name!r}, 30, handler)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(name) == 0:
+                break
+        time.sleep(0.02)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _call(name: bytes, text: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        f"import os, sys; sys.path.insert(0, {ROOT!r}); os.umask(0o027)\n"
+        f"from netwrap.cni import client; sys.exit(client.through_helper({name!r}) % 256)"
+    )
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], input=text, capture_output=True, text=True, cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **env}, check=False,
+    )  # fmt: skip
+
+
+def test_the_call_runs_with_the_callers_input_output_environment_directory_and_umask(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    done = _call(name, '{"cniVersion": "1.0.0"}', tmp_path, X="caller's")
+    assert done.returncode == 7
+    seen = json.loads(done.stdout)
+    assert seen["stdin"] == '{"cniVersion": "1.0.0"}'
+    assert seen["x"] == "caller's"
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["umask"] == 0o027
+    assert seen["pid"] not in (served.pid, os.getpid())  # a forked copy ran it
+    assert done.stderr == "to stderr\n"
+
+
+def test_calls_at_once_each_get_their_own_copy(name: bytes, served: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(lambda n: _call(name, f"call {n}", tmp_path), range(16)))
+    assert sorted(json.loads(d.stdout)["stdin"] for d in done) == sorted(f"call {n}" for n in range(16))
+    assert {d.returncode for d in done} == {7}
+
+
+def test_a_copy_that_dies_before_answering_is_a_cni_error(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    done = _call(name, "die", tmp_path)
+    assert done.returncode == 1
+    error = json.loads(done.stdout)
+    assert error["code"] == 999 and "helper" in error["msg"]
+    assert served.poll() is None  # the helper itself goes on
+
+
+def test_no_helper_means_the_call_runs_here(name: bytes, tmp_path: Path) -> None:
+    done = _call(name, "{}", tmp_path)
+    assert done.returncode == client.NO_HELPER % 256
+    assert done.stdout == ""
+
+
+def test_a_name_held_by_another_user_is_never_handed_our_input(name: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as squatter:
+        squatter.bind(name)
+        squatter.listen(1)
+        monkeypatch.setattr(client, "peer_uid", lambda sock: os.getuid() + 1)  # the holder: another user
+        assert client.through_helper(name) == client.NOT_TAKEN
+        squatter.settimeout(5)
+        peer, _ = squatter.accept()
+        with peer:
+            assert peer.recv(10) == b""  # closed without a byte sent: the check came first
+
+
+def test_a_second_helper_on_a_taken_name_returns_at_once(name: bytes, served: subprocess.Popen[bytes]) -> None:
+    started = time.monotonic()
+    helper.serve(name, 30, lambda: 0)
+    assert time.monotonic() - started < 5
+
+
+def test_a_helper_stops_once_netwraps_files_change(tmp_path: Path) -> None:
+    source = tmp_path / "mod.py"
+    source.write_text("x = 1\n")
+    known = {str(source): source.stat().st_mtime_ns}
+    assert not helper._changed(known)
+    os.utime(source, ns=(0, source.stat().st_mtime_ns + 1_000_000))
+    assert helper._changed(known)
+    source.unlink()
+    assert helper._changed(known)
+    assert all(path.endswith(".py") for path in helper.sources())
+
+
+def test_the_socket_name_belongs_to_a_user_and_an_installation() -> None:
+    name = client.socket_name()
+    assert name.startswith(f"\0netwrap-cni-{os.getuid()}-".encode())
+    assert name == client.socket_name()
+    assert name != client.socket_name("/elsewhere/netwrap/cni")
+
+
+@pytest.mark.parametrize(("value", "on"), [("off", False), ("0", False), ("no", False), ("on", True), ("", True)])
+def test_the_helper_can_be_turned_off(value: str, on: bool) -> None:
+    assert client.enabled({"NETWRAP_CNI_HELPER": value}) is on
+    assert client.enabled({}) is True
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("5", 5.0), ("nope", helper.IDLE), ("-1", helper.IDLE)])
+def test_idle_seconds(value: str, seconds: float) -> None:
+    assert helper.idle_seconds({"NETWRAP_CNI_HELPER_IDLE": value}) == seconds
+
+
+def test_the_launcher_starts_without_site_and_answers_version(tmp_path: Path) -> None:
+    path = install.install(tmp_path)
+    assert path == tmp_path / "netwrap"
+    assert path.read_text().startswith(f"#!{sys.executable} -IS\n")
+    assert path.stat().st_mode & 0o777 == 0o755
+    done = subprocess.run(
+        [str(path)], input='{"cniVersion": "1.0.0"}', capture_output=True, text=True, check=False,
+        env={"CNI_COMMAND": "VERSION", "NETWRAP_CNI_HELPER": "off", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"]}
+    assert list(tmp_path.iterdir()) == [path]  # written whole: no temporary file left
+
+
+def test_the_launcher_refuses_a_bad_place(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="not a directory"):
+        install.install(tmp_path / "nope")
+    with pytest.raises(SystemExit, match="a file name"):
+        install.install(tmp_path, "a/b")
+
+
+def test_the_client_imports_nothing_of_netwrap_but_itself() -> None:
+    code = (
+        f"import sys; sys.path.insert(0, {ROOT!r}); import netwrap.cni.client; "
+        "print(sorted(m for m in sys.modules if m.startswith('netwrap') or m in ('attrs', 'typing', 're')))"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['netwrap', 'netwrap.cni', 'netwrap.cni.client']"
