@@ -9,19 +9,27 @@ side by side in the same run:
   holds); ``destroy``;
 - a shell script with one command per step, as the tutorial does;
 - a hand-batched shell script (``ip -batch`` per namespace, one
-  ``iptables-restore``), the same commands netwrap batches;
+  ``iptables-restore``), the same commands netwrap batches, whose teardown
+  deletes the veths and the bridge as one link group (``ip link del group
+  G``), as netwrap's does;
+- the reference CNI plugins from Debian's ``containernetworking-plugins``
+  (``bridge`` with ``host-local``, then ``portmap``), one container at a time
+  as a runtime calls them: for each, ``ip netns add`` then the ADD chain;
+  teardown, the DEL chain then ``ip netns del`` (``--no-cni`` leaves them out);
 
-and prints the median of several runs, the ratios against netwrap, the
-number of processes netwrap started and the peak memory of its process.
-Figures only: nothing here asserts a time.
+and prints the median of several runs with its range, the ratios against
+netwrap, the cost per container, the number of processes netwrap started
+and the peak memory of its process. ``--networks K`` spreads the containers
+over K networks (K bridges). Figures only: nothing here asserts a time.
 
-    sudo .venv/bin/python scripts/bench.py [--sizes 10 50 200] [--runs 3]
+    sudo .venv/bin/python scripts/bench.py [--sizes 10 50 200] [--runs 3] [--networks 1] [--no-cni]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -55,9 +63,11 @@ class Counting:
         return self.inner.run(command)
 
 
-def topology(n: int) -> Topology:
-    text = '[networks.net]\nsubnet = "10.0.0.0/16"\n' + "".join(
-        f'[containers.c{i}]\nnetworks = ["net"]\nports = ["{10000 + i}:80"]\n' for i in range(n)
+def topology(n: int, networks: int = 1) -> Topology:
+    """``n`` containers, each publishing a port, spread evenly over ``networks`` networks."""
+    nets = "".join(f'[networks.net{k}]\nsubnet = "10.{k}.0.0/16"\n' for k in range(networks))
+    text = nets + "".join(
+        f'[containers.c{i}]\nnetworks = ["net{i % networks}"]\nports = ["{10000 + i}:80"]\n' for i in range(n)
     )
     return topofile.loads(text, f"bench-{n}", default_name="bench")
 
@@ -72,6 +82,16 @@ def teardown_commands(objects: tuple[NetObject, ...]) -> list[Command]:
         elif isinstance(obj, Rule) or type(obj).__name__ in ("Chain", "VethPair", "Bridge", "Namespace"):
             out += obj.delete_commands()
     return out
+
+
+def grouped_teardown(objects: tuple[NetObject, ...], removes: list[Command]) -> list[Command]:
+    """The teardown with every veth and bridge of a link group deleted in one ``ip link del group G`` (what
+    netwrap's own teardown does), the rest as it is."""
+    groups = sorted({g for o in objects if (g := getattr(o, "group", None)) is not None and isinstance(g, int)})
+    in_group = {c for o in objects if getattr(o, "group", None) is not None for c in o.delete_commands()}
+    kept = [c for c in removes if c not in in_group]
+    first_ip = next((i for i, c in enumerate(kept) if c.tool == "ip"), len(kept))
+    return [*kept[:first_ip], *(Command("ip", ("link", "del", "group", str(g))) for g in groups), *kept[first_ip:]]
 
 
 def script(commands: list[Command]) -> str:
@@ -94,7 +114,7 @@ STEPS = ("setup", "no-op re-apply", "quick no-op re-apply", "quick again", "tear
 SETTLE = 1.0  # seconds between steps: the kernel finishes what a setup set going (IPv6 address setup, ...)
 
 
-def netwrap_run(n: int) -> dict[str, float]:
+def netwrap_run(n: int, networks: int = 1) -> dict[str, float]:
     """Apply, re-apply and destroy in a fresh sandbox: seconds and processes of each.
 
     Each step is a new Python process started *inside* the sandbox (this
@@ -109,18 +129,18 @@ def netwrap_run(n: int) -> dict[str, float]:
         for step in STEPS:
             time.sleep(SETTLE)
             # the record where netwrap keeps it by default: /run/netwrap, here the sandbox's own tmpfs
-            argv = (str(Path(__file__).resolve()), "--inside", str(n), step, str(DEFAULT_STATE_DIR))
+            argv = (str(Path(__file__).resolve()), "--inside", f"{n}/{networks}", step, str(DEFAULT_STATE_DIR))
             result = sandbox.runner.run(Command(sys.executable, argv, mutates=False))
             figures.update(json.loads(result.stdout))
     return figures
 
 
-def inside(n: int, step: str, folder: str) -> dict[str, float]:
+def inside(n: int, step: str, folder: str, networks: int = 1) -> dict[str, float]:
     """One step's figures, measured from within a sandbox (refuses to run anywhere else)."""
     top = top_mount(Path("/proc/self/mountinfo").read_text(), "/run")
     if top is None or top[0] != "netwrap-sandbox":
         raise SystemExit("--inside runs only inside a netwrap sandbox (its /run is not the sandbox's tmpfs)")
-    topo = topology(n)
+    topo = topology(n, networks)
     store = StateFile.in_dir(folder, "bench")
     counting = Counting(SubprocessRunner(timeout=300))
     start = time.perf_counter()
@@ -149,21 +169,35 @@ def script_run(up: list[Command], down: list[Command]) -> tuple[float, float]:
     return setup, teardown
 
 
-def measure(n: int, runs: int) -> dict[str, list[float]]:
-    topo = topology(n)
+def cni_run(n: int) -> tuple[float, float]:
+    """The reference CNI chain, one container after another, in a fresh sandbox: setup and teardown seconds."""
+    with Sandbox(timeout=3600) as sandbox:
+        argv = (str(Path(__file__).resolve().with_name("bench_cni.py")), "--totals", str(n))
+        env = ("env", f"PATH={os.environ.get('PATH', '/usr/bin:/bin')}")
+        result = sandbox.runner.run(Command(env[0], (*env[1:], sys.executable, *argv), mutates=False))
+        setup, teardown = json.loads(result.stdout)
+        return float(setup), float(teardown)
+
+
+def measure(n: int, runs: int, networks: int = 1, cni: bool = True) -> dict[str, list[float]]:
+    topo = topology(n, networks)
     objects = compose.objects(topo, compose.allocate(topo))
     creates = [c for o in objects for c in o.create_commands()]
     removes = teardown_commands(objects)
     batched_up = [b.command for b in batches([Step(1, c) for c in creates])]
-    batched_down = [b.command for b in batches([Step(1, c) for c in removes], removing=True)]
+    batched_down = [b.command for b in batches([Step(1, c) for c in grouped_teardown(objects, removes)], removing=True)]
     figures: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:
         figures.setdefault(name, []).append(value)
 
     for _ in range(runs):
-        for name, value in netwrap_run(n).items():
+        for name, value in netwrap_run(n, networks).items():
             add(name, value)
+        if cni and networks == 1:
+            setup, teardown = cni_run(n)
+            add("reference CNI plugins setup", setup)
+            add("reference CNI plugins teardown", teardown)
         for name, up, down in (
             ("one command per step", creates, removes),
             ("hand-batched", batched_up, batched_down),
@@ -174,32 +208,51 @@ def measure(n: int, runs: int) -> dict[str, list[float]]:
     return figures
 
 
+def _span(values: list[float]) -> str:
+    return f"{min(values):.3f}-{max(values):.3f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--inside", nargs=3, metavar=("N", "STEP", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--networks", type=int, default=1, help="spread the containers over this many networks")
+    parser.add_argument("--no-cni", dest="cni", action="store_false", help="leave out the reference CNI plugins")
+    parser.add_argument("--inside", nargs=3, metavar=("N/K", "STEP", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside is not None:
-        print(json.dumps(inside(int(args.inside[0]), args.inside[1], args.inside[2])))
+        n, _, k = args.inside[0].partition("/")
+        print(json.dumps(inside(int(n), args.inside[1], args.inside[2], int(k or 1))))
         return 0
     print(f"importing netwrap's command line: {import_time():.3f}s (not in the figures below)")
-    print(f"{'N':>4}  {'way':<21} {'setup':>7} {'teardown':>8} {'no-op':>7} {'quick':>7} {'again':>7}  vs netwrap")
+    print(f"{args.networks} network(s); median of {args.runs} run(s), the range of the runs below it")
+    print(f"{'N':>5}  {'way':<28} {'setup':>7} {'teardown':>8} {'no-op':>7} {'quick':>7} {'again':>7}  vs netwrap")
+    per_container: dict[int, dict[str, float]] = {}
     for n in args.sizes:
-        figures = measure(n, args.runs)
+        figures = measure(n, args.runs, args.networks, args.cni)
         med = {name: statistics.median(values) for name, values in figures.items()}
         base_up, base_down = med["netwrap setup"], med["netwrap teardown"]
         checks = " ".join(f"{med[f'netwrap {step}']:>6.3f}s" for step in STEPS[1:4])
-        print(f"{n:>4}  {'netwrap (batched)':<21} {base_up:>6.3f}s {base_down:>7.3f}s {checks}")
+        print(f"{n:>5}  {'netwrap (batched)':<28} {base_up:>6.3f}s {base_down:>7.3f}s {checks}")
+        spans = " ".join(_span(figures[f"netwrap {step}"]) for step in STEPS)
+        print(f"{'':>5}  {'':<28} ranges (setup, no-op, quick, again, teardown): {spans}")
         counts = ", ".join(f"{step} {med[f'netwrap {step} processes']:.0f}" for step in STEPS)
-        print(f"{'':>4}  {'':<21} processes: {counts}")
+        print(f"{'':>5}  {'':<28} processes: {counts}")
         peaks = ", ".join(f"{step} {med[f'netwrap {step} MiB']:.0f}" for step in STEPS)
-        print(f"{'':>4}  {'':<21} peak memory of netwrap's process (MiB): {peaks}")
-        for name in ("one command per step", "hand-batched"):
+        print(f"{'':>5}  {'':<28} peak memory of netwrap's process (MiB): {peaks}")
+        per_container[n] = {step: med[f"netwrap {step}"] / n for step in STEPS}
+        others = ["one command per step", "hand-batched"]
+        others += ["reference CNI plugins"] if "reference CNI plugins setup" in med else []
+        for name in others:
             up, down = med[f"{name} setup"], med[f"{name} teardown"]
             ratios = f"x{up / base_up:.2f} / x{down / base_down:.2f}"
-            print(f"{n:>4}  {name:<21} {up:>6.3f}s {down:>7.3f}s {'-':>7} {'-':>7} {'-':>7}  {ratios}")
+            print(f"{n:>5}  {name:<28} {up:>6.3f}s {down:>7.3f}s {'-':>7} {'-':>7} {'-':>7}  {ratios}")
+            print(f"{'':>5}  {'':<28} ranges: {_span(figures[f'{name} setup'])} {_span(figures[f'{name} teardown'])}")
         sys.stdout.flush()
+    if len(per_container) > 1:
+        small, large = min(per_container), max(per_container)
+        growth = ", ".join(f"{step} x{per_container[large][step] / per_container[small][step]:.2f}" for step in STEPS)
+        print(f"cost per container at {large} against {small}: {growth}")
     return 0
 
 

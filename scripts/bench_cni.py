@@ -105,6 +105,25 @@ def inside(kind: str, existing: int, runs: int) -> dict[str, list[float]]:
     return times
 
 
+def totals(n: int) -> tuple[float, float]:
+    """The reference chain for ``n`` containers one after another, each namespace made (``ip netns add``) and
+    its ADD chain called, then each DEL chain and ``ip netns del``: setup and teardown seconds (run in a
+    sandbox; for scripts/bench.py)."""
+    top = top_mount(Path("/proc/self/mountinfo").read_text(), "/run")
+    if top is None or top[0] != "netwrap-sandbox":
+        raise SystemExit("--totals runs only inside a netwrap sandbox")
+    start = time.perf_counter()
+    for i in range(n):
+        subprocess.run(["ip", "netns", "add", f"b{i}"], check=True)
+        add("reference", i)
+    setup = time.perf_counter() - start
+    start = time.perf_counter()
+    for i in range(n):
+        delete("reference", i)
+        subprocess.run(["ip", "netns", "del", f"b{i}"], check=True)
+    return setup, time.perf_counter() - start
+
+
 def measure(kind: str, existing: int, runs: int) -> dict[str, list[float]]:
     with Sandbox(timeout=600) as sandbox:
         argv = (str(Path(__file__).resolve()), "--inside", kind, str(existing), str(runs))
@@ -124,7 +143,11 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100], help="attachments already there")
     parser.add_argument("--runs", type=int, default=20, help="containers added and deleted, one at a time")
     parser.add_argument("--inside", nargs=3, metavar=("KIND", "N", "RUNS"), help=argparse.SUPPRESS)
+    parser.add_argument("--totals", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.totals is not None:
+        print(json.dumps(totals(args.totals)))
+        return 0
     if args.inside:
         kind, existing, runs = args.inside
         print(json.dumps(inside(kind, int(existing), int(runs))))

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
 from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, build, tutorial
@@ -108,3 +109,49 @@ def test_only_devices_tie_a_namespace_to_the_host() -> None:
     assert LinkNetns("Tveth0", "Tdocker0").devices() == {("Tdocker0", "Tveth0"), (None, "Tveth0")}
     for other in (Namespace("a"), Sysctl("net.ipv4.ip_forward", "1"), Chain("NETWRAP-x"), Rule("FORWARD", "ACCEPT")):
         assert other.devices() == set()
+
+
+# The record check: trust what the last complete apply made exactly so, read for the rest -----------------------
+
+
+def test_a_record_check_of_what_the_record_made_reads_nothing(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    objects = tutorial.objects()
+    checked = observe_for(runner, objects, finished(objects), "record")
+    assert seen(fp) == []  # not one process
+    assert checked.trusted == {o.key for o in objects}
+
+
+def test_a_record_check_reads_for_what_is_new_and_what_shares_a_device_with_it(
+    fp: FakeProcess, runner: SubprocessRunner
+) -> None:
+    objects = tutorial.objects()
+    extra = Address("Tveth0", "172.18.0.9/24", netns="Tdocker0")
+    fake(fp, built_host(), [])
+    checked = observe_for(runner, [*objects, extra], finished(objects), "record")
+    sharing = {o.key for o in objects if o.devices() & extra.devices()}
+    assert sharing  # the veth whose end it goes on, at least
+    assert extra.key not in checked.trusted
+    assert checked.trusted == {o.key for o in objects} - sharing
+    assert batch_read("Tdocker0") in seen(fp)
+    assert batch_read("Tdocker1") not in seen(fp)  # the other container is not looked at
+
+
+def test_a_record_check_reads_for_an_object_whose_value_changed(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    objects = tutorial.objects()
+    setting = next(o for o in objects if isinstance(o, Sysctl))
+    other = attrs.evolve(setting, value="0" if setting.value != "0" else "1")
+    assert other.key == setting.key  # the same object, wanted with another value
+    changed = [other if o is setting else o for o in objects]
+    fake(fp, built_host(), [])
+    checked = observe_for(runner, changed, finished(objects), "record")
+    assert checked.trusted == {o.key for o in objects} - {setting.key}
+    assert SYSCTL in seen(fp)
+
+
+def test_a_record_check_without_a_finished_record_reads_everything(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    objects = tutorial.objects()
+    fake(fp, built_host(), [])
+    for record in (None, finished(objects, complete=False)):
+        fp.calls.clear()
+        assert observe_for(runner, objects, record, "record").trusted == frozenset()
+        assert batch_read("Tdocker0") in seen(fp) and batch_read("Tdocker1") in seen(fp)

@@ -157,7 +157,7 @@ def _usable(conf: NetConf, leases: Sequence[Lease]) -> list[Lease]:
 
 
 def _converge(
-    conf: NetConf, leases: Leases, runner: Runner, keep: tuple[str, str] | None = None, check: Check = "host"
+    conf: NetConf, leases: Leases, runner: Runner, keep: tuple[str, str] | None = None, check: Check = "record"
 ) -> Topology | None:
     """Save the leases and make the host match them; a topology they cannot make is refused before either.
     The topology built (None when nothing is left)."""
@@ -200,8 +200,9 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             subnet=conf.subnet, gateway=conf.gateway, identity=found,
         )  # fmt: skip
         try:
-            # an ADD repeated looks inside every namespace, so that it repairs what it reports
-            topo = _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "host")
+            # an ADD reads what it adds or changes and what shares a device with it (see engine.check); one
+            # repeated looks inside every namespace, so that it repairs what it reports
+            topo = _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "record")
         except Exception:
             if lease.attachment not in {x.attachment for x in before}:
                 leases.leases = before

@@ -85,13 +85,19 @@ class Record:
     _stored: tuple[list[dict[str, Any]], list[str]] | None = attrs.field(default=None, kw_only=True, repr=False)
     _index: tuple[list[NetObject], int, set[str]] | None = attrs.field(default=None, init=False, repr=False)
     # each object's description, kept while the object is the same one: a build saves the record several times
-    # per key: the object last described, its description, and that description encoded
-    _descriptions: dict[str, tuple[NetObject, dict[str, Any], str]] = attrs.field(factory=dict, init=False, repr=False)
+    _texts: dict[int, tuple[dict[str, Any], str]] = attrs.field(factory=dict, init=False, repr=False)
+    # per key: the object last described, its description, and that description encoded (None: not yet)
+    _descriptions: dict[str, tuple[NetObject, dict[str, Any], str | None]] = attrs.field(
+        factory=dict, init=False, repr=False
+    )
 
     @property
     def created(self) -> list[NetObject]:
         if self._created is None:
             self._created = _rebuild(*self._stored) if self._stored is not None else []
+            if self._stored is not None:  # the descriptions just read are those of the objects just rebuilt
+                for obj, described in zip(self._created, self._stored[0], strict=True):
+                    self._descriptions[obj.key] = (obj, described, None)
             self._stored = None
         return self._created
 
@@ -118,10 +124,20 @@ class Record:
             stored=self._stored,
         )
         copied._descriptions = self._descriptions  # descriptions of immutable objects: shared, never changed
+        copied._texts = self._texts
         return copied
 
     def owns(self, obj: NetObject) -> bool:
         return obj.key in self._keys()
+
+    def made_as(self) -> dict[str, dict[str, Any]]:
+        """Per key of what this record created and its last run wanted: the object's description (what
+        :func:`netwrap.engine.check.observe_for` compares a wanted object's with, rebuilding nothing)."""
+        wanted = set(self.uses)
+        if self._created is None and self._stored is not None:
+            described, keys = self._stored
+            return {key: d for key, d in zip(keys, described, strict=True) if key in wanted}
+        return {obj.key: self._description(obj)[1] for obj in self.created if obj.key in wanted}
 
     def _keys(self) -> set[str]:
         # created may be replaced wholesale; the index follows it by identity and length
@@ -133,7 +149,10 @@ class Record:
 
     def add(self, obj: NetObject) -> bool:
         """Record ``obj`` as created; False if it already was (an object of its key with another value, such as a
-        chain whose rules were rewritten, is replaced by it in its place)."""
+        chain whose rules were rewritten, is replaced by it in its place). A record read from a file takes it
+        without rebuilding the objects it holds (a build that adds one container beside many rebuilds none)."""
+        if self._created is None and self._stored is not None:
+            return self._add_stored(obj)
         keys = self._keys()
         if obj.key in keys:
             for number, known in enumerate(self.created):
@@ -144,6 +163,20 @@ class Record:
         keys.add(obj.key)
         self._index = (self.created, len(self.created), keys)
         return True
+
+    def _add_stored(self, obj: NetObject) -> bool:
+        described, keys = self._stored or ([], [])
+        mine = serial.to_dict(obj)
+        try:
+            at = keys.index(obj.key)
+        except ValueError:
+            self._stored = ([*described, mine], [*keys, obj.key])  # new lists: stored ones are shared by copies
+            return True
+        if described[at] != mine:
+            replaced = list(described)
+            replaced[at] = mine
+            self._stored = (replaced, keys)
+        return False
 
     def add_remembered(self, obj: NetObject, previous: str) -> None:
         """Record a changed setting and the value it had before the first change (later changes keep that)."""
@@ -158,18 +191,27 @@ class Record:
 
     def _description(self, obj: NetObject) -> tuple[NetObject, dict[str, Any], str]:
         known = self._descriptions.get(obj.key)
-        if known is None or known[0] is not obj:
-            described = serial.to_dict(obj)
-            known = (obj, described, _encode(described))
-            self._descriptions[obj.key] = known
-        return known
+        described = serial.to_dict(obj) if known is None or known[0] is not obj else known[1]
+        text = known[2] if known is not None and known[0] is obj else None
+        if text is None:
+            text = _encode(described)
+            self._descriptions[obj.key] = (obj, described, text)
+        return obj, described, text
 
     def _encoded(self) -> tuple[str, list[str]]:
         """The descriptions encoded as :func:`_encode` encodes their list, each object's encoded once per record
         (a record saved before and after each step of a run re-encodes only what changed), and the keys."""
         if self._created is None and self._stored is not None:
-            return _encode(self._stored[0]), list(self._stored[1])
+            return "[" + ",".join(self._text(d) for d in self._stored[0]) + "]", list(self._stored[1])
         return "[" + ",".join(self._description(obj)[2] for obj in self.created) + "]", self.keys()
+
+    def _text(self, described: dict[str, Any]) -> str:
+        """A stored description encoded, once per record (by identity: stored descriptions never change)."""
+        known = self._texts.get(id(described))
+        if known is None or known[0] is not described:
+            known = (described, _encode(described))
+            self._texts[id(described)] = known
+        return known[1]
 
     def _fields(self, keys: list[str]) -> dict[str, Any]:
         return {

@@ -159,6 +159,8 @@ class NetObject(Protocol):
 
     def devices(self) -> frozenset[Device]: ...
 
+    def relies_on(self) -> frozenset[Device]: ...
+
     def claims(self) -> tuple[Claim, ...]: ...
 
     def shared(self) -> bool: ...
@@ -238,6 +240,10 @@ class Kind:
 
     def devices(self) -> frozenset[Device]:
         return frozenset()
+
+    def relies_on(self) -> frozenset[Device]:
+        """The devices its commands name: its own, and any other it needs there (a port's bridge)."""
+        return self.devices()
 
     def claims(self) -> tuple[Claim, ...]:
         return ()

@@ -165,3 +165,7 @@ class BridgePort(ReadsLinks):
 
     def devices(self) -> frozenset[Device]:
         return frozenset({(self.netns, self.port)})
+
+    def relies_on(self) -> frozenset[Device]:
+        """Its port, and the bridge it is plugged into."""
+        return frozenset({(self.netns, self.port), (self.netns, self.bridge)})

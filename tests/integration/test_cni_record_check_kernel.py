@@ -1,0 +1,50 @@
+"""An ADD reads only what it adds or changes and what shares a device with it (engine.check's record check):
+on the real kernel that still mends what the new attachment relies on (a bridge deleted by hand comes back
+with every port on it) and never touches another attachment's insides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from netwrap import Sandbox
+from netwrap.command import Command
+from netwrap.tutorial.verify import ping
+from tests.integration.test_cni_conformance_kernel import BRIDGE, cni, published, succeeded
+
+pytestmark = pytest.mark.integration
+
+
+def _ports(sandbox: Sandbox) -> set[str]:
+    out = sandbox.runner.run(Command("ip", ("-json", "link", "show", "master", BRIDGE), mutates=False)).stdout
+    return {link["ifname"] for link in json.loads(out or "[]")}
+
+
+def test_an_add_beside_a_bridge_deleted_by_hand_brings_it_back_with_every_port(sandbox: Sandbox) -> None:
+    for name in ("a", "b", "c"):
+        sandbox.runner.run(Command("ip", ("netns", "add", name)))
+    added = {}
+    for name, port in (("a", 8081), ("b", 8082)):
+        call = cni(sandbox, "ADD", published(port), container=name, netns=f"/run/netns/{name}")
+        added[name] = succeeded(call).json()["ips"][0]["address"].split("/")[0]
+    before = _ports(sandbox)
+    assert len(before) == 2
+    sandbox.runner.run(Command("ip", ("link", "del", BRIDGE)))
+    succeeded(cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c"))
+    after = _ports(sandbox)
+    assert before < after and len(after) == 3  # the two older ports plugged back in, and the new one
+    assert ping(sandbox.runner, added["a"], "c") and ping(sandbox.runner, added["b"], "c")
+
+
+def test_an_add_leaves_another_attachments_insides_alone(sandbox: Sandbox) -> None:
+    for name in ("a", "b"):
+        sandbox.runner.run(Command("ip", ("netns", "add", name)))
+    first = succeeded(cni(sandbox, "ADD", published(8081), container="a", netns="/run/netns/a")).json()
+    sandbox.runner.run(Command("ip", ("route", "flush", "default"), netns="a"))  # a's own business, say
+    succeeded(cni(sandbox, "ADD", published(8082), container="b", netns="/run/netns/b"))
+    routes = sandbox.runner.run(Command("ip", ("route", "show", "default"), netns="a", mutates=False)).stdout
+    assert routes.strip() == ""  # not read, not changed: only CHECK and a repeated ADD look inside it
+    assert first["ips"]
+    check = cni(sandbox, "CHECK", published(8081), container="a", netns="/run/netns/a")
+    assert check.returncode != 0 and "route" in check.stdout  # and CHECK does see it
