@@ -143,40 +143,60 @@ def _parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(text, strict=True)
 
 
+def plain(field: str, value: object, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Refuse what an IPv6 address may carry but a network of netwrap's has no use for: a zone id
+    (``%eth0``, meaningful only for link-local addresses on one link) and an IPv4-mapped address
+    (``::ffff:10.0.0.1``, which is IPv4 in disguise)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            raise ValidationError(field, value, "has a zone id (%...): leave it out")
+        if address.ipv4_mapped is not None:
+            raise ValidationError(field, value, f"is an IPv4-mapped IPv6 address: write {address.ipv4_mapped}")
+
+
 def ip_address(field: str, value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """A single IP address written as numbers (never a host name or a list)."""
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        plain(field, value, value)
         return value
     text = _ascii_text(field, value)
     try:
-        return _parse_address(text)
+        address = _parse_address(text)
     except ValueError:
         raise ValidationError(field, value, "is not an IP address") from None
+    plain(field, value, address)
+    return address
 
 
 def ip_interface(field: str, value: object) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     """An address with its prefix length, like ``172.18.0.2/24``."""
     if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        plain(field, value, value.ip)
         return value
     text = _ascii_text(field, value)
     if "/" not in text:
         raise ValidationError(field, value, "needs a prefix length, like 172.18.0.2/24")
     try:
-        return _parse_interface(text)
+        interface = _parse_interface(text)
     except ValueError:
         raise ValidationError(field, value, "is not an address with a prefix length") from None
+    plain(field, value, interface.ip)
+    return interface
 
 
 def ip_network(field: str, value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     """A network with no host bits set, like ``172.18.0.0/24``; a bare address is a /32."""
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        plain(field, value, value.network_address)
         return value
     text = _ascii_text(field, value)
     try:
-        return _parse_network(text)
+        network = _parse_network(text)
     except ValueError as exc:
         reason = str(exc) if "host bits" in str(exc) else "is not a network like 172.18.0.0/24"
         raise ValidationError(field, value, reason) from None
+    plain(field, value, network.network_address)
+    return network
 
 
 def ipv4_address(field: str, value: object) -> ipaddress.IPv4Address:

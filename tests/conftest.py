@@ -30,7 +30,8 @@ def runner() -> SubprocessRunner:
 
 
 NETWORK_TOOLS = frozenset(
-    {"ip", "iptables", "iptables-save", "iptables-restore", "iptables-legacy", "brctl", "bridge", "sysctl",
+    {"ip", "iptables", "iptables-save", "iptables-restore", "iptables-legacy", "ip6tables", "ip6tables-save",
+     "ip6tables-restore", "brctl", "bridge", "sysctl",
      "nsenter", "unshare"}
 )  # fmt: skip
 

@@ -6,6 +6,7 @@ command is the point. Batched regroups the same commands by stage into
 - one ``ip -batch -`` for the host, and one ``ip -n NS -batch -`` per namespace,
 - one ``sysctl -w K=V ...`` (per namespace),
 - one ``iptables-restore --noflush`` for every rule of every table (atomic),
+  and one ``ip6tables-restore --noflush`` for IPv6's,
 
 so that the number of processes grows with the number of namespaces, not of
 objects; the namespaces' batches run a few at a time (one after another for a
@@ -36,6 +37,7 @@ Mode = Literal["verbatim", "batch"]
 _IP_LINE = re.compile(r"Command failed -:(\d+)")
 _RESTORE_LINE = re.compile(r"(?:Error occurred at line: |line )(\d+)")
 _IPTABLES_VERBS = ("-A", "-I", "-D", "-N", "-F", "-X")
+RESTORES = ("iptables-restore", "ip6tables-restore")
 
 
 @attrs.frozen
@@ -56,7 +58,7 @@ class Batch:
 
     def item_at(self, failure: CommandError) -> int:
         """The plan item whose line made the batch fail (the first one if the tool did not say)."""
-        pattern = _RESTORE_LINE if self.command.tool == "iptables-restore" else _IP_LINE
+        pattern = _RESTORE_LINE if self.command.tool in RESTORES else _IP_LINE
         found = pattern.search(failure.stderr)
         if found is not None and 0 < int(found[1]) <= len(self.lines) and self.lines[int(found[1]) - 1]:
             return self.lines[int(found[1]) - 1]
@@ -73,22 +75,22 @@ def _kind(command: Command) -> tuple[str, str | None]:
         return ("ip", command.netns)
     if command.tool == "sysctl" and len(args) == 1 and "=" in args[0] and not args[0].startswith("-"):
         return ("sysctl", command.netns)
-    if command.tool == "iptables-restore" and command.netns is None and command.args == ("--noflush",):
-        return ("iptables", None)  # a chain written whole: its lines join the one transaction
+    if command.tool in RESTORES and command.netns is None and command.args == ("--noflush",):
+        return ("rules", command.tool.removesuffix("-restore"))  # a chain's lines join its family's transaction
     if (
-        command.tool == "iptables"
+        command.tool in ("iptables", "ip6tables")
         and command.netns is None
         and len(args) >= 4
         and args[0] == "-t"
         and (args[2] in _IPTABLES_VERBS)
     ):
-        return ("iptables", None)
+        return ("rules", command.tool)
     return ("single", command.netns)
 
 
 def _stage(kind: tuple[str, str | None], removing: bool) -> int:
     tool, netns = kind
-    order = {"ip": 1 if netns else 0, "single": 1 if netns else 0, "sysctl": 2, "iptables": 3}[tool]
+    order = {"ip": 1 if netns else 0, "single": 1 if netns else 0, "sysctl": 2, "rules": 3}[tool]
     return 3 - order if removing else order
 
 
@@ -106,7 +108,7 @@ def _sysctl_batch(steps: list[Step], netns: str | None) -> Batch:
 def _restore_lines(step: Step) -> list[tuple[str, str]]:
     """``(table, line)`` for each line a step adds to the transaction."""
     command = step.command
-    if command.tool == "iptables-restore":  # already restore input: its tables' lines, without the framing
+    if command.tool in RESTORES:  # already restore input: its tables' lines, without the framing
         found: list[tuple[str, str]] = []
         table = ""
         for line in (command.input or "").splitlines():
@@ -121,7 +123,7 @@ def _restore_lines(step: Step) -> list[tuple[str, str]]:
     return [(table, " ".join([verb, *(_restore_word(word) for word in rest)]))]
 
 
-def _restore_batch(steps: list[Step]) -> Batch:
+def _restore_batch(steps: list[Step], tool: str = "iptables") -> Batch:
     tables: dict[str, list[tuple[str, int]]] = {}
     for step in steps:
         for table, line in _restore_lines(step):
@@ -136,7 +138,7 @@ def _restore_batch(steps: list[Step]) -> Batch:
             items.append(item)
         lines.append("COMMIT")
         items.append(0)
-    return Batch(Command("iptables-restore", ("--noflush",), input="\n".join(lines) + "\n"), tuple(items))
+    return Batch(Command(f"{tool}-restore", ("--noflush",), input="\n".join(lines) + "\n"), tuple(items))
 
 
 def _restore_word(word: str) -> str:
@@ -153,10 +155,13 @@ def batches(steps: Sequence[Step], *, removing: bool = False) -> list[Batch]:
     result: list[Batch] = []
     for stage in sorted(staged):
         entries = staged[stage]
-        if any(kind[0] == "iptables" for kind, _ in entries):
-            others = [step for kind, step in entries if kind[0] != "iptables"]
+        if any(kind[0] == "rules" for kind, _ in entries):
+            others = [step for kind, step in entries if kind[0] != "rules"]
             result += [Batch(step.command, (step.item,)) for step in others]
-            result.append(_restore_batch([step for kind, step in entries if kind[0] == "iptables"]))
+            for tool in ("iptables", "ip6tables"):  # one transaction per family
+                mine = [step for kind, step in entries if kind == ("rules", tool)]
+                if mine:
+                    result.append(_restore_batch(mine, tool))
             continue
         # Keep each namespace's commands together, in order; a command that cannot be batched splits its run.
         places: dict[str | None, list[tuple[tuple[str, str | None], Step]]] = {}
@@ -206,7 +211,7 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
         beside: list[tuple[Batch, Future[CommandError | None]]] = []
         while pending and not failures:
             group = [pending.pop(0)]
-            if parallel and group[0].command.tool == "iptables-restore":
+            if parallel and group[0].command.tool in RESTORES:
                 beside.append((group[0], aside.submit(_attempt, group[0], runner)))
                 continue
             while parallel and group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:

@@ -414,13 +414,16 @@ def read(runner: Runner, reads: Reads) -> HostState:
         listing = pool.submit(_read, runner, ("netns", "list"), None) if reads.listed else None
         identities = pool.submit(read_identities, runner, reads.files) if reads.files else None
         views = {HOST: pool.submit(read_view, runner, HOST, wanted_views[HOST])} if HOST in wanted_views else {}
-        # one table: `iptables -t TABLE -S`; more: one `iptables-save` lists them all (one process, not one each)
-        if len(reads.tables) > 1:
-            saved: Future[str] | None = pool.submit(_read, runner, (), None, "iptables-save")
-            tables = {}
-        else:
-            saved = None
-            tables = {t: pool.submit(_read, runner, ("-t", t, "-S"), None, "iptables") for t in reads.tables}
+        # per family (iptables; ip6tables for the tables named ip6:TABLE): one table, `iptables -t TABLE -S`;
+        # more, one `iptables-save` that lists them all (one process, not one each)
+        saved: dict[str, Future[str]] = {}
+        tables: dict[str, Future[str]] = {}
+        for prefix, tool in (("", "iptables"), ("ip6:", "ip6tables")):
+            mine = [t for t in reads.tables if t.startswith("ip6:") == (prefix == "ip6:")]
+            if len(mine) > 1:
+                saved[prefix] = pool.submit(_read, runner, (), None, f"{tool}-save")
+            for t in mine if len(mine) == 1 else ():
+                tables[t] = pool.submit(_read, runner, ("-t", t.removeprefix(prefix), "-S"), None, tool)
         setting_reads = {HOST: pool.submit(read_sysctls, runner, HOST, settings[HOST])} if HOST in settings else {}
         fdb_reads: dict[str | None, Future[str]] = {}
         if HOST in reads.fdb:
@@ -462,10 +465,10 @@ def read(runner: Runner, reads: Reads) -> HostState:
     for table, listing_of in tables.items():
         rules[table] = tuple(parse.iptables_rules(listing_of.result()))
         chains[table] = tuple(parse.iptables_chains(listing_of.result()))
-    if saved is not None:
-        every = parse.iptables_save(saved.result())
-        for table in reads.tables:
-            found, named = every.get(table, ([], []))  # a table the kernel has not made yet lists nothing
+    for prefix, listing in saved.items():
+        every = parse.iptables_save(listing.result())
+        for table in (t for t in reads.tables if t.startswith("ip6:") == (prefix == "ip6:")):
+            found, named = every.get(table.removeprefix(prefix), ([], []))  # a table not made yet lists nothing
             rules[table], chains[table] = tuple(found), tuple(named)
     sysctls: dict[tuple[str | None, str], str] = {}
     for place, values in setting_reads.items():

@@ -38,6 +38,10 @@ HOST_SYSCTLS = (
     "net.ipv4.conf.default.forwarding",
     "net.ipv4.conf.all.route_localnet",
     "net.ipv4.conf.default.route_localnet",
+    "net.ipv6.conf.all.forwarding",
+    "net.ipv6.conf.default.forwarding",
+    "net.ipv6.conf.all.disable_ipv6",
+    "net.ipv6.conf.default.disable_ipv6",
 )
 BRIDGE_SYSCTLS = ("forwarding", "route_localnet")
 
@@ -50,6 +54,7 @@ class NetnsPicture:
     links: Links
     addresses: tuple[tuple[str, str], ...]
     routes: tuple[tuple[str, str | None, str | None], ...]
+    routes6: tuple[tuple[str, str | None, str | None], ...] = ()  # IPv6's, but link-local and multicast
 
 
 @attrs.frozen
@@ -64,6 +69,8 @@ class Snapshot:
     nat_table: Table = ()
     filter_table: Table = ()
     sysctls: tuple[tuple[str, str], ...] = ()
+    nat6_table: Table = ()  # ip6tables-save's
+    filter6_table: Table = ()
 
     def differences(self, other: Snapshot) -> list[str]:
         """Human-readable lines for each field that differs."""
@@ -87,7 +94,7 @@ class Snapshot:
                 continue
             if field.name == "views":
                 _views(dict(mine), dict(theirs), lines)
-            elif field.name in ("nat_table", "filter_table"):
+            elif field.name in ("nat_table", "filter_table", "nat6_table", "filter6_table"):
                 _tables(field.name, mine, theirs, lines)
             elif isinstance(mine, tuple):
                 _items(field.name, mine, theirs, lines)
@@ -171,6 +178,13 @@ def _picture(runner: Runner, netns: str | None) -> NetnsPicture:
                 for r in parse.routes(_read(runner, "ip", "-json", "route", "show", netns=netns))
             )
         ),
+        routes6=tuple(
+            sorted(
+                (str(r.destination), str(r.gateway) if r.gateway else None, r.device)
+                for r in parse.routes(_read(runner, "ip", "-6", "-json", "route", "show", netns=netns))
+                if isinstance(r.destination, str) or not (r.destination.is_link_local or r.destination.is_multicast)
+            )
+        ),
     )
 
 
@@ -210,7 +224,7 @@ def _sysctls(runner: Runner, host: NetnsPicture) -> tuple[tuple[str, str], ...]:
 
 
 def take(runner: Runner) -> Snapshot:
-    """Read the host through ``runner``: a few processes, and three more per namespace."""
+    """Read the host through ``runner``: a few processes, and four more per namespace."""
     namespaces = tuple(sorted(parse.netns_names(_read(runner, "ip", "netns", "list"))))
     views = (("", _picture(runner, None)), *((ns, _picture(runner, ns)) for ns in namespaces))
     sysctls = _sysctls(runner, views[0][1])
@@ -223,4 +237,6 @@ def take(runner: Runner) -> Snapshot:
         nat_table=table(_read(runner, "iptables-save", "-t", "nat")),
         filter_table=table(_read(runner, "iptables-save", "-t", "filter")),
         sysctls=sysctls,
+        nat6_table=table(_read(runner, "ip6tables-save", "-t", "nat")),
+        filter6_table=table(_read(runner, "ip6tables-save", "-t", "filter")),
     )

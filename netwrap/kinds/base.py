@@ -72,6 +72,7 @@ def conflict(reason: str) -> Assessment:
 
 ClaimKind = Literal["namespace", "device", "chain", "subnet", "port"]
 _ALL = ipaddress.IPv4Network("0.0.0.0/0")
+_ALL6 = ipaddress.IPv6Network("::/0")
 
 
 @attrs.frozen
@@ -93,24 +94,31 @@ class Claim:
             case "subnet":
                 return f"subnet {self.what}"
         host, _, port = self.what.rpartition(":")
-        return f"host port {port}/{self.where}" + ("" if host == str(_ALL) else f" on {host}")
+        everywhere = {str(_ALL): "", str(_ALL6): " (IPv6)"}
+        return f"host port {port}/{self.where}" + everywhere.get(host, f" on {host}")
 
     def clashes(self, other: Claim) -> bool:
         """Subnets clash when they overlap; ports when the port is the same and the host addresses overlap."""
         if (self.kind, self.where) != (other.kind, other.where):
             return False
         if self.kind == "subnet":
-            return ipaddress.IPv4Network(self.what).overlaps(ipaddress.IPv4Network(other.what))
+            return _overlap(self.what, other.what)
         if self.kind == "port":
             mine, _, port = self.what.rpartition(":")
             theirs, _, other_port = other.what.rpartition(":")
-            return port == other_port and ipaddress.IPv4Network(mine).overlaps(ipaddress.IPv4Network(theirs))
+            return port == other_port and _overlap(mine, theirs)
         return self.what == other.what
 
     @classmethod
-    def port(cls, protocol: str, destination: object, port: int) -> Claim:
-        """A published host port: ``destination`` None for every address."""
-        return cls("port", protocol, f"{destination or _ALL}:{port}")
+    def port(cls, protocol: str, destination: object, port: int, family: int = 4) -> Claim:
+        """A published host port: ``destination`` None for every address (of ``family``)."""
+        return cls("port", protocol, f"{destination or (_ALL6 if family == 6 else _ALL)}:{port}")
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether two networks overlap; never across families (an IPv4 and an IPv6 port are two ports)."""
+    mine, theirs = ipaddress.ip_network(one), ipaddress.ip_network(other)
+    return mine.version == theirs.version and mine.overlaps(theirs)
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ from netwrap.command import Command
 from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import Assessment, Claim, Gone, Kind, NetObject, missing, present
-from netwrap.kinds.rules import BUILTIN_CHAINS, Rule, check_chain_name, check_table
+from netwrap.kinds.rules import BUILTIN_CHAINS, Rule, check_chain_name, check_table, table_of
 from netwrap.validate import IPAddress
 
 
@@ -140,9 +140,12 @@ class OwnedChain(Kind):
     name: str
     table: str = attrs.field(default="filter", validator=check_table)
     rules: tuple[Rule, ...] = attrs.field(default=(), converter=_to_rules)
+    family: int = attrs.field(default=4, kw_only=True)  # 4: iptables; 6: ip6tables (and its rules are IPv6's)
 
     def __attrs_post_init__(self) -> None:
         check_chain_name("OwnedChain.name", self.name, self.table)
+        if self.family not in (4, 6):
+            raise ValidationError("OwnedChain.family", self.family, "must be 4 (iptables) or 6 (ip6tables)")
         if self.name in BUILTIN_CHAINS:
             raise ValidationError("OwnedChain.name", self.name, "is a built-in chain")
         if not isinstance(self.rules, tuple):
@@ -156,10 +159,23 @@ class OwnedChain(Kind):
                     rule.key,
                     f"belongs to {rule.table} {rule.chain}, not {self.table} {self.name}",
                 )
+            if rule.family != self.family:
+                raise ValidationError(
+                    f"OwnedChain.rules[{number}]", rule.key, f"is an IPv{rule.family} rule in an IPv{self.family} chain"
+                )
 
     @functools.cached_property
     def key(self) -> str:
-        return f"chain:{self.table}:{self.name}"
+        return f"chain:{self.where}:{self.name}"
+
+    @property
+    def where(self) -> str:
+        """Its table as a host's state keeps it: ``nat``, or ``ip6:nat`` for ip6tables."""
+        return table_of(self.table, self.family)
+
+    @property
+    def tool(self) -> str:
+        return "ip6tables" if self.family == 6 else "iptables"
 
     def bodies(self) -> tuple[tuple[str, ...], ...]:
         """The rules' bodies, in order: what ``iptables -S`` must list for this chain."""
@@ -172,44 +188,46 @@ class OwnedChain(Kind):
 
     def create_commands(self) -> tuple[Command, ...]:
         """One transaction: the chain made or flushed, and every rule in order (create and rewrite alike)."""
-        return (Command("iptables-restore", ("--noflush",), input=self.restore_text()),)
+        return (Command(f"{self.tool}-restore", ("--noflush",), input=self.restore_text()),)
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
         """A chain that is there but differs is edited in one transaction (see :func:`edit_lines`), a rule
         deleted or inserted at its place; one that is not there, or with rules of our rules' chain read
         nowhere, is written whole."""
-        if self.table not in state.rules or self.name not in state.chains.get(self.table, ()) or not self.rules:
+        where = self.where
+        if where not in state.rules or self.name not in state.chains.get(where, ()) or not self.rules:
             return self.create_commands()
-        listed = [rule.words for rule in state.rules[self.table] if rule.chain == self.name]
+        listed = [rule.words for rule in state.rules[where] if rule.chain == self.name]
         lines = edit_lines(self.name, listed, self.rules)
         if not lines:
             return self.create_commands()
         text = "\n".join([f"*{self.table}", *lines, "COMMIT"]) + "\n"
-        return (Command("iptables-restore", ("--noflush",), input=text),)
+        return (Command(f"{self.tool}-restore", ("--noflush",), input=text),)
 
     def delete_commands(self) -> tuple[Command, ...]:
         """Flush, then delete: a chain must be empty (and unreferenced) to go."""
         return (
-            Command("iptables", ("-t", self.table, "-F", self.name)),
-            Command("iptables", ("-t", self.table, "-X", self.name)),
+            Command(self.tool, ("-t", self.table, "-F", self.name)),
+            Command(self.tool, ("-t", self.table, "-X", self.name)),
         )
 
     def check_command(self) -> Command:
-        return Command("iptables", ("-t", self.table, "-S", self.name), mutates=False)
+        return Command(self.tool, ("-t", self.table, "-S", self.name), mutates=False)
 
     def needs(self) -> Need:
-        return Need(table=self.table)
+        return Need(table=self.where)
 
     def assess(self, state: HostState) -> Assessment:
-        """Present only when the chain lists exactly the wanted rules, in order; anything else rewrites it whole."""
-        if self.table not in state.rules:
-            return missing(f"the {self.table} table was not read")
-        if self.name not in state.chains.get(self.table, ()):
-            return missing(f"chain {self.name} does not exist in {self.table}")
-        listed = tuple(rule.words for rule in state.rules[self.table] if rule.chain == self.name)
+        """Present only when the chain lists exactly the wanted rules, in order; anything else mends it."""
+        where = self.where
+        if where not in state.rules:
+            return missing(f"the {where} table was not read")
+        if self.name not in state.chains.get(where, ()):
+            return missing(f"chain {self.name} does not exist in {where}")
+        listed = tuple(rule.words for rule in state.rules[where] if rule.chain == self.name)
         wanted = self.bodies()
         if listed == wanted:
-            return present(f"chain {self.name} in {self.table} holds its {len(wanted)} rule(s) in order")
+            return present(f"chain {self.name} in {where} holds its {len(wanted)} rule(s) in order")
         extra = [" ".join(w) for w in listed if w not in wanted]
         lacking = [" ".join(w) for w in wanted if w not in listed]
         if extra or lacking:
@@ -223,11 +241,11 @@ class OwnedChain(Kind):
             )
         else:
             detail = "its rules are in another order"
-        return missing(f"chain {self.name} in {self.table} differs: {detail}; it is rewritten whole")
+        return missing(f"chain {self.name} in {where} differs: {detail}; it is edited in place")
 
     def exists(self, state: HostState) -> bool:
         """There in any form: a chain that differs is still ours to remove."""
-        return self.name in state.chains.get(self.table, ())
+        return self.name in state.chains.get(self.where, ())
 
     def removal(self, state: HostState, previous: str | None) -> tuple[tuple[Command, ...], str | None]:
         return (self.delete_commands() if self.exists(state) else ()), None
@@ -238,13 +256,13 @@ class OwnedChain(Kind):
 
     def claims(self) -> tuple[Claim, ...]:
         """Its name, and the host ports its DNAT rules publish."""
-        return (Claim("chain", self.table, self.name), *(c for rule in self.rules for c in rule.claims()))
+        return (Claim("chain", self.where, self.name), *(c for rule in self.rules for c in rule.claims()))
 
     def shared(self) -> bool:
         return True
 
     def takes_along(self) -> Gone:
-        return Gone(chains=frozenset({(self.table, self.name)}))
+        return Gone(chains=frozenset({(self.where, self.name)}))
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any], rebuild: Callable[[object], NetObject]) -> Self:

@@ -19,39 +19,56 @@ from netwrap.validate import IPAddress
 
 
 def _dnat_target(field: str, value: object) -> str:
-    """``IP`` or ``IP:PORT``, normalised."""
+    """``IP``, ``IP:PORT``, ``IPV6`` or ``[IPV6]:PORT``, normalised as ``iptables -S`` / ``ip6tables -S`` print
+    them."""
     if not isinstance(value, str):
-        raise ValidationError(field, value, "must be a string like 172.18.0.2:80")
-    host, sep, port_text = value.rpartition(":")
-    if not sep or "." not in value:
-        host, port_text = value, ""
+        raise ValidationError(field, value, "must be a string like 172.18.0.2:80 or [fd00::2]:80")
+    if value.startswith("["):
+        host, close, rest = value[1:].partition("]")
+        if not close or (rest and not rest.startswith(":")):
+            raise ValidationError(field, value, "must be [IPV6] or [IPV6]:PORT")
+        port_text = rest[1:]
+        if rest and not port_text:
+            raise ValidationError(field, value, "the port after ':' is missing")
+    elif value.count(":") > 1:
+        host, port_text = value, ""  # a bare IPv6 address
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep:
+            host, port_text = value, ""
     address = v.ip_address(field, host)
-    if not isinstance(address, ipaddress.IPv4Address):
-        raise ValidationError(field, value, "iptables DNAT here takes an IPv4 address")
+    if isinstance(address, ipaddress.IPv6Address) and not value.startswith("[") and port_text:
+        raise ValidationError(field, value, "write an IPv6 target with a port as [IPV6]:PORT")
+    shown = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
     if port_text:
         if not (port_text.isascii() and port_text.isdigit()):
             raise ValidationError(field, value, "the port must be a number")
         v.port(field, int(port_text))
-        return f"{address}:{int(port_text)}"
+        return f"{shown}:{int(port_text)}"
     return str(address)
 
 
-def _ipv4_network(field: str, value: object) -> ipaddress.IPv4Network:
-    network = v.ip_network(field, value)
-    if not isinstance(network, ipaddress.IPv4Network):
-        raise ValidationError(field, value, "iptables takes IPv4 networks (ip6tables is not supported yet)")
-    return network
+def _target_address(target: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address of a normalised DNAT/SNAT target."""
+    if target.startswith("["):
+        return ipaddress.IPv6Address(target[1:].partition("]")[0])
+    if target.count(":") > 1:
+        return ipaddress.IPv6Address(target)
+    return ipaddress.IPv4Address(target.partition(":")[0])
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 # Converters normalise what they can and pass anything else through unchanged; the
 # validators (which know the class and the field) then refuse it with the reason.
-def _to_v4net(value: str | ipaddress.IPv4Network | None) -> ipaddress.IPv4Network | None:
+def _to_net(value: str | Network | None) -> Network | None:
     if isinstance(value, str):
         try:
-            return ipaddress.IPv4Network(value)
+            return ipaddress.ip_network(value)
         except ValueError:
             pass
-    return cast("ipaddress.IPv4Network | None", value)
+    return cast("Network | None", value)
 
 
 def _to_target(value: str | None) -> str | None:
@@ -67,6 +84,11 @@ def _to_words(value: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(value)
     return value  # anything else is refused, naming the field, after construction
+
+
+def table_of(table: str, family: int | None) -> str:
+    """A table as a host's state keys it: ``nat`` (iptables), ``ip6:nat`` (ip6tables)."""
+    return f"ip6:{table}" if family == 6 else table
 
 
 TABLE_CHAINS: dict[str, tuple[str, ...]] = {
@@ -123,8 +145,8 @@ class Rule(Kind):
 
     chain: str
     jump: str
-    source: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_to_v4net)
-    destination: ipaddress.IPv4Network | None = attrs.field(default=None, converter=_to_v4net)
+    source: Network | None = attrs.field(default=None, converter=_to_net)
+    destination: Network | None = attrs.field(default=None, converter=_to_net)
     in_interface: str | None = attrs.field(default=None, validator=OPT_NAME)
     in_negated: bool = attrs.field(default=False, validator=FLAG)
     out_interface: str | None = attrs.field(default=None, validator=OPT_NAME)
@@ -142,6 +164,8 @@ class Rule(Kind):
     table: str = attrs.field(default="filter", kw_only=True, validator=check_table)
     insert: bool = attrs.field(default=False, kw_only=True, validator=FLAG)
     comment: str | None = attrs.field(default=None, kw_only=True)
+    # 4 (iptables) or 6 (ip6tables); None: the family of its addresses, else 4 (a jump names none: say 6)
+    family: int | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         name = type(self).__name__
@@ -152,13 +176,27 @@ class Rule(Kind):
             check_chain_name(f"{name}.jump", self.jump, self.table)
             if self.jump in BUILTIN_CHAINS:
                 raise ValidationError(f"{name}.jump", self.jump, "cannot jump to a built-in chain")
+        versions: dict[str, int] = {}
         for field in ("source", "destination"):
             value = getattr(self, field)
-            if value is not None and not isinstance(value, ipaddress.IPv4Network):
-                _ipv4_network(f"{name}.{field}", value)
-                raise ValidationError(f"{name}.{field}", value, "is not an IPv4 network")
+            if value is not None and not isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+                v.ip_network(f"{name}.{field}", value)  # says what is wrong with it (host bits, ...)
+                raise ValidationError(f"{name}.{field}", value, "is not an IP network")
+            if value is not None:
+                v.plain(f"{name}.{field}", value, value.network_address)
+                versions[field] = value.version
         if self.to is not None:
             _dnat_target(f"{name}.to", self.to)
+            versions["to"] = _target_address(self.to).version
+        if self.family is not None and self.family not in (4, 6):
+            raise ValidationError(f"{name}.family", self.family, "must be 4 (iptables) or 6 (ip6tables)")
+        if self.family is not None:
+            versions.setdefault("family", self.family)
+        if len(set(versions.values())) > 1:
+            shown = ", ".join(f"{field} IPv{version}" for field, version in versions.items())
+            first = next(iter(versions))
+            raise ValidationError(f"{name}.{first}", getattr(self, first), f"mixes families ({shown})")
+        object.__setattr__(self, "family", next(iter(versions.values()), 4))
         for field in ("src_type", "dst_type"):
             value = getattr(self, field)
             if value is not None and (not isinstance(value, str) or value not in ADDRESS_TYPES):
@@ -187,7 +225,16 @@ class Rule(Kind):
 
     @functools.cached_property
     def key(self) -> str:
-        return f"{self.table}:{self.chain}:{' '.join(self.body())}"
+        return f"{self.where}:{self.chain}:{' '.join(self.body())}"
+
+    @property
+    def where(self) -> str:
+        """Its table as a host's state keeps it: ``nat`` for iptables, ``ip6:nat`` for ip6tables."""
+        return table_of(self.table, self.family)
+
+    @property
+    def tool(self) -> str:
+        return "ip6tables" if self.family == 6 else "iptables"
 
     def body(self) -> tuple[str, ...]:
         """The rule's matches and target, in ``iptables -S`` order."""
@@ -227,7 +274,7 @@ class Rule(Kind):
 
     def _verb(self, *verb: str, mutates: bool, ok: frozenset[int] = frozenset({0})) -> Command:
         args = ("-t", self.table, verb[0], self.chain, *verb[1:], *self.body())
-        return Command("iptables", args, mutates=mutates, ok_codes=ok)
+        return Command(self.tool, args, mutates=mutates, ok_codes=ok)
 
     def create_commands(self) -> tuple[Command, ...]:
         if self.insert:
@@ -246,18 +293,18 @@ class Rule(Kind):
         return self._verb("-C", mutates=False, ok=frozenset({0, 1}))
 
     def needs(self) -> Need:
-        return Need(table=self.table)
+        return Need(table=self.where)
 
     def assess(self, state: HostState) -> Assessment:
         """Present when the table lists it (a jump ``insert``-ed: also in its place); a DNAT of the same port
         to somewhere else is a conflict."""
-        listed = state.rules.get(self.table)
+        listed = state.rules.get(self.where)
         if listed is None:
-            return missing(f"the {self.table} table was not read")
-        if self.insert and state.has_rule(self.table, self.chain, self.body()):
+            return missing(f"the {self.where} table was not read")
+        if self.insert and state.has_rule(self.where, self.chain, self.body()):
             return self._placed(listed)
-        if state.has_rule(self.table, self.chain, self.body()):
-            return present(f"the rule is in {self.table} {self.chain}")
+        if state.has_rule(self.where, self.chain, self.body()):
+            return present(f"the rule is in {self.where} {self.chain}")
         if self.jump == "DNAT":
             for rule in listed:
                 if self._same_port(rule) and rule.option("--to-destination") != self.to:
@@ -266,7 +313,7 @@ class Rule(Kind):
                         f"{self.protocol} port {self.dport} is already published to {elsewhere} "
                         f"(nat {rule.chain}: {' '.join(rule.words)}), not to {self.to}"
                     )
-        return missing(f"the rule is not in {self.table} {self.chain}")
+        return missing(f"the rule is not in {self.where} {self.chain}")
 
     def _placed(self, listed: tuple[IptablesRule, ...]) -> Assessment:
         """A jump placed first: present only while nothing but netwrap's jumps stands before it (nothing but
@@ -279,13 +326,13 @@ class Rule(Kind):
             if rule.words == self.body():
                 intruder = next((r for r in before if not allowed(r)), None)
                 if intruder is None:
-                    return present(f"the jump is among the first rules of {self.table} {self.chain}")
+                    return present(f"the jump is among the first rules of {self.where} {self.chain}")
                 below = " ".join(intruder.words)
                 return missing(
-                    f"the jump is in {self.table} {self.chain} but below {below}: it is moved back to the top"
+                    f"the jump is in {self.where} {self.chain} but below {below}: it is moved back to the top"
                 )
             before.append(rule)
-        return missing(f"the rule is not in {self.table} {self.chain}")
+        return missing(f"the rule is not in {self.where} {self.chain}")
 
     def _same_port(self, rule: IptablesRule) -> bool:
         """Whether ``rule`` is a DNAT of this rule's chain for the same protocol, port and an overlapping address."""
@@ -305,20 +352,20 @@ class Rule(Kind):
 
     def exists(self, state: HostState) -> bool:
         """Listed anywhere in its chain (in another place too): still ours to remove."""
-        return state.has_rule(self.table, self.chain, self.body())
+        return state.has_rule(self.where, self.chain, self.body())
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
         """Appended; or, a jump, placed first (below the isolation jumps, unless it is one), a misplaced one taken
         out before it is put back."""
         if not self.insert:
             return self.create_commands()
-        listed = [r for r in state.rules.get(self.table, ()) if r.chain == self.chain and r.words != self.body()]
+        listed = [r for r in state.rules.get(self.where, ()) if r.chain == self.chain and r.words != self.body()]
         position = 1
         if not self.jump.endswith(ISOLATION_SUFFIX):
             while position <= len(listed) and _isolates(listed[position - 1]):
                 position += 1
         place = self.insert_commands(position)
-        if state.has_rule(self.table, self.chain, self.body()):
+        if state.has_rule(self.where, self.chain, self.body()):
             return (*self.delete_commands(), *place)
         return place
 
@@ -329,7 +376,7 @@ class Rule(Kind):
         """A DNAT publishes a host port: no other record may publish it too."""
         if self.jump != "DNAT" or self.protocol is None or self.dport is None or self.destination_negated:
             return ()
-        return (Claim.port(self.protocol, self.destination, self.dport),)
+        return (Claim.port(self.protocol, self.destination, self.dport, self.family or 4),)
 
     def shared(self) -> bool:
         return True
@@ -342,11 +389,11 @@ class Rule(Kind):
         if self.in_interface in devices or self.out_interface in devices:
             return True
         networks = [n for n in (self.source, self.destination) if n is not None and n.prefixlen == n.max_prefixlen]
-        target = self.to.rpartition(":")[0] if self.to is not None and ":" in self.to else self.to
-        return any(a in n for a in addresses for n in networks) or any(str(a) == target for a in addresses)
+        target = _target_address(self.to) if self.to is not None else None
+        return any(a in n for a in addresses for n in networks) or any(a == target for a in addresses)
 
     def goes_with(self, gone: Gone) -> bool:
-        return (self.table, self.chain) in gone.chains  # flushed with its chain
+        return (self.where, self.chain) in gone.chains  # flushed with its chain
 
 
 def _leads(rule: IptablesRule) -> bool:
