@@ -156,7 +156,7 @@ def test_keys_tables_and_values_are_quoted_and_escaped() -> None:
     ]
     inline = problems(NET + '[containers.c]\nnetworks = [{ network = "front", "bad key" = 1 }]\n')
     assert inline == ['lab.toml: [containers.c] networks[0]."bad key": unknown key; expected one of address, '
-                      "host_interface, interface, network"]  # fmt: skip
+                      "address6, host_interface, interface, network"]  # fmt: skip
     assert all(line.isprintable() for line in found + inline)
 
 

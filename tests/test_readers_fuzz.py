@@ -487,3 +487,13 @@ def test_from_dict_takes_any_value(fp: FakeProcess, data: Any) -> None:
             valid_cluster(clusterfile.from_dict(data, "api"))
         except TopologyError as exc:
             assert_clear(exc, "api")
+
+
+def test_a_container_joining_one_that_joins_an_undeclared_one_is_a_problem_not_a_crash() -> None:
+    # found by the fuzzer: db joins web, which joins a container the file does not declare
+    document = {
+        "name": "lab",
+        "containers": {"web": {"network_mode": "container:"}, "db": {"network_mode": "container:web"}},
+    }
+    with pytest.raises(TopologyError, match="not declared"):
+        topofile.from_dict(document, "lab.toml")

@@ -32,10 +32,10 @@ def store_for(topo: Topology, state_dir: Path | str, host: str = "") -> StateFil
     return StateFile.in_dir(state_dir, f"topology-{topo.name}{host}")
 
 
-def desired(topo: Topology, store: Store) -> tuple[tuple[NetObject, ...], compose.Allocations]:
-    """The objects ``topo`` wants, with addresses kept from the last apply."""
+def desired(topo: Topology, store: Store) -> tuple[tuple[NetObject, ...], compose.Addresses]:
+    """The objects ``topo`` wants, with addresses (of both families) kept from the last apply."""
     record = store.load()
-    allocations = compose.allocate(topo, record.allocations if record else None)
+    allocations = compose.assign(topo, record.allocations if record else None)
     return compose.objects(topo, allocations), allocations
 
 
@@ -102,7 +102,7 @@ def apply(
     objects, allocations = desired(topo, store)
     if preflight is not None:
         preflight(objects)
-    keys = {f"{compose.allocation_key(net, name)}": str(addr) for (net, name), addr in allocations.items()}
+    keys = allocations.recorded()
     checks: list[Checked] = []
     outcome = build(
         objects,
@@ -193,7 +193,9 @@ def status(
         bridges: set[Device] = {(None, x.network.bridge) for x in attached if x.container is container}
         path = [*mine, *(o for o in objects if o.location is None and o.devices() & bridges and o not in mine)]
         names = frozenset(name for _, name in own | bridges)
-        addresses = frozenset(x.address for x in attached if x.container is container)
+        addresses = frozenset(x.address for x in attached if x.container is container) | frozenset(
+            x.address6 for x in attached if x.container is container and x.address6 is not None
+        )
         path += [o for o in shared if o.concerns(names, addresses)] if bridges else []
         lacking = [items[obj.key] for obj in path if items[obj.key].status != "present"]
         missing = tuple(f"{item.obj.key}: {item.assessment.reason}" for item in lacking)
@@ -216,6 +218,7 @@ def status(
                 "address": f"{link.address}/{link.network.prefix}",
                 "bridge": link.network.bridge,
             }
+            | ({"address6": f"{link.address6}/{link.network.prefix6}"} if link.address6 is not None else {})
             for link in attached
             if link.container is container
         )

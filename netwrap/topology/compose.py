@@ -48,6 +48,26 @@ from netwrap.kinds import (
 from netwrap.topology.model import Attachment, Container, Network, Problem, Topology
 
 Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
+Allocations6 = dict[tuple[str, str], ipaddress.IPv6Address]
+
+
+@attrs.frozen
+class Addresses:
+    """Every attachment's addresses: IPv4's, and IPv6's on the networks with a subnet6."""
+
+    v4: Allocations
+    v6: Allocations6 = attrs.field(factory=dict)
+
+    def recorded(self) -> dict[str, str]:
+        """As a record keeps them (``NET/CONTAINER``, and ``NET/CONTAINER/6`` for IPv6), for the next apply."""
+        found = {allocation_key(net, name): str(addr) for (net, name), addr in self.v4.items()}
+        found |= {allocation_key6(net, name): str(addr) for (net, name), addr in self.v6.items()}
+        return found
+
+
+def assign(topo: Topology, previous: Mapping[str, str] | None = None) -> Addresses:
+    """:func:`allocate` and :func:`allocate6` at once."""
+    return Addresses(allocate(topo, previous), allocate6(topo, previous))
 
 
 @attrs.frozen
@@ -61,6 +81,7 @@ class Link:
     host_interface: str
     address: ipaddress.IPv4Address
     moved: bool  # made on the host and moved in (the document's way), or made inside directly
+    address6: ipaddress.IPv6Address | None = None  # on a network with a subnet6
 
     @property
     def netns(self) -> str:
@@ -69,6 +90,59 @@ class Link:
 
 def allocation_key(network: str, container: str) -> str:
     return f"{network}/{container}"
+
+
+def allocation_key6(network: str, container: str) -> str:
+    return f"{network}/{container}/6"
+
+
+def allocate6(topo: Topology, previous: Mapping[str, str] | None = None) -> Allocations6:
+    """An IPv6 address for every attachment to a network with a subnet6: fixed ones first, then last apply's,
+    then the lowest free after the gateway."""
+    previous = previous or {}
+    result: Allocations6 = {}
+    nets = {n.name: n for n in topo.networks if n.subnet6 is not None}
+    used: dict[str, set[ipaddress.IPv6Address]] = {
+        name: {n.gateway6} if n.gateway6 is not None else set() for name, n in nets.items()
+    }
+    pending: list[tuple[Container, Attachment]] = []
+    for container in topo.containers:
+        for att in container.networks:
+            if att.network not in nets:
+                continue
+            if att.address6 is not None:
+                result[(att.network, container.name)] = att.address6
+                used[att.network].add(att.address6)
+            else:
+                pending.append((container, att))
+    later = []
+    for container, att in pending:
+        subnet6 = nets[att.network].subnet6
+        try:
+            earlier = ipaddress.IPv6Address(previous.get(allocation_key6(att.network, container.name), ""))
+        except ValueError:
+            earlier = None
+        fits = earlier is not None and subnet6 is not None and earlier in subnet6 and earlier != subnet6[0]
+        if earlier is not None and fits and earlier not in used[att.network]:
+            result[(att.network, container.name)] = earlier
+            used[att.network].add(earlier)
+        else:
+            later.append((container, att))
+    for container, att in later:
+        subnet6 = nets[att.network].subnet6
+        if subnet6 is None:  # (nets holds only networks with one)
+            continue
+        candidate = subnet6.network_address + 2
+        while candidate in used[att.network]:
+            candidate += 1
+        if candidate not in subnet6:  # the check on read leaves room: a /124 at most, which few fill
+            raise TopologyError(
+                f"topology {topo.name!r}",
+                [Problem(f"containers.{container.name}", "networks", f"{subnet6} has no free IPv6 address left")],
+            )
+        result[(att.network, container.name)] = candidate
+        used[att.network].add(candidate)
+    return result
 
 
 def allocate(topo: Topology, previous: Mapping[str, str] | None = None) -> Allocations:
@@ -118,8 +192,9 @@ def allocate(topo: Topology, previous: Mapping[str, str] | None = None) -> Alloc
     return result
 
 
-def links(topo: Topology, allocations: Allocations) -> list[Link]:
-    """Every attachment with its device names and address."""
+def links(topo: Topology, allocations: Allocations | Addresses) -> list[Link]:
+    """Every attachment with its device names and addresses."""
+    both = allocations if isinstance(allocations, Addresses) else Addresses(allocations)
     found = []
     for container in topo.containers:
         for index, att in enumerate(container.networks):
@@ -133,8 +208,9 @@ def links(topo: Topology, allocations: Allocations) -> list[Link]:
                     index=index,
                     interface=att.interface or f"eth{index}",
                     host_interface=topo.host_interfaces[(container.name, index)],
-                    address=allocations[(att.network, container.name)],
+                    address=both.v4[(att.network, container.name)],
                     moved=moved,
+                    address6=both.v6.get((att.network, container.name)),
                 )
             )
     return found
@@ -174,8 +250,8 @@ def postrouting_chain(topo: Topology) -> str:
     return f"{chain_name(topo)}-POST"
 
 
-def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
-    """The objects that build ``topo``, in build order."""
+def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetObject, ...]:
+    """The objects that build ``topo``, in build order (a network with a subnet6 in both families)."""
     attached = links(topo, allocations)
     own = [c for c in topo.containers if c.owns_namespace]
     # a running container's namespace is given a name; the others are made
@@ -207,25 +283,35 @@ def objects(topo: Topology, allocations: Allocations) -> tuple[NetObject, ...]:
         for link in (x for x in attached if x.container is container):
             prefix = link.network.prefix
             out.append(Address(link.interface, f"{link.address}/{prefix}", netns=link.netns))
+            if link.address6 is not None:  # added with nodad: usable at once
+                out.append(Address(link.interface, f"{link.address6}/{link.network.prefix6}", netns=link.netns))
             out.append(LinkUp(link.interface, netns=link.netns))
         if container.loopback and container.source is None:  # a running container's lo is its own
             out.append(LinkUp("lo", netns=container.namespace))
     out += [LinkUp(link.host_interface) for link in attached]
     for net in topo.networks:
         out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
+        if net.gateway6 is not None:
+            out.append(Address(net.bridge, f"{net.gateway6}/{net.prefix6}"))
         out.append(LinkUp(net.bridge))
     for container in own:
         # the default route goes through the first network that leads outside (an internal one does not)
         first = next((x for x in attached if x.container is container and not x.network.internal), None)
         if first is not None and container.default_route:
             out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
+            if first.address6 is not None and first.network.gateway6 is not None:
+                out.append(Route("default", str(first.network.gateway6), first.interface, netns=first.netns))
     if topo.networks:
         out.append(Sysctl("net.ipv4.ip_forward", "1"))
+    if any(net.subnet6 is not None for net in topo.networks):
+        out.append(Sysctl("net.ipv6.conf.all.forwarding", "1"))
     if topo.style == "document":
         out += [NatRule.masquerade(str(net.subnet), not_out=net.bridge) for net in topo.networks if net.nat]
         out += _document_ports(attached)
     elif topo.networks:
         out += _docker_rules(topo, attached)
+        if any(net.subnet6 is not None for net in topo.networks):
+            out += _docker_rules(topo, attached, family=6)
     return tuple(out)
 
 
@@ -234,7 +320,7 @@ class Published:
     """A published port, resolved to the container's address on its first network."""
 
     link: Link
-    host_ip: ipaddress.IPv4Address | None
+    host_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     host_port: int
     port: int
     protocol: Literal["tcp", "udp"]
@@ -242,6 +328,22 @@ class Published:
     @property
     def target(self) -> str:
         return f"{self.link.address}:{self.port}"
+
+    def in_family(self, family: int) -> bool:
+        """Published in ``family``: its host address is of it (or every address), and, for IPv6, the container
+        has an IPv6 address to send it to."""
+        if self.host_ip is not None and self.host_ip.version != family:
+            return False
+        return family == 4 or self.link.address6 is not None
+
+    def target_in(self, family: int) -> str:
+        return self.target if family == 4 else f"[{self.link.address6}]:{self.port}"
+
+    def host_in(self, family: int) -> str | None:
+        """The DNAT's destination: the host address (as a /32 or /128), or None for every address."""
+        if self.host_ip is None or (family == 6 and self.host_ip.is_unspecified):
+            return None
+        return f"{self.host_ip}/{self.host_ip.max_prefixlen}"
 
 
 def published(attached: list[Link]) -> list[Published]:
@@ -257,11 +359,11 @@ def published(attached: list[Link]) -> list[Published]:
 def _document_ports(attached: list[Link]) -> list[NetObject]:
     """Step 22's form: DNAT for traffic from other machines only."""
     rules: list[NetObject] = []
-    for pub in published(attached):
+    for pub in (p for p in published(attached) if p.in_family(4)):
         rule = NatRule(
             "PREROUTING",
             "DNAT",
-            destination=f"{pub.host_ip}/32" if pub.host_ip else None,
+            destination=pub.host_in(4),
             in_interface=pub.link.network.bridge,
             in_negated=True,
             protocol=pub.protocol,
@@ -272,27 +374,38 @@ def _document_ports(attached: list[Link]) -> list[NetObject]:
     return rules
 
 
-def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
+def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list[NetObject]:
     """Docker's rules, each in a chain of the topology's own that is written whole; the built-in chains get
     only the jumps into them, placed first. The chains exist whenever the topology has a network, empty or
-    not, so that an edit of the file only ever rewrites a chain's rules."""
+    not, so that an edit of the file only ever rewrites a chain's rules. ``family=6``: the same in ip6tables,
+    for the networks with a subnet6 (IPv6 has no ``route_localnet``: ``[::1]`` reaches no published port)."""
+    v6 = family == 6
     out: list[NetObject] = []
-    ports = published(attached)
+    ports = [pub for pub in published(attached) if pub.in_family(family)]
     publishing = {pub.link.network.name for pub in ports}
+    nets = [net for net in topo.networks if not v6 or net.subnet6 is not None]
     chain, post = chain_name(topo), postrouting_chain(topo)
+
+    def subnet(net: Network) -> str:
+        return str(net.subnet6 if v6 else net.subnet)
+
+    def address(link: Link) -> str:
+        return f"{link.address6}/128" if v6 else f"{link.address}/32"
+
     masquerades: list[Rule] = [
-        NatRule(post, "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, out_negated=True)
-        for net in topo.networks
+        NatRule(post, "MASQUERADE", source=subnet(net), out_interface=net.bridge, out_negated=True)
+        for net in nets
         if net.nat and not net.internal
     ]
-    for net in topo.networks:
+    for net in nets:
         if net.name in publishing:
-            out.append(Sysctl(f"net.ipv4.conf.{net.bridge}.route_localnet", "1"))
-            # 127.0.0.1:PORT from the host: the container must answer the bridge, not 127.0.0.1.
-            masquerades.append(NatRule(post, "MASQUERADE", source="127.0.0.0/8", out_interface=net.bridge))
+            if not v6:
+                out.append(Sysctl(f"net.ipv4.conf.{net.bridge}.route_localnet", "1"))
+                # 127.0.0.1:PORT from the host: the container must answer the bridge, not 127.0.0.1.
+                masquerades.append(NatRule(post, "MASQUERADE", source="127.0.0.0/8", out_interface=net.bridge))
             # hairpin: a container reaching a published port through the host's address.
             masquerades.append(
-                NatRule(post, "MASQUERADE", source=str(net.subnet), out_interface=net.bridge, ctstate="DNAT")
+                NatRule(post, "MASQUERADE", source=subnet(net), out_interface=net.bridge, ctstate="DNAT")
             )
     # Published ports: entered for traffic to any local address (from other machines through PREROUTING,
     # from the host itself through OUTPUT), as Docker's DOCKER chain is.
@@ -300,23 +413,24 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
         NatRule(
             chain,
             "DNAT",
-            destination=f"{pub.host_ip}/32" if pub.host_ip else None,
+            destination=pub.host_in(family),
             protocol=pub.protocol,
             dport=pub.host_port,
-            to=pub.target,
+            to=pub.target_in(family),
+            family=family,
         )
         for pub in ports
     ]
     # Replies first: a connection that was let in may answer, even across networks.
     filters: list[Rule] = [
-        Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED") for net in topo.networks
+        Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED", family=family) for net in nets
     ]
     # New connections to published ports (DNAT'd), from anywhere, before isolation.
     filters += [
         Rule(
             chain,
             "ACCEPT",
-            destination=f"{pub.link.address}/32",
+            destination=address(pub.link),
             out_interface=pub.link.network.bridge,
             protocol=pub.protocol,
             dport=pub.port,
@@ -326,41 +440,46 @@ def _docker_rules(topo: Topology, attached: list[Link]) -> list[NetObject]:
     ]
     # Isolation: nothing else goes from one network to another.
     filters += [
-        Rule(chain, "DROP", in_interface=net.bridge, out_interface=other.bridge)
-        for net in topo.networks
-        for other in topo.networks
+        Rule(chain, "DROP", in_interface=net.bridge, out_interface=other.bridge, family=family)
+        for net in nets
+        for other in nets
         if other is not net
     ]
-    for net in topo.networks:
+    for net in nets:
         if not net.internal:
-            filters.append(Rule(chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True))
-        filters.append(Rule(chain, "ACCEPT" if net.icc else "DROP", in_interface=net.bridge, out_interface=net.bridge))
+            filters.append(
+                Rule(
+                    chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True, family=family
+                )
+            )
+        verdict = "ACCEPT" if net.icc else "DROP"
+        filters.append(Rule(chain, verdict, in_interface=net.bridge, out_interface=net.bridge, family=family))
     # Isolation from everything else, before any topology's accepts (as Docker's isolation chains): into a
     # bridge go only its own traffic, replies and published ports; not another topology's, not the outside's.
     iso = isolation_chain(topo)
     isolation: list[Rule] = []
-    for net in topo.networks:
+    for net in nets:
         if net.internal:  # as Docker's internal networks: nothing in from outside the bridge, nothing out
             isolation += [
-                Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge),
-                Rule(iso, "DROP", in_interface=net.bridge),
-                Rule(iso, "DROP", out_interface=net.bridge),
+                Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge, family=family),
+                Rule(iso, "DROP", in_interface=net.bridge, family=family),
+                Rule(iso, "DROP", out_interface=net.bridge, family=family),
             ]
             continue
         isolation += [
-            Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge),
-            Rule(iso, "RETURN", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT"),
-            Rule(iso, "DROP", out_interface=net.bridge),
+            Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge, family=family),
+            Rule(iso, "RETURN", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT", family=family),
+            Rule(iso, "DROP", out_interface=net.bridge, family=family),
         ]
     out += [
-        OwnedChain(post, "nat", masquerades),
-        OwnedChain(chain, "nat", dnats),
-        OwnedChain(iso, "filter", isolation),
-        OwnedChain(chain, "filter", filters),
-        NatRule("POSTROUTING", post, insert=True),
-        NatRule("PREROUTING", chain, dst_type="LOCAL", insert=True),
-        NatRule("OUTPUT", chain, dst_type="LOCAL", insert=True),
-        Rule("FORWARD", chain, insert=True),
-        Rule("FORWARD", iso, insert=True),  # after the main jump, so that it lands above it
+        OwnedChain(post, "nat", masquerades, family=family),
+        OwnedChain(chain, "nat", dnats, family=family),
+        OwnedChain(iso, "filter", isolation, family=family),
+        OwnedChain(chain, "filter", filters, family=family),
+        NatRule("POSTROUTING", post, insert=True, family=family),
+        NatRule("PREROUTING", chain, dst_type="LOCAL", insert=True, family=family),
+        NatRule("OUTPUT", chain, dst_type="LOCAL", insert=True, family=family),
+        Rule("FORWARD", chain, insert=True, family=family),
+        Rule("FORWARD", iso, insert=True, family=family),  # after the main jump, so that it lands above it
     ]
     return out

@@ -14,10 +14,12 @@
     icc = true                    # containers on this network reach each other
     mtu = 1450                    # of the containers' veths (default: the kernel's)
     bridge_tool = "ip"            # or "brctl"
+    subnet6 = "fd00:10::/64"      # IPv6 beside IPv4 (docker style): each container gets an address of each
+    gateway6 = "fd00:10::1"       # default: the subnet's ::1
 
     [containers.web]
     network_mode = "bridge"       # bridge | host | none | container:NAME
-    networks = ["front", { network = "back", address = "10.20.0.5" }]
+    networks = ["front", { network = "back", address = "10.20.0.5", address6 = "fd00:20::5" }]
     ports = ["8080:80/tcp", "127.0.0.1:5353:53/udp"]
     netns = "web"                 # default: the container's name
     loopback = true               # bring lo up inside
@@ -30,6 +32,7 @@ Every problem is reported at once, each naming the file, the table and the key.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import stat
@@ -58,9 +61,9 @@ from netwrap.topology.model import (
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _TOP_KEYS = {"name", "style", "networks", "containers"}
-_NETWORK_KEYS = {"subnet", "bridge", "gateway", "nat", "icc", "bridge_tool", "internal", "mtu"}
+_NETWORK_KEYS = {"subnet", "bridge", "gateway", "nat", "icc", "bridge_tool", "internal", "mtu", "subnet6", "gateway6"}
 _CONTAINER_KEYS = {"network_mode", "networks", "ports", "netns", "loopback", "pid", "netns_path"}
-_ATTACH_KEYS = {"network", "address", "interface", "host_interface"}
+_ATTACH_KEYS = {"network", "address", "interface", "host_interface", "address6"}
 _KINDS: dict[type, str] = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
 
 
@@ -185,10 +188,34 @@ def _network(r: Reader, name: str, data: Any, topology: str | None) -> Network |
     if tool not in ("ip", "brctl"):
         r.fail(table, "bridge_tool", f"{show(tool)}: use ip or brctl")
         tool = "ip"
-    if subnet is None or bridge is None or gateway is None:
+    subnet6 = r.check(table, "subnet6", ipv6_network, data["subnet6"]) if "subnet6" in data else None
+    gateway6 = None
+    if "gateway6" in data:
+        gateway6 = r.check(table, "gateway6", ipv6_address, data["gateway6"])
+    elif subnet6 is not None and subnet6.num_addresses > 1:
+        gateway6 = subnet6[1]
+    if subnet is None or bridge is None or gateway is None or ("subnet6" in data and subnet6 is None):
         return None
     tool_name: Literal["brctl", "ip"] = "brctl" if tool == "brctl" else "ip"
-    return Network(name, subnet, bridge, gateway, nat and not internal, icc, tool_name, internal, mtu)
+    return Network(
+        name, subnet, bridge, gateway, nat and not internal, icc, tool_name, internal, mtu, subnet6, gateway6
+    )
+
+
+def ipv6_network(field: str, value: Any) -> ipaddress.IPv6Network:
+    """An IPv6 subnet, like ``fd00:10::/64``."""
+    network = v.ip_network(field, value)
+    if not isinstance(network, ipaddress.IPv6Network):
+        raise ValidationError(field, value, "must be an IPv6 network, like fd00:10::/64")
+    return network
+
+
+def ipv6_address(field: str, value: Any) -> ipaddress.IPv6Address:
+    """An IPv6 address, like ``fd00:10::5``."""
+    address = v.ip_address(field, value)
+    if not isinstance(address, ipaddress.IPv6Address):
+        raise ValidationError(field, value, "must be an IPv6 address, like fd00:10::5")
+    return address
 
 
 def _attachment(r: Reader, table: str, key: str, item: Any) -> Attachment | None:
@@ -215,7 +242,8 @@ def _attachment(r: Reader, table: str, key: str, item: Any) -> Attachment | None
         if "host_interface" in item
         else None
     )
-    return Attachment(network, address, interface, host_if)
+    address6 = r.check(table, f"{key}.address6", ipv6_address, item["address6"]) if "address6" in item else None
+    return Attachment(network, address, interface, host_if, address6)
 
 
 def _container(r: Reader, name: str, data: Any) -> Container | None:

@@ -8,7 +8,7 @@ holds the gateway address and reaches the outside through the host.
 from __future__ import annotations
 
 from netwrap.topology import compose
-from netwrap.topology.model import Topology
+from netwrap.topology.model import Network, Topology
 
 
 def _id(kind: str, name: str) -> str:
@@ -28,21 +28,34 @@ def _dot(text: str) -> str:
     return "".join("\\" + ch if ch in '"\\' else ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
-def _published(topo: Topology, allocations: compose.Allocations) -> list[tuple[str, str]]:
+def _published(topo: Topology, allocations: compose.Allocations | compose.Addresses) -> list[tuple[str, str]]:
     """Each published port: (its text, the node of its container)."""
     found = []
     for pub in compose.published(compose.links(topo, allocations)):
-        host = f"{pub.host_ip}:" if pub.host_ip else ""
-        found.append((f"{host}{pub.host_port}/{pub.protocol} to {pub.target}", _id("c", pub.link.container.name)))
+        ip = pub.host_ip
+        host = "" if ip is None else f"[{ip}]:" if ip.version == 6 else f"{ip}:"
+        targets = " and ".join(pub.target_in(f) for f in (4, 6) if pub.in_family(f))
+        found.append((f"{host}{pub.host_port}/{pub.protocol} to {targets}", _id("c", pub.link.container.name)))
     return found
 
 
-def mermaid(topo: Topology, allocations: compose.Allocations) -> str:
+def _addresses(link: compose.Link) -> str:
+    """A link's addresses: IPv4's, and IPv6's when it has one."""
+    six = f" {link.address6}/{link.network.prefix6}" if link.address6 is not None else ""
+    return f"{link.address}/{link.network.prefix}{six}"
+
+
+def _gateways(net: Network, separator: str) -> str:
+    six = f"{separator}{net.gateway6}/{net.prefix6}" if net.gateway6 is not None else ""
+    return f"{net.gateway}/{net.prefix}{six}"
+
+
+def mermaid(topo: Topology, allocations: compose.Allocations | compose.Addresses) -> str:
     """A Mermaid flowchart."""
     lines = ["flowchart LR", '  host(["host: ip_forward, NAT"])']
     for net in topo.networks:
         nat = "NAT out" if net.nat else "no NAT"
-        label = f"bridge {_label(net.bridge)}<br/>{net.gateway}/{net.prefix}<br/>{nat}"
+        label = f"bridge {_label(net.bridge)}<br/>{_gateways(net, '<br/>')}<br/>{nat}"
         lines.append(f'  {_id("br", net.name)}["{label}"]')
         lines.append(f"  {_id('br', net.name)} --- host")
     for container in topo.containers:
@@ -60,19 +73,20 @@ def mermaid(topo: Topology, allocations: compose.Allocations) -> str:
             rows.append("none: lo only")
         lines.append(f'  {cid}["{"<br/>".join(rows)}"]')
     for link in compose.links(topo, allocations):
-        edge = f"{link.interface} {link.address}/{link.network.prefix} = {link.host_interface}"
+        edge = f"{link.interface} {_addresses(link)} = {link.host_interface}"
         lines.append(f'  {_id("c", link.container.name)} ---|"{_label(edge)}"| {_id("br", link.network.name)}')
     for text, node in _published(topo, allocations):
         lines.append(f'  host -.->|"{_label(text)}"| {node}')
     return "\n".join(lines) + "\n"
 
 
-def dot(topo: Topology, allocations: compose.Allocations) -> str:
+def dot(topo: Topology, allocations: compose.Allocations | compose.Addresses) -> str:
     """A Graphviz DOT graph."""
     lines = [f'graph "{_dot(topo.name)}" {{', "  rankdir=LR;", '  host [shape=oval, label="host\\nip_forward, NAT"];']
     for net in topo.networks:
         nat = "NAT out" if net.nat else "no NAT"
-        label = f"bridge {_dot(net.bridge)}\\n{net.gateway}/{net.prefix}\\n{nat}"
+        gateways = _gateways(net, "\\n")
+        label = f"bridge {_dot(net.bridge)}\\n{gateways}\\n{nat}"
         lines.append(f'  {_id("br", net.name)} [shape=box, label="{label}"];')
         lines.append(f"  {_id('br', net.name)} -- host;")
     for container in topo.containers:
@@ -89,7 +103,7 @@ def dot(topo: Topology, allocations: compose.Allocations) -> str:
             label = f"{_dot(container.name)}\\nnetns {_dot(container.namespace)}{extra}"
             lines.append(f'  {cid} [shape=box3d, label="{label}"];')
     for link in compose.links(topo, allocations):
-        label = f"{link.interface} {link.address}/{link.network.prefix}\\n{_dot(link.host_interface)}"
+        label = f"{link.interface} {_addresses(link)}\\n{_dot(link.host_interface)}"
         lines.append(f'  {_id("c", link.container.name)} -- {_id("br", link.network.name)} [label="{label}"];')
     for text, node in _published(topo, allocations):
         lines.append(f'  host -- {node} [style=dotted, dir=forward, label="{_dot(text)}"];')

@@ -129,10 +129,16 @@ class Network:
     bridge_tool: Literal["brctl", "ip"] = "ip"
     internal: bool = False
     mtu: int | None = None  # of the containers' veths (the bridge takes its ports' least); None: the kernel's
+    subnet6: ipaddress.IPv6Network | None = None  # an IPv6 subnet beside the IPv4 one (dual stack)
+    gateway6: ipaddress.IPv6Address | None = None  # the bridge's IPv6 address (default: the subnet's ::1)
 
     @property
     def prefix(self) -> int:
         return self.subnet.prefixlen
+
+    @property
+    def prefix6(self) -> int:
+        return self.subnet6.prefixlen if self.subnet6 is not None else 0
 
 
 @attrs.frozen
@@ -142,7 +148,7 @@ class Port:
     host_port: int
     container_port: int
     protocol: Literal["tcp", "udp"] = "tcp"
-    host_ip: ipaddress.IPv4Address | None = None
+    host_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None  # None: every address; "::" every IPv6
 
     @classmethod
     def parse(cls, field: str, text: object) -> Port:
@@ -162,7 +168,17 @@ class Port:
         proto = proto or "tcp"
         if proto not in ("tcp", "udp"):
             raise ValidationError(field, text, f"unknown protocol {proto!r}; use tcp or udp")
+        bracketed = None
+        if spec.startswith("["):  # [IPV6]:HOST_PORT:CONTAINER_PORT
+            inside, close, rest = spec[1:].partition("]")
+            if not close or not rest.startswith(":"):
+                raise ValidationError(field, text, "must be [IPV6]:HOST_PORT:CONTAINER_PORT[/PROTO]")
+            bracketed, spec = inside, rest[1:]
         parts = spec.split(":")
+        if bracketed is not None:
+            parts = [bracketed, *parts]
+        elif len(parts) > 3:
+            raise ValidationError(field, text, "write an IPv6 host address in brackets: [IPV6]:HOST:CONTAINER")
         if len(parts) == 1 and _port_number(field, given, spec) is not None:
             raise ValidationError(
                 field, given, f'a lone port is not published (Docker would give it a random host port): write '
@@ -173,11 +189,14 @@ class Port:
         host_ip = None
         if len(parts) == 3:
             address = v.ip_address(field, parts[0])
-            if not isinstance(address, ipaddress.IPv4Address):
-                raise ValidationError(field, text, "the host address must be IPv4")
+            if isinstance(address, ipaddress.IPv6Address) and bracketed is None:
+                raise ValidationError(field, text, "write an IPv6 host address in brackets: [IPV6]:HOST:CONTAINER")
             if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
                 raise ValidationError(field, text, f"{address} is not an address of this host; use one, or 0.0.0.0")
-            host_ip = None if address.is_unspecified else address  # 0.0.0.0: every address, as with Docker
+            if isinstance(address, ipaddress.IPv6Address) and address.is_link_local:
+                raise ValidationError(field, text, f"{address} is link-local: publish on a global address, or [::]")
+            # 0.0.0.0: every address, of both families, as with Docker; [::]: every IPv6 address
+            host_ip = None if isinstance(address, ipaddress.IPv4Address) and address.is_unspecified else address
             parts = parts[1:]
         numbers = []
         for part in parts:
@@ -189,12 +208,22 @@ class Port:
         return cls(host, container, "udp" if proto == "udp" else "tcp", host_ip)
 
     def __str__(self) -> str:
-        ip = f"{self.host_ip}:" if self.host_ip is not None else ""
-        return f"{ip}{self.host_port}:{self.container_port}/{self.protocol}"
+        ip = self.host_ip
+        shown = "" if ip is None else f"[{ip}]:" if isinstance(ip, ipaddress.IPv6Address) else f"{ip}:"
+        return f"{shown}{self.host_port}:{self.container_port}/{self.protocol}"
+
+    def families(self) -> tuple[int, ...]:
+        """The families it is published in: both for every address, else its address's."""
+        return (4, 6) if self.host_ip is None else (self.host_ip.version,)
 
     def overlaps(self, other: Port) -> bool:
         same = self.host_port == other.host_port and self.protocol == other.protocol
-        return same and (self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip)
+        if not same or not set(self.families()) & set(other.families()):
+            return False
+        mine, theirs = self.host_ip, other.host_ip
+        if mine is None or theirs is None or mine == theirs:
+            return True
+        return any(ip.version == 6 and ip.is_unspecified for ip in (mine, theirs))  # [::] is every IPv6 address
 
 
 def _port_number(field: str, text: object, part: str) -> int | None:
@@ -214,6 +243,7 @@ class Attachment:
     address: ipaddress.IPv4Address | None = None
     interface: str | None = None
     host_interface: str | None = None
+    address6: ipaddress.IPv6Address | None = None  # a fixed IPv6 address (the network needs a subnet6)
 
 
 @attrs.frozen
@@ -267,7 +297,10 @@ class Topology:
         return next(n for n in self.networks if n.name == name)
 
     def container(self, name: str) -> Container:
-        return next(c for c in self.containers if c.name == name)
+        found = next((c for c in self.containers if c.name == name), None)
+        if found is None:  # (a container joined by another, say, that the file does not declare)
+            raise NetwrapError(f"container {name!r} is not declared")
+        return found
 
     def namespace_of(self, name: str) -> str | None:
         """The namespace a container's processes run in (None: the host's)."""
@@ -336,6 +369,13 @@ def _problems(topo: Topology) -> Iterator[Problem]:
         names[container.name] = container.name
         yield from _container_problems(topo, container, table, networks, sharing)
         for index, port in enumerate(container.ports):
+            if isinstance(port.host_ip, ipaddress.IPv6Address):
+                first = networks.get(container.networks[0].network) if container.networks else None
+                if first is None or first.subnet6 is None:
+                    yield Problem(
+                        table, f"ports[{index}]", f"{port} is published on IPv6, but the container's first network "
+                        "has no subnet6 (ports go to a container's first network)",
+                    )  # fmt: skip
             same = published.setdefault((port.host_port, port.protocol), [])
             for other, owner in same:
                 if port.overlaps(other):
@@ -405,6 +445,31 @@ def _network_problems(topo: Topology, networks: dict[str, Network], bridges: dic
         for peer in topo.networks:
             if peer is not net and peer.name != net.name and net.subnet.overlaps(peer.subnet):
                 yield Problem(table, "subnet", f"{net.subnet} overlaps {peer.subnet} of network {peer.name!r}")
+        yield from _ipv6_problems(topo, net, table)
+
+
+def _ipv6_problems(topo: Topology, net: Network, table: str) -> Iterator[Problem]:
+    """A network's IPv6 side: a unicast subnet with room for the gateway and containers, the gateway a host
+    address of it, no overlap with another network's; and docker style (the document has no IPv6)."""
+    if net.subnet6 is None:
+        if net.gateway6 is not None:
+            yield Problem(table, "gateway6", "needs a subnet6 to belong to")
+        return
+    subnet6 = net.subnet6
+    if subnet6.is_link_local or subnet6.is_multicast or subnet6.is_loopback or subnet6.is_unspecified:
+        kind = "link-local" if subnet6.is_link_local else "multicast" if subnet6.is_multicast else "special"
+        yield Problem(table, "subnet6", f"{subnet6} is a {kind} prefix: use a unicast one, like fd00:10::/64")
+    elif subnet6.prefixlen > 124:
+        yield Problem(table, "subnet6", f"{subnet6} is too small for a gateway and a container (/124 at most)")
+    if topo.style == "document":
+        yield Problem(table, "subnet6", "needs docker style: the document's commands are IPv4 only")
+    gateway6 = net.gateway6
+    if gateway6 is not None and (gateway6 not in subnet6 or gateway6 == subnet6.network_address):
+        yield Problem(table, "gateway6", f"{gateway6} is not a host address of {subnet6}")
+    for peer in topo.networks:
+        theirs = peer.subnet6
+        if peer is not net and peer.name != net.name and theirs is not None and subnet6.overlaps(theirs):
+            yield Problem(table, "subnet6", f"{subnet6} overlaps {theirs} of network {peer.name!r}")
 
 
 def _container_problems(
@@ -467,6 +532,7 @@ def _container_problems(
 
 
 def _address_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[Problem]:
+    yield from _address6_problems(topo, networks)
     used: dict[tuple[str, ipaddress.IPv4Address], str] = {}
     for container in topo.containers:
         for index, att in enumerate(container.networks):
@@ -484,6 +550,26 @@ def _address_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[
                 owner = used[(net.name, att.address)]
                 yield Problem(table, key, f"address {att.address} is also container {owner!r}'s")
             used[(net.name, att.address)] = container.name
+
+
+def _address6_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[Problem]:
+    """Fixed IPv6 addresses: on a network with a subnet6, a host address of it, not its gateway, not twice."""
+    used: dict[tuple[str, ipaddress.IPv6Address], str] = {}
+    for container in topo.containers:
+        for index, att in enumerate(container.networks):
+            net = networks.get(att.network)
+            if net is None or att.address6 is None:
+                continue
+            key, table = f"networks[{index}].address6", toml_key("containers", container.name)
+            if net.subnet6 is None:
+                yield Problem(table, key, f"network {net.name!r} has no subnet6 for {att.address6}")
+            elif att.address6 not in net.subnet6 or att.address6 == net.subnet6.network_address:
+                yield Problem(table, key, f"{att.address6} is not a host address of {net.subnet6}")
+            elif att.address6 == net.gateway6:
+                yield Problem(table, key, f"{att.address6} is the IPv6 gateway of network {net.name!r}")
+            elif (net.name, att.address6) in used:
+                yield Problem(table, key, f"{att.address6} is also container {used[(net.name, att.address6)]!r}'s")
+            used[(net.name, att.address6)] = container.name
 
 
 def _capacity_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[Problem]:

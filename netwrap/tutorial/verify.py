@@ -32,9 +32,15 @@ PROBE_TIMEOUT = 4.0
 _LISTEN = """\
 import socket, sys
 token, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("0.0.0.0", port))
+try:  # both families where the kernel has IPv6, else IPv4 alone
+    server = socket.socket(socket.AF_INET6)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("::", port))
+except OSError:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", port))
 server.listen(1)
 server.settimeout(timeout)
 try:

@@ -1,0 +1,141 @@
+"""Dual-stack networks on the real kernel, with real packets: a topology file with subnet6 gives every
+container an IPv6 address beside its IPv4 one; IPv6 traffic goes container to container, out to a simulated
+outside (masqueraded; the outside is 2001:db8::/32, the documentation prefix, in a namespace of the test's
+own), in from it to a published port, from the host to a published port on its own IPv6 address; networks
+stay isolated and icc = false holds in both families; the IPv4 side keeps working; a re-apply is a no-op and
+destroy leaves the sandbox as it was (IPv6 addresses, routes and ip6tables in the snapshot)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netwrap import Address, LinkNetns, LinkUp, MemoryStore, Namespace, Sandbox, VethPair, build, teardown
+from netwrap import topology_apply as apply_
+from netwrap.command import Command
+from netwrap.engine.state import StateFile
+from netwrap.host import snapshot
+from netwrap.topology import files as topofile
+from netwrap.tutorial.verify import ping, tcp_probe
+
+pytestmark = pytest.mark.integration
+
+TOPOLOGY = """
+name = "six"
+style = "docker"
+
+[networks.front]
+subnet = "10.31.0.0/24"
+subnet6 = "fd00:31::/64"
+
+[networks.back]
+subnet = "10.32.0.0/24"
+subnet6 = "fd00:32::/64"
+icc = false
+
+[containers.web]
+networks = ["front"]
+ports = ["8080:80"]
+
+[containers.api]
+networks = [{ network = "front", address6 = "fd00:31::99" }]
+
+[containers.db]
+networks = ["back"]
+
+[containers.cache]
+networks = ["back"]
+"""
+OUT, UPLINK6_HOST, UPLINK6_OUT = "out6", "2001:db8::1", "2001:db8::2"
+WEB6, API6, DB6, CACHE6 = "fd00:31::2", "fd00:31::99", "fd00:32::2", "fd00:32::3"
+
+
+def _outside() -> list[object]:
+    return [
+        Namespace(OUT),
+        VethPair("up6o", "up6h"),
+        LinkNetns("up6o", OUT),
+        Address("up6h", f"{UPLINK6_HOST}/64"),
+        LinkUp("up6h"),
+        Address("up6o", f"{UPLINK6_OUT}/64", netns=OUT),
+        LinkUp("up6o", netns=OUT),
+        LinkUp("lo", netns=OUT),
+    ]
+
+
+@pytest.fixture
+def six(sandbox: Sandbox, tmp_path: Path) -> Iterator[tuple[Sandbox, StateFile]]:
+    """The sandbox with the simulated IPv6 outside and the dual-stack topology applied; destroyed after."""
+    outside = MemoryStore()
+    build(_outside(), sandbox.runner, outside)  # type: ignore[arg-type]
+    before = snapshot.take(sandbox.runner)
+    store = StateFile.in_dir(tmp_path, "six")
+    apply_.apply(topofile.loads(TOPOLOGY, "six.toml"), sandbox.runner, store)
+    yield sandbox, store
+    apply_.destroy(sandbox.runner, store)
+    after = snapshot.take(sandbox.runner)
+    assert after == before, "\n".join(before.explain(after))
+    teardown(sandbox.runner, outside)
+
+
+def _addresses(sandbox: Sandbox, netns: str) -> str:
+    return sandbox.runner.run(Command("ip", ("-6", "addr", "show", "dev", "eth0"), netns=netns, mutates=False)).stdout
+
+
+def test_every_container_has_an_address_of_each_family_usable_at_once(six: tuple[Sandbox, StateFile]) -> None:
+    sandbox, _ = six
+    (line,) = [x for x in _addresses(sandbox, "web").splitlines() if f"{WEB6}/64" in x]
+    assert "tentative" not in line  # nodad: usable the moment the container starts talking
+    assert f"{API6}/64" in _addresses(sandbox, "api")  # the fixed one, as written
+    routes = sandbox.runner.run(Command("ip", ("-6", "route", "show", "default"), netns="web", mutates=False))
+    assert "via fd00:31::1 dev eth0" in routes.stdout
+
+
+def test_ipv6_container_to_container_and_out_masqueraded(six: tuple[Sandbox, StateFile]) -> None:
+    sandbox, _ = six
+    assert ping(sandbox.runner, API6, "web")
+    assert tcp_probe(sandbox.runner, "api", "web", API6, 7000)[0]
+    # the outside has no route to fd00:31::/64: only a masqueraded connection can be answered
+    assert tcp_probe(sandbox.runner, OUT, "web", UPLINK6_OUT, 7001)[0]
+    assert ping(sandbox.runner, UPLINK6_OUT, "db")
+
+
+def test_an_ipv6_published_port_answers_from_outside_and_from_the_host(six: tuple[Sandbox, StateFile]) -> None:
+    sandbox, _ = six
+    assert tcp_probe(sandbox.runner, "web", OUT, UPLINK6_HOST, 8080, listen_port=80)[0]
+    assert tcp_probe(sandbox.runner, "web", None, UPLINK6_HOST, 8080, listen_port=80)[0]
+    assert tcp_probe(sandbox.runner, "web", "api", UPLINK6_HOST, 8080, listen_port=80)[0]  # hairpin, another one
+    # IPv6 has no route_localnet: [::1] cannot be sent on to a container (the README says so)
+    assert not tcp_probe(sandbox.runner, "web", None, "::1", 8080, listen_port=80, timeout=2)[0]
+    # the IPv4 side of the same port keeps working, 127.0.0.1 included
+    assert tcp_probe(sandbox.runner, "web", None, "127.0.0.1", 8080, listen_port=80)[0]
+
+
+def test_isolation_and_icc_hold_in_both_families(six: tuple[Sandbox, StateFile]) -> None:
+    sandbox, _ = six
+    assert not ping(sandbox.runner, DB6, "web", count=1)  # front to back
+    assert not ping(sandbox.runner, WEB6, "db", count=1)  # back to front
+    assert not ping(sandbox.runner, CACHE6, "db", count=1)  # icc = false on back
+    assert not ping(sandbox.runner, "10.32.0.3", "db", count=1)  # and in IPv4
+    assert not ping(sandbox.runner, "10.32.0.2", "web", count=1)
+    assert ping(sandbox.runner, "10.31.0.3", "web")  # IPv4 within front still goes
+
+
+def test_a_reapply_is_a_no_op(six: tuple[Sandbox, StateFile]) -> None:
+    sandbox, store = six
+    found = apply_.plan_topology(topofile.loads(TOPOLOGY, "six.toml"), sandbox.runner, store)
+    assert found.is_noop, found.plan.describe()
+
+
+def test_status_shows_both_families_and_every_container_up(six: tuple[Sandbox, StateFile]) -> None:
+    sandbox, store = six
+    rows = {row.name: row for row in apply_.status(topofile.loads(TOPOLOGY, "six.toml"), sandbox.runner, store)}
+    assert {name: row.state for name, row in rows.items()} == dict.fromkeys(("web", "api", "db", "cache"), "up")
+    assert rows["api"].to_json()["networks"][0]["address6"] == f"{API6}/64"
+    sandbox.runner.run(Command("ip", ("-6", "addr", "flush", "dev", "eth0", "scope", "global"), netns="web"))
+    again = {row.name: row for row in apply_.status(topofile.loads(TOPOLOGY, "six.toml"), sandbox.runner, store)}
+    assert again["web"].state == "degraded" and any(WEB6 in line for line in again["web"].missing)
+    apply_.apply(topofile.loads(TOPOLOGY, "six.toml"), sandbox.runner, store)  # and a re-apply mends it
+    assert ping(sandbox.runner, WEB6, "api")

@@ -1,0 +1,177 @@
+"""Dual-stack topology files: subnet6/gateway6/address6 read and checked naming the key; every container gets
+an IPv6 address (fixed, kept, or the lowest free) beside its IPv4 one; the IPv6 objects and ip6tables chains
+mirror IPv4's; a topology without subnet6 builds exactly what it built before."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from netwrap.engine.state import MemoryStore, Record
+from netwrap.errors import TopologyError
+from netwrap.kinds import Address, OwnedChain, Route, Sysctl
+from netwrap.topology import compose, graph
+from netwrap.topology import files as topofile
+from netwrap.topology.apply import desired
+from netwrap.topology.model import Port, Topology
+
+V4 = """
+name = "six"
+[networks.front]
+subnet = "10.31.0.0/24"
+{extra}
+[containers.web]
+networks = ["front"]
+ports = ["8080:80"]
+[containers.api]
+networks = [{{ network = "front"{fixed} }}]
+"""
+
+
+def loads(extra: str = 'subnet6 = "fd00:31::/64"', fixed: str = "") -> Topology:
+    return topofile.loads(V4.format(extra=extra, fixed=fixed), "six.toml")
+
+
+def problems(extra: str, fixed: str = "") -> list[str]:
+    with pytest.raises(TopologyError) as caught:
+        loads(extra, fixed)
+    return str(caught.value).splitlines()
+
+
+def test_a_dual_stack_network_reads_with_its_defaults() -> None:
+    net = loads().networks[0]
+    assert net.subnet6 == ipaddress.IPv6Network("fd00:31::/64")
+    assert net.gateway6 == ipaddress.IPv6Address("fd00:31::1")
+    assert loads('subnet6 = "fd00:31::/64"\ngateway6 = "fd00:31::fe"').networks[0].gateway6 == ipaddress.IPv6Address(
+        "fd00:31::fe"
+    )
+
+
+def test_addresses_of_each_family_fixed_kept_or_the_lowest_free() -> None:
+    topo = loads(fixed=', address6 = "fd00:31::99"')
+    given = compose.assign(topo)
+    assert given.v6 == {
+        ("front", "web"): ipaddress.IPv6Address("fd00:31::2"),
+        ("front", "api"): ipaddress.IPv6Address("fd00:31::99"),
+    }
+    assert given.recorded()["front/web/6"] == "fd00:31::2"
+    kept = compose.assign(loads(), {"front/web/6": "fd00:31::7", "front/api/6": "fd00:31::7"})
+    assert kept.v6[("front", "web")] == ipaddress.IPv6Address("fd00:31::7")
+    assert kept.v6[("front", "api")] == ipaddress.IPv6Address("fd00:31::2")  # the kept one is taken: the lowest
+
+
+def test_the_ipv6_objects_mirror_the_ipv4_ones() -> None:
+    objects, _ = desired(loads(), MemoryStore())
+    inside = [o for o in objects if isinstance(o, Address) and o.netns == "web"]
+    assert [str(o.address) for o in inside] == ["10.31.0.2/24", "fd00:31::2/64"]
+    assert any(isinstance(o, Address) and str(o.address) == "fd00:31::1/64" and o.netns is None for o in objects)
+    routes = [o for o in objects if isinstance(o, Route) and o.netns == "web"]
+    assert [(str(r.gateway), r.family) for r in routes] == [("10.31.0.1", 4), ("fd00:31::1", 6)]
+    assert Sysctl("net.ipv6.conf.all.forwarding", "1") in objects
+    chains = {(o.where, o.name): o for o in objects if isinstance(o, OwnedChain)}
+    assert {where for where, _ in chains} == {"nat", "filter", "ip6:nat", "ip6:filter"}
+    dnat6 = chains[("ip6:nat", "NETWRAP-six")].rules
+    assert [" ".join(r.body()) for r in dnat6] == [
+        "-p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:31::2]:80"
+    ]
+    post6 = [" ".join(r.body()) for r in chains[("ip6:nat", "NETWRAP-six-POST")].rules]
+    assert post6 == [
+        "-s fd00:31::/64 ! -o six-front -j MASQUERADE",
+        "-s fd00:31::/64 -o six-front -m conntrack --ctstate DNAT -j MASQUERADE",
+    ]  # and no 127.0.0.0/8 one: IPv6 has no route_localnet
+
+
+def test_without_subnet6_a_topology_builds_what_it_built_before() -> None:
+    v4_only, _ = desired(loads(extra=""), MemoryStore())
+    dual, _ = desired(loads(), MemoryStore())
+    assert all(o.key for o in v4_only)
+    assert {o.key for o in v4_only} <= {o.key for o in dual}
+    assert not any(getattr(o, "family", 4) == 6 for o in v4_only)
+    assert not any(isinstance(o, Sysctl) and "ipv6" in o.name for o in v4_only)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fixed", "expected"),
+    [
+        ('subnet6 = "fe80::/64"', "", "subnet6: fe80::/64 is a link-local prefix"),
+        ('subnet6 = "ff05::/64"', "", "subnet6: ff05::/64 is a multicast prefix"),
+        ('subnet6 = "fd00:31::1/64"', "", "subnet6: 'fd00:31::1/64': fd00:31::1/64 has host bits set"),
+        ('subnet6 = "10.0.0.0/24"', "", "subnet6: '10.0.0.0/24': must be an IPv6 network"),
+        ('subnet6 = "fd00:31::%eth0/64"', "", "has a zone id"),
+        ('subnet6 = "::ffff:10.0.0.0/120"', "", "IPv4-mapped"),
+        ('subnet6 = "fd00:31::/126"', "", "too small"),
+        ('subnet6 = "fd00:31::/64"\ngateway6 = "fd00:32::1"', "", "gateway6: fd00:32::1 is not a host address"),
+        ('gateway6 = "fd00:32::1"', "", "gateway6: needs a subnet6"),
+        ('subnet6 = "fd00:31::/64"', ', address6 = "fd00:99::1"', "address6: fd00:99::1 is not a host address"),
+        ('subnet6 = "fd00:31::/64"', ', address6 = "fd00:31::1"', "is the IPv6 gateway"),
+        ("", ', address6 = "fd00:31::5"', "has no subnet6"),
+        ('subnet6 = "fd00:31::/64"', ', address6 = "10.31.0.9"', "must be an IPv6 address"),
+        ('subnet6 = "fd00:31::/64"\nstyle_is = 1', "", "unknown key"),
+    ],
+)
+def test_bad_ipv6_input_is_refused_naming_the_key(extra: str, fixed: str, expected: str) -> None:
+    found = problems(extra, fixed)
+    assert any(expected in line for line in found), found
+
+
+def test_the_document_style_stays_ipv4() -> None:
+    text = V4.format(extra='subnet6 = "fd00:31::/64"', fixed="").replace(
+        'name = "six"', 'name = "six"\nstyle = "document"'
+    )
+    with pytest.raises(TopologyError, match="subnet6: needs docker style"):
+        topofile.loads(text, "six.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "host_ip", "families"),
+    [
+        ("[2001:db8::1]:8080:80", "2001:db8::1", (6,)),
+        ("[::]:8080:80/udp", "::", (6,)),
+        ("0.0.0.0:8080:80", None, (4, 6)),
+        ("8080:80", None, (4, 6)),
+        ("192.0.2.1:8080:80", "192.0.2.1", (4,)),
+    ],
+)
+def test_ports_take_a_bracketed_ipv6_host_address(text: str, host_ip: str | None, families: tuple[int, ...]) -> None:
+    port = Port.parse("ports[0]", text)
+    assert (str(port.host_ip) if port.host_ip else None) == host_ip
+    assert port.families() == families
+    assert Port.parse("ports[0]", str(port)) == port
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("2001:db8::1:8080:80", "brackets"),
+        ("[2001:db8::1]8080:80", "[IPV6]:HOST_PORT"),
+        ("[fe80::1]:8080:80", "link-local"),
+        ("[ff02::1]:8080:80", "not an address of this host"),
+    ],
+)
+def test_bad_ipv6_ports_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match="ports") as caught:
+        Port.parse("ports[0]", text)
+    assert reason in str(caught.value)
+
+
+def test_ports_of_two_families_do_not_overlap() -> None:
+    v4, v6, every = (Port.parse("p", t) for t in ("192.0.2.1:80:80", "[2001:db8::1]:80:80", "80:80"))
+    assert not v4.overlaps(v6)
+    assert every.overlaps(v4) and every.overlaps(v6)
+    assert Port.parse("p", "[::]:80:80").overlaps(v6)
+
+
+def test_an_ipv6_port_needs_a_subnet6() -> None:
+    text = V4.format(extra="", fixed="").replace('ports = ["8080:80"]', 'ports = ["[2001:db8::1]:8080:80"]')
+    with pytest.raises(TopologyError, match="published on IPv6"):
+        topofile.loads(text, "six.toml")
+
+
+def test_status_and_graph_show_both_families() -> None:
+    topo = loads()
+    _, addresses = desired(topo, MemoryStore(Record()))
+    drawn = graph.mermaid(topo, addresses)
+    assert "fd00:31::2/64" in drawn and "fd00:31::1/64" in drawn
+    assert "[fd00:31::2]:80" in drawn
+    assert "fd00:31::2/64" in graph.dot(topo, addresses)
