@@ -175,3 +175,48 @@ def test_status_and_graph_show_both_families() -> None:
     assert "fd00:31::2/64" in drawn and "fd00:31::1/64" in drawn
     assert "[fd00:31::2]:80" in drawn
     assert "fd00:31::2/64" in graph.dot(topo, addresses)
+
+
+ONLY6 = """
+name = "only6"
+[networks.v6]
+subnet6 = "fd00:33::/64"
+{extra}
+[containers.a]
+networks = [{{ network = "v6"{fixed} }}]
+ports = ["8090:80"]
+"""
+
+
+def test_an_ipv6_only_network_builds_nothing_of_ipv4() -> None:
+    topo = topofile.loads(ONLY6.format(extra="", fixed=""), "only6.toml")
+    net = topo.networks[0]
+    assert (net.subnet, net.gateway, net.families) == (None, None, (6,))
+    objects, addresses = desired(topo, MemoryStore())
+    assert addresses.v4 == {} and addresses.v6 == {("v6", "a"): ipaddress.IPv6Address("fd00:33::2")}
+    assert not any(getattr(o, "family", None) == 4 for o in objects)
+    assert not any(isinstance(o, Sysctl) and o.name == "net.ipv4.ip_forward" for o in objects)
+    assert [str(o.address) for o in objects if isinstance(o, Address)] == ["fd00:33::2/64", "fd00:33::1/64"]
+    drawn = graph.mermaid(topo, addresses) + graph.dot(topo, addresses)
+    assert "None" not in drawn and "fd00:33::2/64" in drawn
+
+
+@pytest.mark.parametrize(
+    ("extra", "fixed", "expected"),
+    [
+        ("", ', address = "10.0.0.5"', "networks[0].address: network 'v6' is IPv6 only: use address6"),
+        ('gateway = "10.0.0.1"', "", "gateway: needs a subnet to belong to"),
+    ],
+)
+def test_ipv4_values_on_an_ipv6_only_network_are_refused(extra: str, fixed: str, expected: str) -> None:
+    with pytest.raises(TopologyError) as caught:
+        topofile.loads(ONLY6.format(extra=extra, fixed=fixed), "only6.toml")
+    assert expected in str(caught.value)
+
+
+def test_a_network_needs_a_subnet_of_some_family_and_the_document_needs_ipv4() -> None:
+    with pytest.raises(TopologyError, match="subnet: is required"):
+        topofile.loads('[networks.n]\nbridge = "b"\n', "x.toml")
+    text = 'style = "document"\n' + ONLY6.format(extra="", fixed="")
+    with pytest.raises(TopologyError, match="subnet: is required in document style"):
+        topofile.loads(text, "only6.toml")

@@ -142,7 +142,7 @@ def test_keys_tables_and_values_are_quoted_and_escaped() -> None:
         'lab.toml: [topology] "a\\nb": unknown key; expected one of containers, name, networks, style'
     ]
     assert problems('[networks."my.net"]\nnat = true\n') == [
-        'lab.toml: [networks."my.net"] subnet: is required, like subnet = "10.10.0.0/24"'
+        'lab.toml: [networks."my.net"] subnet: is required (or subnet6 alone: IPv6 only), like subnet = "10.10.0.0/24"'
     ]
     found = problems(NET + '[containers."a\\u0007"]\nnetworks = ["front"]\n"x\\ty" = 1\n')
     assert found == [

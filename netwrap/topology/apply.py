@@ -193,8 +193,8 @@ def status(
         bridges: set[Device] = {(None, x.network.bridge) for x in attached if x.container is container}
         path = [*mine, *(o for o in objects if o.location is None and o.devices() & bridges and o not in mine)]
         names = frozenset(name for _, name in own | bridges)
-        addresses = frozenset(x.address for x in attached if x.container is container) | frozenset(
-            x.address6 for x in attached if x.container is container and x.address6 is not None
+        addresses = frozenset(
+            a for x in attached if x.container is container for a in (x.address, x.address6) if a is not None
         )
         path += [o for o in shared if o.concerns(names, addresses)] if bridges else []
         lacking = [items[obj.key] for obj in path if items[obj.key].status != "present"]
@@ -215,7 +215,7 @@ def status(
                 "network": link.network.name,
                 "interface": link.interface,
                 "host_interface": link.host_interface,
-                "address": f"{link.address}/{link.network.prefix}",
+                "address": f"{link.address}/{link.network.prefix}" if link.address is not None else "-",
                 "bridge": link.network.bridge,
             }
             | ({"address6": f"{link.address6}/{link.network.prefix6}"} if link.address6 is not None else {})

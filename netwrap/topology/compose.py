@@ -79,7 +79,7 @@ class Link:
     index: int
     interface: str
     host_interface: str
-    address: ipaddress.IPv4Address
+    address: ipaddress.IPv4Address | None  # None on an IPv6-only network
     moved: bool  # made on the host and moved in (the document's way), or made inside directly
     address6: ipaddress.IPv6Address | None = None  # on a network with a subnet6
 
@@ -149,10 +149,14 @@ def allocate(topo: Topology, previous: Mapping[str, str] | None = None) -> Alloc
     """An address for every attachment: fixed ones first, then last apply's, then the lowest free."""
     previous = previous or {}
     result: Allocations = {}
-    used: dict[str, set[ipaddress.IPv4Address]] = {n.name: {n.gateway} for n in topo.networks}
+    used: dict[str, set[ipaddress.IPv4Address]] = {
+        n.name: {n.gateway} for n in topo.networks if n.gateway is not None and n.subnet is not None
+    }
     pending: list[tuple[Container, int, Attachment]] = []
     for container in topo.containers:
         for index, att in enumerate(container.networks):
+            if att.network not in used:
+                continue  # an IPv6-only network: no IPv4 address
             if att.address is not None:
                 result[(att.network, container.name)] = att.address
                 used[att.network].add(att.address)
@@ -165,14 +169,17 @@ def allocate(topo: Topology, previous: Mapping[str, str] | None = None) -> Alloc
             earlier = ipaddress.IPv4Address(previous.get(allocation_key(att.network, container.name), ""))
         except ValueError:
             earlier = None
-        usable = earlier is not None and earlier in net.subnet and earlier not in (net.subnet[0], net.subnet[-1])
+        subnet = net.subnet
+        usable = (
+            earlier is not None and subnet is not None and earlier in subnet and earlier not in (subnet[0], subnet[-1])
+        )
         if earlier is not None and usable and earlier not in used[net.name]:
             result[(net.name, container.name)] = earlier
             used[net.name].add(earlier)
         else:
             later.append((container, index, att))
     problems = []
-    candidates = {net.name: net.subnet.hosts() for net in topo.networks}
+    candidates = {net.name: net.subnet.hosts() for net in topo.networks if net.subnet is not None}
     for container, index, att in later:
         net = topo.network(att.network)
         free = next((a for a in candidates[net.name] if a not in used[net.name]), None)
@@ -208,7 +215,7 @@ def links(topo: Topology, allocations: Allocations | Addresses) -> list[Link]:
                     index=index,
                     interface=att.interface or f"eth{index}",
                     host_interface=topo.host_interfaces[(container.name, index)],
-                    address=both.v4[(att.network, container.name)],
+                    address=both.v4.get((att.network, container.name)),
                     moved=moved,
                     address6=both.v6.get((att.network, container.name)),
                 )
@@ -216,11 +223,11 @@ def links(topo: Topology, allocations: Allocations | Addresses) -> list[Link]:
     return found
 
 
-def mac_for(address: ipaddress.IPv4Address) -> str:
-    """A container's MAC, made of its address as Docker makes it (``02:6e`` and the four bytes): a container
-    that gets an address another had just before is found at once, never at the old one's MAC that the
-    neighbours still remember."""
-    return "02:6e:" + ":".join(f"{byte:02x}" for byte in address.packed)
+def mac_for(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """A container's MAC, made of its address as Docker makes it (``02:6e`` and the four bytes; an IPv6-only
+    container's, its last four): a container that gets an address another had just before is found at once,
+    never at the old one's MAC that the neighbours still remember."""
+    return "02:6e:" + ":".join(f"{byte:02x}" for byte in address.packed[-4:])
 
 
 def link_group(topo: Topology) -> int:
@@ -264,7 +271,8 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
         if link.moved:
             out.append(VethPair(link.interface, link.host_interface, mtu=mtu))
         else:
-            mac = mac_for(link.address) if topo.style == "docker" else None
+            known = link.address or link.address6
+            mac = mac_for(known) if topo.style == "docker" and known is not None else None
             out.append(
                 VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu, peer_mac=mac)
             )
@@ -281,8 +289,8 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
         )
     for container in own:
         for link in (x for x in attached if x.container is container):
-            prefix = link.network.prefix
-            out.append(Address(link.interface, f"{link.address}/{prefix}", netns=link.netns))
+            if link.address is not None:
+                out.append(Address(link.interface, f"{link.address}/{link.network.prefix}", netns=link.netns))
             if link.address6 is not None:  # added with nodad: usable at once
                 out.append(Address(link.interface, f"{link.address6}/{link.network.prefix6}", netns=link.netns))
             out.append(LinkUp(link.interface, netns=link.netns))
@@ -290,7 +298,8 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
             out.append(LinkUp("lo", netns=container.namespace))
     out += [LinkUp(link.host_interface) for link in attached]
     for net in topo.networks:
-        out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
+        if net.gateway is not None:
+            out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
         if net.gateway6 is not None:
             out.append(Address(net.bridge, f"{net.gateway6}/{net.prefix6}"))
         out.append(LinkUp(net.bridge))
@@ -298,10 +307,11 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
         # the default route goes through the first network that leads outside (an internal one does not)
         first = next((x for x in attached if x.container is container and not x.network.internal), None)
         if first is not None and container.default_route:
-            out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
+            if first.address is not None and first.network.gateway is not None:
+                out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
             if first.address6 is not None and first.network.gateway6 is not None:
                 out.append(Route("default", str(first.network.gateway6), first.interface, netns=first.netns))
-    if topo.networks:
+    if any(net.subnet is not None for net in topo.networks):
         out.append(Sysctl("net.ipv4.ip_forward", "1"))
     if any(net.subnet6 is not None for net in topo.networks):
         out.append(Sysctl("net.ipv6.conf.all.forwarding", "1"))
@@ -309,9 +319,9 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
         out += [NatRule.masquerade(str(net.subnet), not_out=net.bridge) for net in topo.networks if net.nat]
         out += _document_ports(attached)
     elif topo.networks:
-        out += _docker_rules(topo, attached)
-        if any(net.subnet6 is not None for net in topo.networks):
-            out += _docker_rules(topo, attached, family=6)
+        for family in (4, 6):
+            if any(family in net.families for net in topo.networks):
+                out += _docker_rules(topo, attached, family=family)
     return tuple(out)
 
 
@@ -334,7 +344,7 @@ class Published:
         has an IPv6 address to send it to."""
         if self.host_ip is not None and self.host_ip.version != family:
             return False
-        return family == 4 or self.link.address6 is not None
+        return (self.link.address if family == 4 else self.link.address6) is not None
 
     def target_in(self, family: int) -> str:
         return self.target if family == 4 else f"[{self.link.address6}]:{self.port}"
@@ -383,7 +393,7 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
     out: list[NetObject] = []
     ports = [pub for pub in published(attached) if pub.in_family(family)]
     publishing = {pub.link.network.name for pub in ports}
-    nets = [net for net in topo.networks if not v6 or net.subnet6 is not None]
+    nets = [net for net in topo.networks if (net.subnet6 if v6 else net.subnet) is not None]
     chain, post = chain_name(topo), postrouting_chain(topo)
 
     def subnet(net: Network) -> str:

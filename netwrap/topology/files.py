@@ -164,10 +164,10 @@ def _network(r: Reader, name: str, data: Any, topology: str | None) -> Network |
     if r.table("networks", name, data, _NETWORK_KEYS) is None:
         return None
     named = r.check("networks", toml_key(name), object_name, name) is not None
-    if "subnet" not in data:
-        r.fail(table, "subnet", 'is required, like subnet = "10.10.0.0/24"')
+    if "subnet" not in data and "subnet6" not in data:
+        r.fail(table, "subnet", 'is required (or subnet6 alone: IPv6 only), like subnet = "10.10.0.0/24"')
         return None
-    subnet = r.check(table, "subnet", v.ipv4_network, data["subnet"])
+    subnet = r.check(table, "subnet", v.ipv4_network, data["subnet"]) if "subnet" in data else None
     if "bridge" in data:
         bridge = r.check(table, "bridge", _bridge_name, data["bridge"])
     elif topology is not None and named:
@@ -178,6 +178,8 @@ def _network(r: Reader, name: str, data: Any, topology: str | None) -> Network |
     if subnet is not None:
         default = subnet[1] if subnet.num_addresses > 1 else subnet.network_address
         gateway = r.check(table, "gateway", v.ipv4_address, data.get("gateway", str(default)))
+    elif "gateway" in data and "subnet" not in data:
+        r.fail(table, "gateway", "needs a subnet to belong to (an IPv6-only network takes gateway6)")
     nat = r.get(table, data, "nat", bool, True)
     icc = r.get(table, data, "icc", bool, True)
     internal = r.get(table, data, "internal", bool, False)
@@ -194,7 +196,9 @@ def _network(r: Reader, name: str, data: Any, topology: str | None) -> Network |
         gateway6 = r.check(table, "gateway6", ipv6_address, data["gateway6"])
     elif subnet6 is not None and subnet6.num_addresses > 1:
         gateway6 = subnet6[1]
-    if subnet is None or bridge is None or gateway is None or ("subnet6" in data and subnet6 is None):
+    if ("subnet" in data and (subnet is None or gateway is None)) or bridge is None:
+        return None
+    if ("subnet6" in data and subnet6 is None) or (subnet is None and subnet6 is None):
         return None
     tool_name: Literal["brctl", "ip"] = "brctl" if tool == "brctl" else "ip"
     return Network(

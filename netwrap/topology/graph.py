@@ -40,14 +40,14 @@ def _published(topo: Topology, allocations: compose.Allocations | compose.Addres
 
 
 def _addresses(link: compose.Link) -> str:
-    """A link's addresses: IPv4's, and IPv6's when it has one."""
-    six = f" {link.address6}/{link.network.prefix6}" if link.address6 is not None else ""
-    return f"{link.address}/{link.network.prefix}{six}"
+    """A link's addresses: IPv4's and IPv6's, those it has."""
+    found = [(link.address, link.network.prefix), (link.address6, link.network.prefix6)]
+    return " ".join(f"{address}/{prefix}" for address, prefix in found if address is not None)
 
 
 def _gateways(net: Network, separator: str) -> str:
-    six = f"{separator}{net.gateway6}/{net.prefix6}" if net.gateway6 is not None else ""
-    return f"{net.gateway}/{net.prefix}{six}"
+    found = [(net.gateway, net.prefix), (net.gateway6, net.prefix6)]
+    return separator.join(f"{address}/{prefix}" for address, prefix in found if address is not None)
 
 
 def mermaid(topo: Topology, allocations: compose.Allocations | compose.Addresses) -> str:

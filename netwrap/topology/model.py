@@ -121,9 +121,9 @@ class Network:
     """
 
     name: str
-    subnet: ipaddress.IPv4Network
+    subnet: ipaddress.IPv4Network | None  # None: an IPv6-only network (it has a subnet6)
     bridge: str
-    gateway: ipaddress.IPv4Address
+    gateway: ipaddress.IPv4Address | None
     nat: bool = True
     icc: bool = True
     bridge_tool: Literal["brctl", "ip"] = "ip"
@@ -134,7 +134,11 @@ class Network:
 
     @property
     def prefix(self) -> int:
-        return self.subnet.prefixlen
+        return self.subnet.prefixlen if self.subnet is not None else 0
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        return (*((4,) if self.subnet is not None else ()), *((6,) if self.subnet6 is not None else ()))
 
     @property
     def prefix6(self) -> int:
@@ -436,15 +440,22 @@ def _network_problems(topo: Topology, networks: dict[str, Network], bridges: dic
         if net.bridge == LOOPBACK:
             yield Problem(table, "bridge", _LOOPBACK_TAKEN)
         bridges[net.bridge] = net.name
-        if net.subnet.num_addresses < 4:  # (no gateway fits either: said once)
-            yield Problem(table, "subnet", f"{net.subnet} is too small for a gateway and a container")
-        elif net.gateway not in net.subnet or net.gateway in (net.subnet[0], net.subnet[-1]):
-            yield Problem(table, "gateway", f"{net.gateway} is not a host address of {net.subnet}")
+        subnet = net.subnet
+        if subnet is None:
+            if net.subnet6 is None:
+                yield Problem(table, "subnet", 'is required (or subnet6), like subnet = "10.10.0.0/24"')
+            elif topo.style == "document":
+                yield Problem(table, "subnet", "is required in document style: the document's commands are IPv4")
+        elif subnet.num_addresses < 4:  # (no gateway fits either: said once)
+            yield Problem(table, "subnet", f"{subnet} is too small for a gateway and a container")
+        elif net.gateway is None or net.gateway not in subnet or net.gateway in (subnet[0], subnet[-1]):
+            yield Problem(table, "gateway", f"{net.gateway} is not a host address of {subnet}")
         if net.internal and topo.style == "document":
             yield Problem(table, "internal", "needs docker style: the document's commands have no filter rules")
         for peer in topo.networks:
-            if peer is not net and peer.name != net.name and net.subnet.overlaps(peer.subnet):
-                yield Problem(table, "subnet", f"{net.subnet} overlaps {peer.subnet} of network {peer.name!r}")
+            theirs = peer.subnet
+            if peer is not net and peer.name != net.name and subnet and theirs and subnet.overlaps(theirs):
+                yield Problem(table, "subnet", f"{subnet} overlaps {theirs} of network {peer.name!r}")
         yield from _ipv6_problems(topo, net, table)
 
 
@@ -541,6 +552,9 @@ def _address_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[
                 continue
             key = f"networks[{index}]"
             table = toml_key("containers", container.name)
+            if net.subnet is None:
+                yield Problem(table, f"{key}.address", f"network {net.name!r} is IPv6 only: use address6")
+                continue
             edges = (net.subnet.network_address, net.subnet.broadcast_address)
             if att.address not in net.subnet or att.address in edges:
                 yield Problem(table, key, f"address {att.address} is not a host address of {net.subnet}")
@@ -587,8 +601,8 @@ def _capacity_problems(topo: Topology, networks: dict[str, Network]) -> Iterator
                 pending.setdefault(att.network, []).append((container, index))
     for name, waiting in pending.items():
         net = networks[name]
-        if net.subnet.num_addresses < 4:
-            continue  # too small: said once, of the subnet
+        if net.subnet is None or net.subnet.num_addresses < 4:
+            continue  # IPv6 only (a /124 at most has room enough); or too small: said once, of the subnet
         room = net.subnet.num_addresses - 3  # less the network's, the broadcast and the gateway's addresses
         for container, index in waiting[max(room - fixed.get(name, 0), 0) :]:
             yield Problem(

@@ -139,3 +139,40 @@ def test_status_shows_both_families_and_every_container_up(six: tuple[Sandbox, S
     assert again["web"].state == "degraded" and any(WEB6 in line for line in again["web"].missing)
     apply_.apply(topofile.loads(TOPOLOGY, "six.toml"), sandbox.runner, store)  # and a re-apply mends it
     assert ping(sandbox.runner, WEB6, "api")
+
+
+ONLY6 = """
+name = "only6"
+style = "docker"
+
+[networks.v6]
+subnet6 = "fd00:33::/64"
+
+[containers.a]
+networks = ["v6"]
+ports = ["8090:80"]
+
+[containers.b]
+networks = ["v6"]
+"""
+
+
+def test_an_ipv6_only_network(sandbox: Sandbox, tmp_path: Path) -> None:
+    outside = MemoryStore()
+    build(_outside(), sandbox.runner, outside)  # type: ignore[arg-type]
+    before = snapshot.take(sandbox.runner)
+    store = StateFile.in_dir(tmp_path, "only6")
+    topo = topofile.loads(ONLY6, "only6.toml")
+    apply_.apply(topo, sandbox.runner, store)
+    shown = sandbox.runner.run(Command("ip", ("addr", "show", "dev", "eth0"), netns="a", mutates=False)).stdout
+    assert "inet6 fd00:33::2/64" in shown and "inet " not in shown  # no IPv4 address at all
+    assert ping(sandbox.runner, "fd00:33::3", "a")
+    assert tcp_probe(sandbox.runner, OUT, "b", UPLINK6_OUT, 7002)[0]  # out, masqueraded
+    assert tcp_probe(sandbox.runner, "a", OUT, UPLINK6_HOST, 8090, listen_port=80)[0]  # in, published
+    assert tcp_probe(sandbox.runner, "a", None, UPLINK6_HOST, 8090, listen_port=80)[0]  # from the host
+    assert snapshot.take(sandbox.runner).nat_table == before.nat_table  # nothing of IPv4's was made
+    assert apply_.plan_topology(topo, sandbox.runner, store).is_noop
+    apply_.destroy(sandbox.runner, store)
+    after = snapshot.take(sandbox.runner)
+    assert after == before, "\n".join(before.explain(after))
+    teardown(sandbox.runner, outside)
