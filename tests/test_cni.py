@@ -62,8 +62,12 @@ def test_version_is_answered_whatever_the_config() -> None:
          spec.INVALID_CONFIG, "portMappings[0].hostPort"),
         (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "sctp"}]}},
          spec.INVALID_CONFIG, "protocol"),
-        (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "hostIP": "::1"}]}},
-         spec.UNSUPPORTED_FIELD, "IPv6"),
+        (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "hostIP": "fe80::1"}]}},
+         spec.INVALID_CONFIG, "hostIP"),
+        (ENV, {**CONF, "subnet6": "fe80::/64"}, spec.INVALID_CONFIG, "subnet6"),
+        (ENV, {**CONF, "subnet6": "fd00:88::/64", "gateway6": "fd00:99::1"}, spec.INVALID_CONFIG, "gateway6"),
+        (ENV, {**CONF, "gateway6": "fd00:88::1"}, spec.INVALID_CONFIG, "needs a subnet6"),
+        (ENV, {**CONF, "subnet6": "fd00:88::/126"}, spec.INVALID_CONFIG, "too small"),
     ],
 )  # fmt: skip
 def test_bad_input_is_an_error_of_the_spec_naming_what_is_wrong(
@@ -297,3 +301,29 @@ def test_a_port_on_every_address_and_the_same_port_on_one_are_told_apart_as_the_
     local = Lease("b", "eth0", ipaddress.IPv4Address("10.89.0.3"), "/y", (PortMapping(8080, 80, host_ip="127.0.0.1"),))
     assert plugin._usable(conf, [every, local]) == [every]
     plugin.topology(conf, plugin._usable(conf, [every, local]))  # builds
+
+
+def test_a_dual_stack_configuration_as_host_local_writes_it() -> None:
+    ranges = [[{"subnet": "fd00:88::/64"}], [{"subnet": "10.88.0.0/24", "gateway": "10.88.0.254"}]]
+    conf = spec.netconf({**CONF, "subnet": None, "ipam": {"type": "host-local", "ranges": ranges}}, "ADD")
+    assert (str(conf.subnet), str(conf.gateway)) == ("10.88.0.0/24", "10.88.0.254")
+    assert (str(conf.subnet6), str(conf.gateway6)) == ("fd00:88::/64", "fd00:88::1")
+    top = spec.netconf({**CONF, "subnet6": "fd00:89::/64", "gateway6": "fd00:89::fe"}, "ADD")
+    assert (str(top.subnet6), str(top.gateway6)) == ("fd00:89::/64", "fd00:89::fe")
+
+
+def test_leases_of_a_dual_stack_network_take_and_keep_an_address_of_each_family(tmp_path: Path) -> None:
+    both: dict[str, Any] = {
+        "subnet": ipaddress.IPv4Network("10.88.0.0/24"),
+        "gateway": ipaddress.IPv4Address("10.88.0.1"),
+        "subnet6": ipaddress.IPv6Network("fd00:88::/64"),
+        "gateway6": ipaddress.IPv6Address("fd00:88::1"),
+    }
+    with Leases(tmp_path, "n") as leases:
+        given = [leases.take(container_id=c, ifname="eth0", netns=f"/{c}", ports=(), **both) for c in ("a", "b")]
+        leases.save()
+    assert [str(x.address6) for x in given] == ["fd00:88::2", "fd00:88::3"]
+    with Leases(tmp_path, "n") as leases:
+        assert leases.leases == given  # read back as written
+        again = leases.take(container_id="b", ifname="eth0", netns="/b", ports=(), **both)
+        assert again.address6 == given[1].address6 and again.address == given[1].address

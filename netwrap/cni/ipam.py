@@ -39,6 +39,7 @@ class Lease:
     netns: str
     ports: tuple[PortMapping, ...] = ()
     identity: str = ""  # what netns led to when it was added: BOOT DEVICE:INODE (see plugin.identity)
+    address6: ipaddress.IPv6Address | None = None  # on a dual-stack network
 
     @property
     def attachment(self) -> tuple[str, str]:
@@ -52,7 +53,7 @@ class Lease:
             "netns": self.netns,
             "ports": [[p.host_ip, p.host_port, p.container_port, p.protocol] for p in self.ports],
             "identity": self.identity,
-        }
+        } | ({"address6": str(self.address6)} if self.address6 is not None else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Lease:
@@ -60,6 +61,7 @@ class Lease:
         return cls(
             str(data["containerID"]), str(data["ifname"]), ipaddress.IPv4Address(data["address"]),
             str(data["netns"]), ports, str(data.get("identity", "")),
+            ipaddress.IPv6Address(data["address6"]) if data.get("address6") else None,
         )  # fmt: skip
 
 
@@ -136,21 +138,35 @@ class Leases:
         subnet: ipaddress.IPv4Network,
         gateway: ipaddress.IPv4Address,
         identity: str = "",
+        subnet6: ipaddress.IPv6Network | None = None,
+        gateway6: ipaddress.IPv6Address | None = None,
     ) -> Lease:
-        """The attachment's lease: the one it has (an ADD repeated keeps its address), else the lowest free
-        host address of ``subnet`` that is not the gateway. No address left: an error that says so."""
+        """The attachment's lease: the one it has (an ADD repeated keeps its addresses), else the lowest free
+        host address of ``subnet`` that is not the gateway (and of ``subnet6``, after its gateway). No address
+        left: an error that says so."""
         mine = self.find(container_id, ifname)
-        if mine is not None and mine.address in subnet and mine.address != gateway:
+        fits6 = subnet6 is None or (mine is not None and mine.address6 is not None and mine.address6 in subnet6
+                                     and mine.address6 not in (gateway6, subnet6.network_address))  # fmt: skip
+        if mine is not None and mine.address in subnet and mine.address != gateway and fits6:
             lease = attrs.evolve(mine, netns=netns, ports=tuple(ports), identity=identity)
             self.leases[self.leases.index(mine)] = lease
             return lease
         if mine is not None:
             self.leases.remove(mine)
         used = {x.address for x in self.leases} | {gateway}
-        free = next((a for a in subnet.hosts() if a not in used), None)
+        kept = mine.address if mine is not None and mine.address in subnet and mine.address not in used else None
+        free = kept or next((a for a in subnet.hosts() if a not in used), None)
         if free is None:
             raise CniError(FAILED, f"no free address left in {subnet} ({len(self.leases)} leases)")
-        lease = Lease(container_id, ifname, free, netns, tuple(ports), identity)
+        free6 = None
+        if subnet6 is not None:
+            used6 = {x.address6 for x in self.leases} | {gateway6}
+            free6 = subnet6.network_address + 2
+            while free6 in used6:
+                free6 += 1
+            if free6 not in subnet6:
+                raise CniError(FAILED, f"no free address left in {subnet6} ({len(self.leases)} leases)")
+        lease = Lease(container_id, ifname, free, netns, tuple(ports), identity, free6)
         self.leases.append(lease)
         return lease
 

@@ -63,11 +63,16 @@ def container_name(container_id: str, ifname: str) -> str:
 
 def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
     bridge = conf.bridge or short_name("cni-", conf.name)
-    network = Network("net", conf.subnet, bridge, conf.gateway, nat=conf.ip_masq, mtu=conf.mtu)
+    network = Network(
+        "net", conf.subnet, bridge, conf.gateway, nat=conf.ip_masq, mtu=conf.mtu, subnet6=conf.subnet6,
+        gateway6=conf.gateway6,
+    )  # fmt: skip
     containers = tuple(
         Container(
             name=container_name(lease.container_id, lease.ifname),
-            networks=(Attachment("net", address=lease.address, interface=_interface(lease.ifname)),),
+            networks=(
+                Attachment("net", address=lease.address, interface=_interface(lease.ifname), address6=lease.address6),
+            ),
             ports=_ports(lease),
             loopback=False,
             source=lease.netns,
@@ -94,9 +99,11 @@ def _interface(ifname: str) -> str | None:
     return None if ifname == "eth0" else ifname  # eth0 is the first attachment's own name: made in place
 
 
-def _host_ip(text: str) -> ipaddress.IPv4Address | None:
-    address = ipaddress.IPv4Address(text) if text else None
-    return None if address is None or address.is_unspecified else address  # unspecified: every address
+def _host_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    address = ipaddress.ip_address(text) if text else None
+    if address is None or (address.version == 4 and address.is_unspecified):
+        return None  # 0.0.0.0: every address (:: stays: every IPv6 address)
+    return address
 
 
 @contextlib.contextmanager
@@ -148,6 +155,10 @@ def _usable(conf: NetConf, leases: Sequence[Lease]) -> list[Lease]:
         if lease.address not in conf.subnet or lease.address in (conf.gateway, conf.subnet.network_address,
                                                                    conf.subnet.broadcast_address):  # fmt: skip
             continue
+        if conf.subnet6 is not None and (
+            lease.address6 is None or lease.address6 not in conf.subnet6 or lease.address6 == conf.gateway6
+        ):
+            continue  # from before the network had IPv6 (or another subnet6): its next ADD gives it one
         if any(port.overlaps(other) for port in mine for other in taken.get((port.host_port, port.protocol), ())):
             continue  # as the topology's check judges them
         for port in mine:
@@ -197,7 +208,7 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             raise CniError(spec.INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns} is not there")
         lease = leases.take(
             container_id=env.container_id, ifname=env.ifname, netns=env.netns, ports=conf.port_mappings,
-            subnet=conf.subnet, gateway=conf.gateway, identity=found,
+            subnet=conf.subnet, gateway=conf.gateway, identity=found, subnet6=conf.subnet6, gateway6=conf.gateway6,
         )  # fmt: skip
         try:
             # an ADD reads what it adds or changes and what shares a device with it (see engine.check); one
@@ -318,9 +329,14 @@ def result(env: Env, conf: NetConf, topo: Topology, lease: Lease, runner: Runner
     ips = [x for x in previous.get("ips", []) if isinstance(x, dict)]
     ips.append({"address": f"{lease.address}/{conf.subnet.prefixlen}", "gateway": str(conf.gateway),
                 "interface": first + 2})  # fmt: skip
+    if lease.address6 is not None and conf.subnet6 is not None:
+        ips.append({"address": f"{lease.address6}/{conf.subnet6.prefixlen}", "gateway": str(conf.gateway6),
+                    "interface": first + 2})  # fmt: skip
     routes = [x for x in previous.get("routes", []) if isinstance(x, dict)]
     if env.ifname == "eth0":
         routes.append({"dst": "0.0.0.0/0", "gw": str(conf.gateway)})
+        if lease.address6 is not None and conf.gateway6 is not None:
+            routes.append({"dst": "::/0", "gw": str(conf.gateway6)})
     dns = dict(conf.dns) or dict(previous.get("dns") or {})
     return {"cniVersion": conf.version, "interfaces": interfaces, "ips": ips, "routes": routes, "dns": dns}
 

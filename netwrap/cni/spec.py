@@ -112,6 +112,8 @@ class NetConf:
     subnet: ipaddress.IPv4Network
     gateway: ipaddress.IPv4Address
     ip_masq: bool = False
+    subnet6: ipaddress.IPv6Network | None = None  # dual stack: each attachment gets an IPv6 address too
+    gateway6: ipaddress.IPv6Address | None = None
     mtu: int | None = None
     data_dir: str = DEFAULT_DATA_DIR
     state_dir: str = ""
@@ -157,28 +159,64 @@ def _get(data: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
     return value
 
 
-def _subnet_and_gateway(data: Mapping[str, Any]) -> tuple[str, str | None]:
-    """``subnet``/``gateway`` at the top, or in ``ipam`` as host-local writes them (``subnet``, or the first
-    range of ``ranges``)."""
+def _subnet_and_gateway(data: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
+    """``subnet``/``gateway`` (and ``subnet6``/``gateway6``) at the top, or in ``ipam`` as host-local writes
+    them (``subnet``, or ``ranges``: one range set per family, one subnet each)."""
     subnet, gateway = data.get("subnet"), data.get("gateway")
+    subnet6, gateway6 = data.get("subnet6"), data.get("gateway6")
     ipam = data.get("ipam")
     if subnet is None and isinstance(ipam, dict):
         subnet, gateway = ipam.get("subnet"), ipam.get("gateway", gateway)
         ranges = ipam.get("ranges")
-        if subnet is None and isinstance(ranges, list) and ranges and isinstance(ranges[0], list) and ranges[0]:
-            if len(ranges) > 1 or len(ranges[0]) > 1:
-                raise CniError(UNSUPPORTED_FIELD, "ipam.ranges: one range of one subnet is supported")
-            first = ranges[0][0]
-            if isinstance(first, dict):
-                _no_range_options(first, "ipam.ranges[0][0]")
-                subnet, gateway = first.get("subnet"), first.get("gateway", gateway)
+        if subnet is None and isinstance(ranges, list) and ranges:
+            if len(ranges) > 2 or not all(isinstance(r, list) and len(r) == 1 for r in ranges):
+                raise CniError(UNSUPPORTED_FIELD, "ipam.ranges: one range set per family, of one subnet each")
+            seen: set[bool] = set()
+            for number, (first,) in enumerate(ranges):
+                if not isinstance(first, dict):
+                    raise _invalid(f"ipam.ranges[{number}][0]", first, "must be an object with a subnet")
+                _no_range_options(first, f"ipam.ranges[{number}][0]")
+                six = isinstance(first.get("subnet"), str) and ":" in first["subnet"]
+                if six in seen:
+                    raise CniError(UNSUPPORTED_FIELD, "ipam.ranges: one range set per family, of one subnet each")
+                seen.add(six)
+                if six:
+                    subnet6, gateway6 = first.get("subnet"), first.get("gateway", gateway6)
+                else:
+                    subnet, gateway = first.get("subnet"), first.get("gateway", gateway)
     if isinstance(ipam, dict):
         _no_range_options(ipam, "ipam")
     if not isinstance(subnet, str):
         raise _invalid("subnet", subnet, "must be an IPv4 network such as 10.88.0.0/16")
-    if gateway is not None and not isinstance(gateway, str):
-        raise _invalid("gateway", gateway, "must be an IPv4 address")
-    return subnet, gateway
+    for key, value in (("gateway", gateway), ("subnet6", subnet6), ("gateway6", gateway6)):
+        if value is not None and not isinstance(value, str):
+            raise _invalid(key, value, "must be a string")
+    return subnet, gateway, subnet6, gateway6
+
+
+def _ipv6_side(
+    text: str | None, gateway_text: str | None
+) -> tuple[ipaddress.IPv6Network | None, ipaddress.IPv6Address | None]:
+    """The IPv6 subnet and gateway (its ``::1`` unless given), checked as a topology file's are."""
+    if text is None:
+        if gateway_text is not None:
+            raise _invalid("gateway6", gateway_text, "needs a subnet6")
+        return None, None
+    try:
+        subnet6 = ipaddress.IPv6Network(text)
+    except ValueError as exc:
+        raise _invalid("subnet6", text, f"is not an IPv6 network ({exc})") from None
+    if subnet6.is_link_local or subnet6.is_multicast or subnet6.is_loopback or "%" in text:
+        raise _invalid("subnet6", text, "must be a unicast prefix, like fd00:88::/64")
+    if subnet6.prefixlen > 124:
+        raise _invalid("subnet6", text, "is too small for a gateway and containers (/124 at most)")
+    try:
+        gateway6 = ipaddress.IPv6Address(gateway_text) if gateway_text is not None else subnet6[1]
+    except ValueError:
+        raise _invalid("gateway6", gateway_text, "is not an IPv6 address") from None
+    if gateway6 not in subnet6 or gateway6 == subnet6.network_address:
+        raise _invalid("gateway6", str(gateway6), f"is not a host address of {subnet6}")
+    return subnet6, gateway6
 
 
 def _no_range_options(where: Mapping[str, Any], key: str) -> None:
@@ -196,7 +234,8 @@ def netconf(data: dict[str, Any], command: str) -> NetConf:
         raise _invalid("name", name, "must be a network name: letters, digits, '_', '.' or '-', at most 63")
     if data.get("type") != "netwrap":
         raise _invalid("type", data.get("type"), "must be 'netwrap' for this plugin")
-    text, gateway_text = _subnet_and_gateway(data)
+    text, gateway_text, text6, gateway6_text = _subnet_and_gateway(data)
+    subnet6, gateway6 = _ipv6_side(text6, gateway6_text)
     try:
         subnet = ipaddress.IPv4Network(text)
     except ValueError as exc:
@@ -229,6 +268,8 @@ def netconf(data: dict[str, Any], command: str) -> NetConf:
         subnet=subnet,
         gateway=gateway,
         ip_masq=_get(data, "ipMasq", bool, False),
+        subnet6=subnet6,
+        gateway6=gateway6,
         mtu=mtu,
         data_dir=_get(data, "dataDir", str, DEFAULT_DATA_DIR),
         state_dir=_get(data, "stateDir", str, ""),
@@ -253,14 +294,14 @@ def _port(index: int, item: object) -> PortMapping:
         raise _invalid(f"{key}.protocol", protocol, "must be tcp or udp")
     host_ip = item.get("hostIP", "")
     if not isinstance(host_ip, str):
-        raise _invalid(f"{key}.hostIP", host_ip, "must be an IPv4 address")
+        raise _invalid(f"{key}.hostIP", host_ip, "must be an IP address")
     if host_ip:
         try:
             address = ipaddress.ip_address(host_ip)
         except ValueError:
             raise _invalid(f"{key}.hostIP", host_ip, "is not an IP address") from None
-        if address.version != 4:
-            raise CniError(UNSUPPORTED_FIELD, f"{key}.hostIP: {host_ip!r}: IPv6 is not supported yet")
+        if address.version == 6 and (address.is_link_local or address.is_multicast):
+            raise _invalid(f"{key}.hostIP", host_ip, "is not an address to publish on")
     return PortMapping(int(host), int(inside), protocol.lower(), host_ip)  # type: ignore[arg-type]  # checked
 
 
