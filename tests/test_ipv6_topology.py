@@ -220,3 +220,26 @@ def test_a_network_needs_a_subnet_of_some_family_and_the_document_needs_ipv4() -
     text = 'style = "document"\n' + ONLY6.format(extra="", fixed="")
     with pytest.raises(TopologyError, match="subnet: is required in document style"):
         topofile.loads(text, "only6.toml")
+
+
+def test_a_bridge_gets_ipv6_on_before_its_ipv6_address_in_a_batch() -> None:
+    from netwrap.engine.batch import Step, batches  # noqa: PLC0415
+
+    objects, _ = desired(loads(), MemoryStore())
+    keys = [o.key for o in objects]
+    setting = next(o for o in objects if isinstance(o, Sysctl) and o.name.endswith("six-front.disable_ipv6"))
+    gateway6 = next(o for o in objects if isinstance(o, Address) and str(o.address) == "fd00:31::1/64")
+    assert keys.index(setting.key) < keys.index(gateway6.key)
+    steps = [Step(n, c) for n, o in enumerate(objects, start=1) for c in o.create_commands() if o.location is None]
+    found = [(b.command.tool, b.command.args) for b in batches(steps)]
+    at = found.index(("sysctl", ("net.ipv6.conf.six-front.disable_ipv6=0",)))  # alone, in its place:
+    assert found[at - 1][0] == "ip" and found[at + 1][0] == "ip"  # after the bridge is made, before its addresses
+    assert "addr add fd00:31::1/64" in (batches(steps)[at + 1].command.input or "")
+
+
+def test_nat_off_masquerades_nothing_in_either_family() -> None:
+    objects, _ = desired(loads('subnet6 = "fd00:31::/64"\nnat = false'), MemoryStore())
+    chains = {(o.where, o.name): o for o in objects if isinstance(o, OwnedChain)}
+    for where in ("nat", "ip6:nat"):
+        rules = [" ".join(r.body()) for r in chains[(where, "NETWRAP-six-POST")].rules]
+        assert not any("! -o" in rule for rule in rules), rules  # only the hairpin ones are left

@@ -74,6 +74,8 @@ def _kind(command: Command) -> tuple[str, str | None]:
     if command.tool == "ip" and args and not args[0].startswith("-"):
         return ("ip", command.netns)
     if command.tool == "sysctl" and len(args) == 1 and "=" in args[0] and not args[0].startswith("-"):
+        if args[0].split("=")[0].endswith(".disable_ipv6"):
+            return ("single", command.netns)  # in its place: a device's IPv6 addresses need it first
         return ("sysctl", command.netns)
     if command.tool in RESTORES and command.netns is None and command.args == ("--noflush",):
         return ("rules", command.tool.removesuffix("-restore"))  # a chain's lines join its family's transaction

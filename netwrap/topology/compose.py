@@ -277,10 +277,10 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
                 VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu, peer_mac=mac)
             )
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
-    out += [
-        Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None)
-        for net in topo.networks
-    ]
+    for net in topo.networks:
+        out.append(Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None))
+        if net.subnet6 is not None:  # a host whose new devices start without IPv6 (default.disable_ipv6 = 1)
+            out.append(Sysctl(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0"))
     for link in attached:
         net = link.network
         hairpin = topo.style == "docker"  # as Docker: a container reaches its own published port

@@ -176,3 +176,20 @@ def test_an_ipv6_only_network(sandbox: Sandbox, tmp_path: Path) -> None:
     after = snapshot.take(sandbox.runner)
     assert after == before, "\n".join(before.explain(after))
     teardown(sandbox.runner, outside)
+
+
+def test_a_host_whose_new_devices_start_without_ipv6(sandbox: Sandbox, tmp_path: Path) -> None:
+    """default.disable_ipv6 = 1 (some hosts turn IPv6 off): the bridge gets it back on, the rest as usual."""
+    off = ("-w", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.all.disable_ipv6=1")
+    sandbox.runner.run(Command("sysctl", off))
+    before = snapshot.take(sandbox.runner)
+    store = StateFile.in_dir(tmp_path, "only6")
+    topo = topofile.loads(ONLY6, "only6.toml")
+    apply_.apply(topo, sandbox.runner, store)
+    assert ping(sandbox.runner, "fd00:33::1", "a")  # the bridge's address answers: IPv6 is on there
+    assert ping(sandbox.runner, "fd00:33::3", "a")
+    assert apply_.plan_topology(topo, sandbox.runner, store).is_noop
+    apply_.destroy(sandbox.runner, store)
+    after = snapshot.take(sandbox.runner)
+    assert after == before, "\n".join(before.explain(after))
+    assert after.sysctl("net.ipv6.conf.default.disable_ipv6") == "1"  # the host's own choice, untouched
