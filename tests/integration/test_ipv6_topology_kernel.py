@@ -193,3 +193,54 @@ def test_a_host_whose_new_devices_start_without_ipv6(sandbox: Sandbox, tmp_path:
     after = snapshot.take(sandbox.runner)
     assert after == before, "\n".join(before.explain(after))
     assert after.sysctl("net.ipv6.conf.default.disable_ipv6") == "1"  # the host's own choice, untouched
+
+
+def _fresh(text: str, tmp_path: Path, name: str) -> snapshot.Snapshot:
+    with Sandbox() as fresh:
+        apply_.apply(topofile.loads(text, "six.toml"), fresh.runner, StateFile.in_dir(tmp_path / name, "six"))
+        return snapshot.take(fresh.runner)
+
+
+def test_adding_and_removing_ipv6_by_an_edit_ends_where_a_fresh_apply_does(sandbox: Sandbox, tmp_path: Path) -> None:
+    v4_only = "\n".join(line for line in TOPOLOGY.splitlines() if "subnet6" not in line).replace(
+        ', address6 = "fd00:31::99"', ""
+    )
+    store = StateFile.in_dir(tmp_path / "edited", "six")
+    apply_.apply(topofile.loads(v4_only, "six.toml"), sandbox.runner, store)
+    apply_.apply(topofile.loads(TOPOLOGY, "six.toml"), sandbox.runner, store)  # IPv6 added by an edit
+    edited = snapshot.take(sandbox.runner)
+    fresh = _fresh(TOPOLOGY, tmp_path, "fresh6")
+    assert edited == fresh, "\n".join(fresh.explain(edited))
+    assert ping(sandbox.runner, API6, "web")
+    apply_.apply(topofile.loads(v4_only, "six.toml"), sandbox.runner, store)  # and taken away again
+    back = snapshot.take(sandbox.runner)
+    fresh4 = _fresh(v4_only, tmp_path, "fresh4")
+    assert back == fresh4, "\n".join(fresh4.explain(back))
+
+
+OTHER = """
+name = "other6"
+style = "docker"
+
+[networks.net]
+subnet = "10.34.0.0/24"
+subnet6 = "fd00:34::/64"
+
+[containers.x]
+networks = ["net"]
+"""
+
+
+def test_two_dual_stack_topologies_are_isolated_from_each_other(six: tuple[Sandbox, StateFile], tmp_path: Path) -> None:
+    sandbox, _ = six
+    store = StateFile.in_dir(tmp_path / "other", "other6")
+    apply_.apply(topofile.loads(OTHER, "other6.toml"), sandbox.runner, store)
+    try:
+        assert not ping(sandbox.runner, "fd00:34::2", "web", count=1)
+        assert not ping(sandbox.runner, WEB6, "x", count=1)
+        assert ping(sandbox.runner, UPLINK6_OUT, "x")  # each still reaches the outside
+        assert ping(sandbox.runner, UPLINK6_OUT, "web")
+        # a published port of one answers the other's containers through the host's address, as with Docker
+        assert tcp_probe(sandbox.runner, "web", "x", UPLINK6_HOST, 8080, listen_port=80)[0]
+    finally:
+        apply_.destroy(sandbox.runner, store)
