@@ -17,27 +17,40 @@ from netwrap.tutorial.verify import outside_objects
 
 
 def helpers() -> dict[int, int]:
-    """The warm CNI helpers running on this machine (see netwrap.cni.helper): pid, network namespace inode."""
-    found: dict[int, int] = {}
+    """The warm CNI helpers running on this machine (see netwrap.cni.helper), and their copies: pid, network
+    namespace inode."""
+    return {pid: netns for pid, (netns, helper) in _processes().items() if helper}
+
+
+def _processes() -> dict[int, tuple[int, bool]]:
+    """Every process this one can see: pid, (network namespace inode, whether it is a CNI helper)."""
+    found: dict[int, tuple[int, bool]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            if b"netwrap.cni.helper" in (entry / "cmdline").read_bytes():
-                found[int(entry.name)] = (entry / "ns" / "net").stat().st_ino
+            helper = b"netwrap.cni.helper" in (entry / "cmdline").read_bytes()
+            found[int(entry.name)] = ((entry / "ns" / "net").stat().st_ino, helper)
     return found
 
 
 def stop_helpers(netns: int | None = None) -> list[int]:
-    """Stop, by pid, the warm helpers in network namespace ``netns`` (an inode), or in any but this machine's
-    own; the pids stopped. A helper in this machine's own namespace (a user's) is never touched."""
+    """Stop, by pid, the warm helpers (and their copies) in network namespace ``netns`` (an inode); without
+    one, those whose namespace nothing else holds any more: a sandbox that ended, its helper the last thing
+    in it. A helper in this machine's own namespace, or in a sandbox still in use (another test run's, say),
+    is never touched. The pids stopped."""
     own = Path("/proc/self/ns/net").stat().st_ino
+    processes = _processes()
+    held = {where for where, helper in processes.values() if not helper}
     stopped = []
-    for pid, where in helpers().items():
-        if where != own and netns in (None, where):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-                stopped.append(pid)
+    for pid, (where, helper) in processes.items():
+        if not helper or where == own or (netns is not None and where != netns):
+            continue
+        if netns is None and where in held:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(pid)
     deadline = time.monotonic() + 5
     while any(Path(f"/proc/{pid}").exists() for pid in stopped) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -46,7 +59,7 @@ def stop_helpers(netns: int | None = None) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def no_helper_left() -> Iterator[None]:
-    """A test whose plugin calls started a warm helper in a sandbox stops it by pid at the end."""
+    """A test whose plugin calls started a warm helper in a sandbox stops it by pid once the sandbox is over."""
     yield
     stop_helpers()
 
