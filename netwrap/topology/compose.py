@@ -291,6 +291,9 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
         for link in (x for x in attached if x.container is container):
             if link.address is not None:
                 out.append(Address(link.interface, f"{link.address}/{link.network.prefix}", netns=link.netns))
+            if link.address6 is not None and container.source is not None:
+                # a running container's namespace may start its devices without IPv6 (the runtime's choice)
+                out.append(Sysctl(f"net.ipv6.conf.{link.interface}.disable_ipv6", "0", netns=link.netns))
             if link.address6 is not None:  # added with nodad: usable at once
                 out.append(Address(link.interface, f"{link.address6}/{link.network.prefix6}", netns=link.netns))
             out.append(LinkUp(link.interface, netns=link.netns))

@@ -25,6 +25,8 @@ def test_a_dual_stack_network_of_the_plugin(sandbox: Sandbox) -> None:
     for name in ("a", "b"):
         sandbox.runner.run(Command("ip", ("netns", "add", name)))
     sandbox.runner.run(Command("ip", ("link", "set", "lo", "up")))
+    # a runtime whose namespaces start their devices without IPv6: the plugin turns it on for its own device
+    sandbox.runner.run(Command("sysctl", ("-w", "net.ipv6.conf.default.disable_ipv6=1"), netns="b"))
     empty = snapshot.take(sandbox.runner)
     results = {
         name: succeeded(cni(sandbox, "ADD", _dual(port), container=name, netns=f"/run/netns/{name}")).json()
