@@ -103,8 +103,8 @@ def test_without_subnet6_a_topology_builds_what_it_built_before() -> None:
         ('subnet6 = "fd00:31::/126"', "", "too small"),
         ('subnet6 = "fd00:31::/64"\ngateway6 = "fd00:32::1"', "", "gateway6: fd00:32::1 is not a host address"),
         ('gateway6 = "fd00:32::1"', "", "gateway6: needs a subnet6"),
-        ('subnet6 = "fd00:31::/64"', ', address6 = "fd00:99::1"', "address6: fd00:99::1 is not a host address"),
-        ('subnet6 = "fd00:31::/64"', ', address6 = "fd00:31::1"', "is the IPv6 gateway"),
+        ('subnet6 = "fd00:31::/64"', ', address6 = "fd00:99::1"', "address6: address fd00:99::1 is not a host address"),
+        ('subnet6 = "fd00:31::/64"', ', address6 = "fd00:31::1"', "address6: address fd00:31::1 is the gateway"),
         ("", ', address6 = "fd00:31::5"', "has no subnet6"),
         ('subnet6 = "fd00:31::/64"', ', address6 = "10.31.0.9"', "must be an IPv6 address"),
         ('subnet6 = "fd00:31::/64"\nstyle_is = 1', "", "unknown key"),
@@ -204,7 +204,7 @@ def test_an_ipv6_only_network_builds_nothing_of_ipv4() -> None:
 @pytest.mark.parametrize(
     ("extra", "fixed", "expected"),
     [
-        ("", ', address = "10.0.0.5"', "networks[0].address: network 'v6' is IPv6 only: use address6"),
+        ("", ', address = "10.0.0.5"', "networks[0]: network 'v6' is IPv6 only: use address6 (10.0.0.5)"),
         ('gateway = "10.0.0.1"', "", "gateway: needs a subnet to belong to"),
     ],
 )

@@ -12,7 +12,7 @@ from netwrap.command import Command
 from netwrap.errors import ValidationError
 from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import Assessment, Claim, Gone, Kind, NetObject, missing, present
-from netwrap.kinds.rules import BUILTIN_CHAINS, Rule, check_chain_name, check_table, table_of
+from netwrap.kinds.rules import BUILTIN_CHAINS, InTable, Rule, check_chain_name, check_table
 from netwrap.validate import IPAddress
 
 
@@ -125,7 +125,7 @@ def edit_lines(chain: str, listed: Sequence[tuple[str, ...]], wanted: Sequence[R
 
 
 @attrs.frozen
-class OwnedChain(Kind):
+class OwnedChain(InTable, Kind):
     """A chain of netwrap's own and its whole, ordered list of rules: one object.
 
     The host either lists exactly these rules in this order, or one atomic
@@ -140,7 +140,7 @@ class OwnedChain(Kind):
     name: str
     table: str = attrs.field(default="filter", validator=check_table)
     rules: tuple[Rule, ...] = attrs.field(default=(), converter=_to_rules)
-    family: int = attrs.field(default=4, kw_only=True)  # 4: iptables; 6: ip6tables (and its rules are IPv6's)
+    family: int | None = attrs.field(default=4, kw_only=True)  # 4: iptables; 6: ip6tables (its rules IPv6's)
 
     def __attrs_post_init__(self) -> None:
         check_chain_name("OwnedChain.name", self.name, self.table)
@@ -167,15 +167,6 @@ class OwnedChain(Kind):
     @functools.cached_property
     def key(self) -> str:
         return f"chain:{self.where}:{self.name}"
-
-    @property
-    def where(self) -> str:
-        """Its table as a host's state keeps it: ``nat``, or ``ip6:nat`` for ip6tables."""
-        return table_of(self.table, self.family)
-
-    @property
-    def tool(self) -> str:
-        return "ip6tables" if self.family == 6 else "iptables"
 
     def bodies(self) -> tuple[tuple[str, ...], ...]:
         """The rules' bodies, in order: what ``iptables -S`` must list for this chain."""

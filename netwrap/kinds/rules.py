@@ -91,6 +91,23 @@ def table_of(table: str, family: int | None) -> str:
     return f"ip6:{table}" if family == 6 else table
 
 
+class InTable:
+    """What lives in one family's iptables table (a rule, a chain): ``table`` and ``family`` are its fields."""
+
+    __slots__ = ()
+    table: str
+    family: int | None
+
+    @property
+    def where(self) -> str:
+        """Its table as a host's state keeps it: ``nat`` for iptables, ``ip6:nat`` for ip6tables."""
+        return table_of(self.table, self.family)
+
+    @property
+    def tool(self) -> str:
+        return "ip6tables" if self.family == 6 else "iptables"
+
+
 TABLE_CHAINS: dict[str, tuple[str, ...]] = {
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
@@ -134,7 +151,7 @@ def _check_comment(field: str, value: object) -> None:
 
 
 @attrs.frozen
-class Rule(Kind):
+class Rule(InTable, Kind):
     """One iptables rule, written the way ``iptables -S`` prints it.
 
     ``/32`` on single addresses, ``-m tcp`` after ``-p tcp``, ``!`` before the
@@ -226,15 +243,6 @@ class Rule(Kind):
     @functools.cached_property
     def key(self) -> str:
         return f"{self.where}:{self.chain}:{' '.join(self.body())}"
-
-    @property
-    def where(self) -> str:
-        """Its table as a host's state keeps it: ``nat`` for iptables, ``ip6:nat`` for ip6tables."""
-        return table_of(self.table, self.family)
-
-    @property
-    def tool(self) -> str:
-        return "ip6tables" if self.family == 6 else "iptables"
 
     def body(self) -> tuple[str, ...]:
         """The rule's matches and target, in ``iptables -S`` order."""

@@ -543,47 +543,32 @@ def _container_problems(
 
 
 def _address_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[Problem]:
-    yield from _address6_problems(topo, networks)
-    used: dict[tuple[str, ipaddress.IPv4Address], str] = {}
-    for container in topo.containers:
-        for index, att in enumerate(container.networks):
-            net = networks.get(att.network)
-            if net is None or att.address is None:
-                continue
-            key = f"networks[{index}]"
-            table = toml_key("containers", container.name)
-            if net.subnet is None:
-                yield Problem(table, f"{key}.address", f"network {net.name!r} is IPv6 only: use address6")
-                continue
-            edges = (net.subnet.network_address, net.subnet.broadcast_address)
-            if att.address not in net.subnet or att.address in edges:
-                yield Problem(table, key, f"address {att.address} is not a host address of {net.subnet}")
-            elif att.address == net.gateway:
-                yield Problem(table, key, f"address {att.address} is the gateway of network {net.name!r}")
-            elif (net.name, att.address) in used:
-                owner = used[(net.name, att.address)]
-                yield Problem(table, key, f"address {att.address} is also container {owner!r}'s")
-            used[(net.name, att.address)] = container.name
-
-
-def _address6_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[Problem]:
-    """Fixed IPv6 addresses: on a network with a subnet6, a host address of it, not its gateway, not twice."""
-    used: dict[tuple[str, ipaddress.IPv6Address], str] = {}
-    for container in topo.containers:
-        for index, att in enumerate(container.networks):
-            net = networks.get(att.network)
-            if net is None or att.address6 is None:
-                continue
-            key, table = f"networks[{index}].address6", toml_key("containers", container.name)
-            if net.subnet6 is None:
-                yield Problem(table, key, f"network {net.name!r} has no subnet6 for {att.address6}")
-            elif att.address6 not in net.subnet6 or att.address6 == net.subnet6.network_address:
-                yield Problem(table, key, f"{att.address6} is not a host address of {net.subnet6}")
-            elif att.address6 == net.gateway6:
-                yield Problem(table, key, f"{att.address6} is the IPv6 gateway of network {net.name!r}")
-            elif (net.name, att.address6) in used:
-                yield Problem(table, key, f"{att.address6} is also container {used[(net.name, att.address6)]!r}'s")
-            used[(net.name, att.address6)] = container.name
+    """Fixed addresses of each family: on a network with a subnet of it, a host address of it, not its gateway,
+    not twice."""
+    for family in (4, 6):
+        used: dict[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address], str] = {}
+        for container in topo.containers:
+            for index, att in enumerate(container.networks):
+                net = networks.get(att.network)
+                address = att.address if family == 4 else att.address6
+                if net is None or address is None:
+                    continue
+                table = toml_key("containers", container.name)
+                key = f"networks[{index}]" if family == 4 else f"networks[{index}].address6"
+                subnet = net.subnet if family == 4 else net.subnet6
+                gateway = net.gateway if family == 4 else net.gateway6
+                if subnet is None:
+                    lacking = "is IPv6 only: use address6" if family == 4 else "has no subnet6"
+                    yield Problem(table, key, f"network {net.name!r} {lacking} ({address})")
+                    continue
+                edges = (subnet.network_address, subnet.broadcast_address) if family == 4 else (subnet[0],)
+                if address not in subnet or address in edges:
+                    yield Problem(table, key, f"address {address} is not a host address of {subnet}")
+                elif address == gateway:
+                    yield Problem(table, key, f"address {address} is the gateway of network {net.name!r}")
+                elif (net.name, address) in used:
+                    yield Problem(table, key, f"address {address} is also container {used[(net.name, address)]!r}'s")
+                used[(net.name, address)] = container.name
 
 
 def _capacity_problems(topo: Topology, networks: dict[str, Network]) -> Iterator[Problem]:
