@@ -33,8 +33,8 @@ def test_the_tutorial_in_five_processes() -> None:
     found = batches(tutorial_steps())
     assert [b.command.shell().splitlines()[0] for b in found] == [
         "ip -batch - <<'EOF'",
-        "ip -n Tdocker0 -batch - <<'EOF'",
-        "ip -n Tdocker1 -batch - <<'EOF'",
+        "nsenter --net=/run/netns/Tdocker0 -- ip -batch - <<'EOF'",
+        "nsenter --net=/run/netns/Tdocker1 -- ip -batch - <<'EOF'",
         "sysctl -w net.ipv4.ip_forward=1",
         "iptables-restore --noflush <<'EOF'",
     ]
@@ -105,8 +105,8 @@ def test_a_failing_restore_line_is_the_rule_it_came_from(
 ) -> None:
     fake(fp, empty_host(), [])
     fp.register(["ip", "-batch", "-"])
-    fp.register(["ip", "-n", "Tdocker0", "-batch", "-"])
-    fp.register(["ip", "-n", "Tdocker1", "-batch", "-"])
+    fp.register(["nsenter", "--net=/run/netns/Tdocker0", "--", "ip", "-batch", "-"])
+    fp.register(["nsenter", "--net=/run/netns/Tdocker1", "--", "ip", "-batch", "-"])
     fp.register(["sysctl", "-w", "net.ipv4.ip_forward=1"])
     fp.register(["iptables-restore", "--noflush"], returncode=2,
                 stderr="iptables-restore v1.8.9 (nf_tables): unknown option\nError occurred at line: 3\n")  # fmt: skip

@@ -506,8 +506,8 @@ class SlowStream(io.StringIO):
 
 BATCHES = [
     ["ip", "-batch", "-"],
-    ["ip", "-n", "Tdocker0", "-batch", "-"],
-    ["ip", "-n", "Tdocker1", "-batch", "-"],
+    ["nsenter", "--net=/run/netns/Tdocker0", "--", "ip", "-batch", "-"],
+    ["nsenter", "--net=/run/netns/Tdocker1", "--", "ip", "-batch", "-"],
     ["sysctl", "-w", "net.ipv4.ip_forward=1"],
     ["iptables-restore", "--noflush"],
 ]
@@ -515,7 +515,7 @@ BATCHES = [
 
 @pytest.mark.usefixtures("as_root")
 def test_the_namespaces_batches_print_whole_blocks(fp: FakeProcess, tmp_path: Path) -> None:
-    """The two namespaces' batches run at once; each ``+ ip -n NS -batch - <<'EOF' ... EOF`` prints whole."""
+    """The two namespaces' batches run at once; each ``+ nsenter ... ip -batch - <<'EOF' ... EOF`` prints whole."""
     fake(fp, empty_host(), [])
     for argv in BATCHES:
         fp.register(argv)

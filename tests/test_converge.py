@@ -33,7 +33,7 @@ from tests.conftest import fixture_text
 
 # observe reads each namespace's facts in one `ip -d -json [-n NS] -batch -`
 LINKS = ADDRS = ["ip", "-d", "-json", "-batch", "-"]
-D0 = ["ip", "-d", "-json", "-n", "Tdocker0", "-batch", "-"]
+D0 = ["nsenter", "--net=/run/netns/Tdocker0", "--", "ip", "-d", "-json", "-batch", "-"]
 
 
 def calls(fp: FakeProcess) -> list[list[str]]:

@@ -73,8 +73,8 @@ def test_an_ipv6_default_route_is_told_apart_from_the_ipv4_one() -> None:
 def test_ipv6_routes_cost_one_more_read_only_where_asked(fp: FakeProcess, runner: SubprocessRunner) -> None:
     wanted = [Route("default", "fd00:10::1", "eth0", netns="web"), Address("eth0", "fd00:10::2/64", netns="web")]
     assert dict(reads_for(wanted).views) == {"web": ("addresses", "routes6")}
-    fp.register(["ip", "-d", "-json", "-n", "web", "-batch", "-"], stdout="[]")
-    fp.register(["ip", "netns", "exec", "web", "ip", "-6", "-json", "route", "show"],
+    fp.register(["nsenter", "--net=/run/netns/web", "--", "ip", "-d", "-json", "-batch", "-"], stdout="[]")
+    fp.register(["nsenter", "--net=/run/netns/web", "--", "ip", "-6", "-json", "route", "show"],
                 stdout=(FIXTURES / "ipv6_routes.json").read_text())  # fmt: skip
     state = observe(runner, wanted)
     assert [str(e.gateway) for e in state.view("web").routes6 or () if e.gateway] == ["fd00:10::9", "fd00:10::1"]

@@ -54,7 +54,8 @@ def test_the_tutorial_is_observed_with_one_read_per_namespace_and_fact(
     fp.register(HOST, stdout=_facts("tutorial_host_addr.json"))
     for ns, n in (("Tdocker0", 0), ("Tdocker1", 1)):
         names = (f"tutorial_docker{n}_addr.json", f"tutorial_docker{n}_routes.json")
-        fp.register(["ip", "-d", "-json", "-n", ns, "-batch", "-"], stdout=_facts(*names))
+        fp.register(["nsenter", f"--net=/run/netns/{ns}", "--", "ip", "-d", "-json", "-batch", "-"],
+                    stdout=_facts(*names))  # fmt: skip
     fp.register(["iptables", "-t", "nat", "-S"], stdout=fixture_text("tutorial_nat_S.txt"))
     fp.register(["sysctl", "-n", "net.ipv4.ip_forward"], stdout="1\n")
     state = observe(runner, tutorial.objects())
@@ -128,7 +129,7 @@ def test_one_dump_gives_the_devices_and_their_addresses() -> None:
     recorder = RecordingRunner()
     observe(recorder, [LinkUp("Tbr0"), Address("Tbr0", "172.18.0.1/24"), LinkUp("eth0", netns="c1")])
     batches = [c for c in recorder.commands if "-batch" in c.args]
-    asked = {(c.args[c.args.index("-n") + 1] if "-n" in c.args else None): c.input for c in batches}
+    asked = {c.netns: c.input for c in batches}
     assert asked == {None: "addr show\n", "c1": "link show\n"}  # nothing is wanted of c1's addresses
     links = parse.links(fixture_text("tutorial_host_links.json"))
     devices = parse.links(fixture_text("tutorial_host_addr.json"))

@@ -106,7 +106,8 @@ Answers = dict[tuple[str, ...], tuple[int, str]]
 
 
 def _in(ns: str, argv: tuple[str, ...]) -> tuple[str, ...]:
-    return ("ip", "netns", "exec", ns, *argv)
+    """A read inside namespace ``ns``, as observe runs it (nsenter: no mount table copied)."""
+    return ("nsenter", f"--net=/run/netns/{ns}", "--", *argv)
 
 
 def built_host() -> Answers:
@@ -142,7 +143,8 @@ SHOWS = {"link show": LINKS, "addr show": ADDRS, "route show": ROUTES}
 
 def batch_read(netns: str | None) -> tuple[str, ...]:
     """How observe reads one namespace's facts in one process."""
-    return ("ip", "-d", "-json", *(("-n", netns) if netns else ()), "-batch", "-")
+    read = ("ip", "-d", "-json", "-batch", "-")
+    return _in(netns, read) if netns else read
 
 
 def _places(answers: Answers) -> set[str | None]:
@@ -150,8 +152,8 @@ def _places(answers: Answers) -> set[str | None]:
     for argv in answers:
         if argv in (LINKS, ADDRS, ROUTES):
             places.add(None)
-        elif argv[:3] == ("ip", "netns", "exec") and argv[4:] in (LINKS, ADDRS, ROUTES):
-            places.add(argv[3])
+        elif argv[0] == "nsenter" and argv[3:] in (LINKS, ADDRS, ROUTES):
+            places.add(argv[1].removeprefix("--net=/run/netns/"))
     return places
 
 

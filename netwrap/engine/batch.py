@@ -3,7 +3,7 @@
 Verbatim runs each command as written: the tutorial's mode, where seeing each
 command is the point. Batched regroups the same commands by stage into
 
-- one ``ip -batch -`` for the host, and one ``ip -n NS -batch -`` per namespace,
+- one ``ip -batch -`` for the host, and one per namespace (entered with ``nsenter --net``),
 - one ``sysctl -w K=V ...`` (per namespace),
 - one ``iptables-restore --noflush`` for every rule of every table (atomic),
   and one ``ip6tables-restore --noflush`` for IPv6's,
@@ -98,12 +98,12 @@ def _stage(kind: tuple[str, str | None], removing: bool) -> int:
 
 def _ip_batch(steps: list[Step], netns: str | None, stage: int) -> Batch:
     text = "".join(" ".join(step.command.args) + "\n" for step in steps)
-    args = ("-n", netns, "-batch", "-") if netns else ("-batch", "-")
-    return Batch(Command("ip", args, input=text), tuple(step.item for step in steps), stage if netns else -1)
+    command = Command("ip", ("-batch", "-"), netns=netns, input=text, enter=True)  # nsenter, not ip -n
+    return Batch(command, tuple(step.item for step in steps), stage if netns else -1)
 
 
 def _sysctl_batch(steps: list[Step], netns: str | None) -> Batch:
-    command = Command("sysctl", ("-w", *(step.command.args[0] for step in steps)), netns=netns)
+    command = Command("sysctl", ("-w", *(step.command.args[0] for step in steps)), netns=netns, enter=True)
     return Batch(command, tuple(step.item for step in steps))
 
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from netwrap.command import Command
+from netwrap.command import NETNS_DIR, Command
 from netwrap.errors import CommandError
 from netwrap.host import parse
 from netwrap.host.runner import Runner
@@ -30,7 +30,7 @@ from netwrap.validate import IPInterface
 T = TypeVar("T")
 HOST: str | None = None
 _NO_JSON = 'Option "-json" is unknown'
-_NO_NETNS = "Cannot open network namespace"
+_NO_NETNS = ("Cannot open network namespace", f"cannot open {NETNS_DIR}/")  # ip's; nsenter's
 _NO_SETTING = "cannot stat /proc/sys/"
 
 
@@ -139,7 +139,7 @@ class HostState:
 
 
 def _read(runner: Runner, args: tuple[str, ...], netns: str | None, tool: str = "ip") -> str:
-    return runner.run(Command(tool, args, netns=netns, mutates=False)).stdout
+    return runner.run(Command(tool, args, netns=netns, mutates=False, enter=True)).stdout
 
 
 def _ip(
@@ -235,12 +235,10 @@ def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> Netn
     if "routes6" in facts:  # `ip -batch` takes no -6 per line: a process of its own, only where asked
         view = read_view(runner, netns, tuple(f for f in facts if f != "routes6"))
         return attrs.evolve(view, routes6=read_routes(runner, netns, ("-6",)))
-    where = ("-n", netns) if netns is not None else ()
     # `ip -d addr show` lists every device as `ip -d link show` does, with its addresses: one dump serves both
     asked = tuple(f for f in facts if not (f == "links" and "addresses" in facts))
-    batch = Command(
-        "ip", ("-d", "-json", *where, "-batch", "-"), mutates=False, input="".join(f"{_SHOW[f]}\n" for f in asked)
-    )
+    shows = "".join(f"{_SHOW[f]}\n" for f in asked)
+    batch = Command("ip", ("-d", "-json", "-batch", "-"), netns=netns, mutates=False, input=shows, enter=True)
     parts: list[Any] = []
     try:
         parts = _json_arrays(runner.run(batch).stdout)
@@ -287,7 +285,7 @@ def _tolerate_missing_netns(netns: str | None, future: Future[T]) -> T | None:
     try:
         return future.result()
     except CommandError as exc:
-        if netns is None or _NO_NETNS not in exc.stderr:
+        if netns is None or not any(marker in exc.stderr for marker in _NO_NETNS):
             raise
         return None
 
