@@ -243,3 +243,17 @@ def test_nat_off_masquerades_nothing_in_either_family() -> None:
     for where in ("nat", "ip6:nat"):
         rules = [" ".join(r.body()) for r in chains[(where, "NETWRAP-six-POST")].rules]
         assert not any("! -o" in rule for rule in rules), rules  # only the hairpin ones are left
+
+
+def test_the_status_table_shows_both_addresses_and_a_dash_for_none() -> None:
+    from netwrap.topology.apply import ContainerStatus, render_status  # noqa: PLC0415
+
+    both = {"network": "front", "interface": "eth0", "address": "10.31.0.2/24", "address6": "fd00:31::2/64"}
+    only6 = {"network": "v6", "interface": "eth0", "address": "-", "address6": "fd00:33::2/64"}
+    rows = [
+        ContainerStatus("web", "bridge", "web", (both,), (), "up"),
+        ContainerStatus("a", "bridge", "a", (only6,), (), "up"),
+    ]
+    table = render_status(rows)
+    assert "10.31.0.2/24 fd00:31::2/64" in table
+    assert "fd00:33::2/64" in table and " - fd00" not in table

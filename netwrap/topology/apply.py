@@ -249,7 +249,7 @@ def render_status(rows: list[ContainerStatus]) -> str:
                     (row.namespace or "(host)") if first else "",
                     net["network"],
                     net["interface"],
-                    net["address"],
+                    " ".join(a for a in (net["address"], net.get("address6", "")) if a and a != "-") or "-",
                     (", ".join(row.ports) or "-") if first else "",
                     row.state if first else "",
                 )
