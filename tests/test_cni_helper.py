@@ -115,7 +115,11 @@ def test_a_name_held_by_another_user_is_never_handed_our_input(name: bytes, monk
         squatter.bind(name)
         squatter.listen(1)
         monkeypatch.setattr(client, "peer_uid", lambda sock: os.getuid() + 1)  # the holder: another user
-        assert client.through_helper(name) == client.NOT_TAKEN
+        socket.setdefaulttimeout(2)  # were the check gone, the client would wait for an answer: not forever
+        try:
+            assert client.through_helper(name) == client.NOT_TAKEN
+        finally:
+            socket.setdefaulttimeout(None)
         squatter.settimeout(5)
         peer, _ = squatter.accept()
         with peer:

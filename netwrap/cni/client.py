@@ -57,10 +57,15 @@ def request() -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
-def peer_uid(sock: _socket.socket) -> int:
-    """The user the other end of a unix socket runs as (SO_PEERCRED: pid, uid, gid)."""
+def peer(sock: _socket.socket) -> tuple[int, int]:
+    """The process and the user at the other end of a unix socket (SO_PEERCRED: pid, uid, gid)."""
     creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-    return int.from_bytes(creds[4:8], sys.byteorder)
+    return int.from_bytes(creds[0:4], sys.byteorder), int.from_bytes(creds[4:8], sys.byteorder)
+
+
+def peer_uid(sock: _socket.socket) -> int:
+    """The user the other end of a unix socket runs as."""
+    return peer(sock)[1]
 
 
 def through_helper(name: bytes | None = None) -> int:

@@ -62,11 +62,6 @@ def _changed(known: dict[str, int]) -> bool:
     return False
 
 
-def _peer(conn: socket.socket) -> tuple[int, int]:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-    return int.from_bytes(creds[0:4], sys.byteorder), int.from_bytes(creds[4:8], sys.byteorder)
-
-
 def serve(name: bytes, idle: float = IDLE, handler: Callable[[], int] | None = None) -> None:
     """Answer calls on ``name`` until idle for ``idle`` seconds; return at once if another helper has it."""
     run = handler or _cni_main()
@@ -86,7 +81,7 @@ def serve(name: bytes, idle: float = IDLE, handler: Callable[[], int] | None = N
         except TimeoutError:
             return
         with conn:
-            pid, uid = _peer(conn)
+            pid, uid = client.peer(conn)
             try:
                 same = uid == os.getuid() and namespaces(pid) == own
             except OSError:

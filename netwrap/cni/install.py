@@ -69,8 +69,7 @@ def helper_pid() -> int | None:
             sock.connect(client.socket_name())
         except OSError:
             return None
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        return int.from_bytes(creds[0:4], sys.byteorder)
+        return client.peer(sock)[0]
 
 
 def main(argv: list[str]) -> int:

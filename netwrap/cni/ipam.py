@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -25,6 +25,7 @@ from netwrap.cni.spec import DECODE_FAILURE, FAILED, IO_FAILURE, CniError, PortM
 from netwrap.engine.lock import StateLock
 from netwrap.engine.state import check_private, read_private, replace_file
 from netwrap.errors import NetwrapError
+from netwrap.topology.compose import IPAddress, host_of, lowest_free
 
 FORMAT = 1
 
@@ -145,28 +146,34 @@ class Leases:
         host address of ``subnet`` that is not the gateway (and of ``subnet6``, after its gateway). No address
         left: an error that says so."""
         mine = self.find(container_id, ifname)
-        fits6 = subnet6 is None or (mine is not None and mine.address6 is not None and mine.address6 in subnet6
-                                     and mine.address6 not in (gateway6, subnet6.network_address))  # fmt: skip
-        if mine is not None and mine.address in subnet and mine.address != gateway and fits6:
+        fits6 = subnet6 is None or (
+            mine is not None and mine.address6 is not None and host_of(subnet6, mine.address6)
+            and mine.address6 != gateway6
+        )  # fmt: skip
+        if mine is not None and host_of(subnet, mine.address) and mine.address != gateway and fits6:
             lease = attrs.evolve(mine, netns=netns, ports=tuple(ports), identity=identity)
             self.leases[self.leases.index(mine)] = lease
             return lease
         if mine is not None:
             self.leases.remove(mine)
-        used = {x.address for x in self.leases} | {gateway}
-        kept = mine.address if mine is not None and mine.address in subnet and mine.address not in used else None
-        free = kept or next((a for a in subnet.hosts() if a not in used), None)
+        used: set[IPAddress] = {x.address for x in self.leases}
+        used.add(gateway)
+        kept = mine.address if mine is not None and host_of(subnet, mine.address) and mine.address not in used else None
+        free = kept or lowest_free(subnet, used)
         if free is None:
             raise CniError(FAILED, f"no free address left in {subnet} ({len(self.leases)} leases)")
         free6 = None
         if subnet6 is not None:
-            used6 = {x.address6 for x in self.leases} | {gateway6}
-            free6 = subnet6.network_address + 2
-            while free6 in used6:
-                free6 += 1
-            if free6 not in subnet6:
+            used6: set[IPAddress] = {x.address6 for x in self.leases if x.address6 is not None}
+            if gateway6 is not None:
+                used6.add(gateway6)
+            free6 = lowest_free(subnet6, used6)
+            if free6 is None:
                 raise CniError(FAILED, f"no free address left in {subnet6} ({len(self.leases)} leases)")
-        lease = Lease(container_id, ifname, free, netns, tuple(ports), identity, free6)
+        lease = Lease(
+            container_id, ifname, cast("ipaddress.IPv4Address", free), netns, tuple(ports), identity,
+            cast("ipaddress.IPv6Address | None", free6),
+        )  # fmt: skip
         self.leases.append(lease)
         return lease
 

@@ -172,19 +172,22 @@ def _picture(runner: Runner, netns: str | None) -> NetnsPicture:
                 if not addr.is_link_local  # derived from the MAC address
             )
         ),
-        routes=tuple(
-            sorted(
-                (str(r.destination), str(r.gateway) if r.gateway else None, r.device)
-                for r in parse.routes(_read(runner, "ip", "-json", "route", "show", netns=netns))
-            )
-        ),
-        routes6=tuple(
-            sorted(
-                (str(r.destination), str(r.gateway) if r.gateway else None, r.device)
-                for r in parse.routes(_read(runner, "ip", "-6", "-json", "route", "show", netns=netns))
-                if isinstance(r.destination, str) or not (r.destination.is_link_local or r.destination.is_multicast)
-            )
-        ),
+        routes=_routes(runner, netns),
+        routes6=_routes(runner, netns, "-6"),
+    )
+
+
+def _routes(runner: Runner, netns: str | None, *family: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """The main table's routes; in IPv6's, not those the kernel makes per device itself (link-local, multicast)."""
+    listed = parse.routes(_read(runner, "ip", *family, "-json", "route", "show", netns=netns))
+    return tuple(
+        sorted(
+            (str(r.destination), str(r.gateway) if r.gateway else None, r.device)
+            for r in listed
+            if not family
+            or isinstance(r.destination, str)
+            or not (r.destination.is_link_local or r.destination.is_multicast)
+        )
     )
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Collection, Mapping
+from typing import Literal, cast
 
 import attrs
 
@@ -45,10 +45,12 @@ from netwrap.kinds import (
     Sysctl,
     VethPair,
 )
-from netwrap.topology.model import Attachment, Container, Network, Problem, Topology
+from netwrap.topology.model import Container, Network, Problem, Topology
 
 Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
 Allocations6 = dict[tuple[str, str], ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @attrs.frozen
@@ -96,104 +98,77 @@ def allocation_key6(network: str, container: str) -> str:
     return f"{network}/{container}/6"
 
 
-def allocate6(topo: Topology, previous: Mapping[str, str] | None = None) -> Allocations6:
-    """An IPv6 address for every attachment to a network with a subnet6: fixed ones first, then last apply's,
-    then the lowest free after the gateway."""
-    previous = previous or {}
-    result: Allocations6 = {}
-    nets = {n.name: n for n in topo.networks if n.subnet6 is not None}
-    used: dict[str, set[ipaddress.IPv6Address]] = {
-        name: {n.gateway6} if n.gateway6 is not None else set() for name, n in nets.items()
-    }
-    pending: list[tuple[Container, Attachment]] = []
-    for container in topo.containers:
-        for att in container.networks:
-            if att.network not in nets:
-                continue
-            if att.address6 is not None:
-                result[(att.network, container.name)] = att.address6
-                used[att.network].add(att.address6)
-            else:
-                pending.append((container, att))
-    later = []
-    for container, att in pending:
-        subnet6 = nets[att.network].subnet6
-        try:
-            earlier = ipaddress.IPv6Address(previous.get(allocation_key6(att.network, container.name), ""))
-        except ValueError:
-            earlier = None
-        fits = earlier is not None and subnet6 is not None and earlier in subnet6 and earlier != subnet6[0]
-        if earlier is not None and fits and earlier not in used[att.network]:
-            result[(att.network, container.name)] = earlier
-            used[att.network].add(earlier)
-        else:
-            later.append((container, att))
-    for container, att in later:
-        subnet6 = nets[att.network].subnet6
-        if subnet6 is None:  # (nets holds only networks with one)
-            continue
-        candidate = subnet6.network_address + 2
-        while candidate in used[att.network]:
-            candidate += 1
-        if candidate not in subnet6:  # the check on read leaves room: a /124 at most, which few fill
-            raise TopologyError(
-                f"topology {topo.name!r}",
-                [Problem(f"containers.{container.name}", "networks", f"{subnet6} has no free IPv6 address left")],
-            )
-        result[(att.network, container.name)] = candidate
-        used[att.network].add(candidate)
-    return result
-
-
 def allocate(topo: Topology, previous: Mapping[str, str] | None = None) -> Allocations:
-    """An address for every attachment: fixed ones first, then last apply's, then the lowest free."""
-    previous = previous or {}
-    result: Allocations = {}
-    used: dict[str, set[ipaddress.IPv4Address]] = {
-        n.name: {n.gateway} for n in topo.networks if n.gateway is not None and n.subnet is not None
-    }
-    pending: list[tuple[Container, int, Attachment]] = []
+    """An IPv4 address for every attachment: fixed ones first, then last apply's, then the lowest free."""
+    return cast("Allocations", _assign(topo, previous or {}, 4))
+
+
+def allocate6(topo: Topology, previous: Mapping[str, str] | None = None) -> Allocations6:
+    """An IPv6 address for every attachment to a network with a subnet6, as :func:`allocate` gives IPv4's."""
+    return cast("Allocations6", _assign(topo, previous or {}, 6))
+
+
+def lowest_free(subnet: IPNetwork, used: Collection[IPAddress]) -> IPAddress | None:
+    """The lowest host address of ``subnet`` not in ``used`` (the gateway among them), None when none is left."""
+    return next((a for a in subnet.hosts() if a not in used), None)
+
+
+def host_of(subnet: IPNetwork, address: IPAddress) -> bool:
+    """Whether ``address`` may be a container's in ``subnet``: inside it, not its network address (nor, in IPv4,
+    its broadcast address)."""
+    edges = (subnet.network_address, subnet.broadcast_address) if subnet.version == 4 else (subnet.network_address,)
+    return address in subnet and address not in edges
+
+
+def _assign(topo: Topology, previous: Mapping[str, str], family: int) -> dict[tuple[str, str], IPAddress]:
+    """One family's addresses: fixed ones first, then last apply's (kept while still free and a host address),
+    then the lowest free; a network left without one is an error naming each attachment."""
+    subnets = {n.name: s for n in topo.networks if (s := n.subnet if family == 4 else n.subnet6) is not None}
+    used: dict[str, set[IPAddress]] = {name: set() for name in subnets}
+    for net in topo.networks:
+        gateway = net.gateway if family == 4 else net.gateway6
+        if net.name in used and gateway is not None:
+            used[net.name].add(gateway)
+    result: dict[tuple[str, str], IPAddress] = {}
+    pending: list[tuple[Container, int]] = []
     for container in topo.containers:
         for index, att in enumerate(container.networks):
-            if att.network not in used:
-                continue  # an IPv6-only network: no IPv4 address
-            if att.address is not None:
-                result[(att.network, container.name)] = att.address
-                used[att.network].add(att.address)
+            fixed = att.address if family == 4 else att.address6
+            if att.network not in subnets:
+                continue  # a network without this family
+            if fixed is not None:
+                result[(att.network, container.name)] = fixed
+                used[att.network].add(fixed)
             else:
-                pending.append((container, index, att))
+                pending.append((container, index))
     later = []
-    for container, index, att in pending:
-        net = topo.network(att.network)
+    for container, index in pending:
+        name = container.networks[index].network
+        key = allocation_key(name, container.name) if family == 4 else allocation_key6(name, container.name)
         try:
-            earlier = ipaddress.IPv4Address(previous.get(allocation_key(att.network, container.name), ""))
+            earlier: IPAddress | None = ipaddress.ip_address(previous.get(key, ""))
         except ValueError:
             earlier = None
-        subnet = net.subnet
-        usable = (
-            earlier is not None and subnet is not None and earlier in subnet and earlier not in (subnet[0], subnet[-1])
-        )
-        if earlier is not None and usable and earlier not in used[net.name]:
-            result[(net.name, container.name)] = earlier
-            used[net.name].add(earlier)
+        if earlier is not None and host_of(subnets[name], earlier) and earlier not in used[name]:
+            result[(name, container.name)] = earlier
+            used[name].add(earlier)
         else:
-            later.append((container, index, att))
+            later.append((container, index))
     problems = []
-    candidates = {net.name: net.subnet.hosts() for net in topo.networks if net.subnet is not None}
-    for container, index, att in later:
-        net = topo.network(att.network)
-        free = next((a for a in candidates[net.name] if a not in used[net.name]), None)
+    for container, index in later:
+        name = container.networks[index].network
+        free = lowest_free(subnets[name], used[name])
         if free is None:
             problems.append(
                 Problem(
                     f"containers.{container.name}",
                     f"networks[{index}]",
-                    f"network {net.name!r} ({net.subnet}) has no free address left",
+                    f"network {name!r} ({subnets[name]}) has no free address left",
                 )
             )
             continue
-        result[(net.name, container.name)] = free
-        used[net.name].add(free)
+        result[(name, container.name)] = free
+        used[name].add(free)
     if problems:
         raise TopologyError(f"topology {topo.name!r}", problems)
     return result
