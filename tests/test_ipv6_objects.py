@@ -80,3 +80,9 @@ def test_ipv6_routes_cost_one_more_read_only_where_asked(fp: FakeProcess, runner
     assert [str(e.gateway) for e in state.view("web").routes6 or () if e.gateway] == ["fd00:10::9", "fd00:10::1"]
     assert state.view("web").routes is None
     assert ipaddress.ip_address("fd00:10::1") in {e.gateway for e in state.view("web").routes6 or ()}
+
+
+def test_ipv6_addresses_are_read_from_the_one_line_text_form_too() -> None:
+    # captured: `ip -o addr show dev d0` with an IPv4 and an IPv6 (nodad) address
+    found = parse.addresses_text((FIXTURES / "ipv6_addr_o.txt").read_text())
+    assert [(dev, str(addr)) for dev, addr in found] == [("d0", "10.9.0.2/24"), ("d0", "fd00:9::2/64")]
