@@ -12,6 +12,8 @@ side by side in the same run:
   ``iptables-restore``), the same commands netwrap batches, whose teardown
   deletes the veths and the bridge as one link group (``ip link del group
   G``), as netwrap's does;
+- the floor: the same network built with raw netlink from one process (see
+  ``scripts/netlink_floor.py``; one network only);
 - the reference CNI plugins from Debian's ``containernetworking-plugins``
   (``bridge`` with ``host-local``, then ``portmap``), one container at a time
   as a runtime calls them: for each, ``ip netns add`` then the ADD chain;
@@ -47,7 +49,7 @@ from netwrap.engine.batch import Step, batches
 from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile
 from netwrap.host.runner import Result, Runner, SubprocessRunner
 from netwrap.host.sandbox import Sandbox, top_mount
-from netwrap.kinds import NetObject, Rule, Sysctl
+from netwrap.kinds import Address, Bridge, NetObject, Rule, Sysctl
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
 from netwrap.topology.model import Topology
@@ -79,7 +81,7 @@ def teardown_commands(objects: tuple[NetObject, ...]) -> list[Command]:
         if isinstance(obj, Sysctl):
             if obj.name == "net.ipv4.ip_forward":
                 out += obj.restore_commands("0")
-        elif isinstance(obj, Rule) or type(obj).__name__ in ("Chain", "VethPair", "Bridge", "Namespace"):
+        elif isinstance(obj, Rule) or type(obj).__name__ in ("Chain", "OwnedChain", "VethPair", "Bridge", "Namespace"):
             out += obj.delete_commands()
     return out
 
@@ -153,6 +155,61 @@ def inside(n: int, step: str, folder: str, networks: int = 1) -> dict[str, float
     return {f"netwrap {step}": seconds, f"netwrap {step} processes": counting.processes, f"netwrap {step} MiB": peak}
 
 
+FLOOR_STEPS = ("setup", "no-op", "teardown")
+
+
+def floor_plan(objects: tuple[NetObject, ...], up: list[Command], down: list[Command]) -> dict[str, object]:
+    """What the floor needs to build the same network: the bridge, the link group, the subnet, and the
+    hand-batched script's rules and settings."""
+    bridge = next(o for o in objects if isinstance(o, Bridge))
+    group = next(g for o in objects if isinstance(g := getattr(o, "group", None), int))
+
+    def restore(commands: list[Command]) -> str:
+        return "".join(c.input or "" for c in commands if c.tool == "iptables-restore")
+
+    def settings(commands: list[Command]) -> list[str]:
+        return [a for c in commands if c.tool == "sysctl" and c.netns is None for a in c.args if "=" in a]
+
+    address = next(o for o in objects if isinstance(o, Address) and o.device == bridge.name)
+    subnet = address.address.network
+    return {"bridge": bridge.name, "group": group, "subnet": str(subnet), "up": restore(up),
+            "down": restore(down), "up_sysctls": settings(up), "down_sysctls": settings(down)}  # fmt: skip
+
+
+def floor_run(n: int, plan: dict[str, object]) -> dict[str, float]:
+    """The raw-netlink floor's setup, no-op read and teardown in a fresh sandbox, each a process of its own
+    timed from within (after its imports), as netwrap's steps are."""
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="netwrap-bench-") as folder, Sandbox(timeout=300) as sandbox:
+        path = Path(folder) / "floor.json"
+        path.write_text(json.dumps(plan))
+        for step in FLOOR_STEPS:
+            time.sleep(SETTLE)
+            argv = (str(Path(__file__).resolve()), "--floor", str(n), step, str(path))
+            result = sandbox.runner.run(Command(sys.executable, argv, mutates=False))
+            figures[f"raw netlink {step}"] = float(result.stdout)
+    return figures
+
+
+def floor_inside(n: int, step: str, path: str) -> float:
+    """One step of the floor, measured from within a sandbox (refuses to run anywhere else)."""
+    top = top_mount(Path("/proc/self/mountinfo").read_text(), "/run")
+    if top is None or top[0] != "netwrap-sandbox":
+        raise SystemExit("--floor runs only inside a netwrap sandbox (its /run is not the sandbox's tmpfs)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import netlink_floor  # noqa: PLC0415  (a measuring instrument beside this script, not part of netwrap)
+
+    plan = json.loads(Path(path).read_text())
+    start = time.perf_counter()
+    if step == "setup":
+        netlink_floor.setup(n, plan)
+    elif step == "no-op":
+        netlink_floor.noop(n)
+    else:
+        netlink_floor.teardown(n, plan)
+    return time.perf_counter() - start
+
+
 def import_time() -> float:
     """Seconds a new Python process takes to import netwrap's command line (median of 5)."""
     code = "import time; t = time.perf_counter(); import netwrap.cli.main; print(time.perf_counter() - t)"
@@ -194,6 +251,9 @@ def measure(n: int, runs: int, networks: int = 1, cni: bool = True) -> dict[str,
     for _ in range(runs):
         for name, value in netwrap_run(n, networks).items():
             add(name, value)
+        if networks == 1:
+            for name, value in floor_run(n, floor_plan(objects, batched_up, batched_down)).items():
+                add(name, value)
         if cni and networks == 1:
             setup, teardown = cni_run(n)
             add("reference CNI plugins setup", setup)
@@ -219,7 +279,11 @@ def main() -> int:
     parser.add_argument("--networks", type=int, default=1, help="spread the containers over this many networks")
     parser.add_argument("--no-cni", dest="cni", action="store_false", help="leave out the reference CNI plugins")
     parser.add_argument("--inside", nargs=3, metavar=("N/K", "STEP", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor", nargs=3, metavar=("N", "STEP", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor is not None:
+        print(floor_inside(int(args.floor[0]), args.floor[1], args.floor[2]))
+        return 0
     if args.inside is not None:
         n, _, k = args.inside[0].partition("/")
         print(json.dumps(inside(int(n), args.inside[1], args.inside[2], int(k or 1))))
@@ -241,6 +305,17 @@ def main() -> int:
         peaks = ", ".join(f"{step} {med[f'netwrap {step} MiB']:.0f}" for step in STEPS)
         print(f"{'':>5}  {'':<28} peak memory of netwrap's process (MiB): {peaks}")
         per_container[n] = {step: med[f"netwrap {step}"] / n for step in STEPS}
+        if "raw netlink setup" in med:
+            up, noop, down = (med[f"raw netlink {step}"] for step in FLOOR_STEPS)
+            ratios = f"x{up / base_up:.2f} / x{down / base_down:.2f}"
+            row = f"{up:>6.3f}s {down:>7.3f}s {noop:>6.3f}s {'-':>7} {'-':>7}"
+            print(f"{n:>5}  {'raw netlink (the floor)':<28} {row}  {ratios}")
+            spans = " ".join(_span(figures[f"raw netlink {step}"]) for step in FLOOR_STEPS)
+            print(f"{'':>5}  {'':<28} ranges (setup, no-op, teardown): {spans}")
+            print(
+                f"{'':>5}  {'':<28} netwrap against the floor: setup x{base_up / up:.2f}, "
+                f"teardown x{base_down / down:.2f}, no-op x{med['netwrap no-op re-apply'] / noop:.2f}"
+            )
         others = ["one command per step", "hand-batched"]
         others += ["reference CNI plugins"] if "reference CNI plugins setup" in med else []
         for name in others:
