@@ -89,6 +89,7 @@ def test_a_failing_host_line_is_the_step_it_came_from(
     fake(fp, empty_host(), [])
     failed = f"RTNETLINK answers: File exists\nCommand failed -:{line}\n"
     fp.register(["ip", "-batch", "-"], returncode=1, stderr=failed)
+    fp.register(["iptables-restore", "--noflush"])  # started first, beside the host's batch
     with pytest.raises(StepError) as caught:
         build(tutorial.objects("ip"), runner, StateFile(tmp_path / "t.json"), mode="batch")
     host = batches(tutorial_steps())[0]
@@ -203,3 +204,24 @@ def test_a_bridge_made_outside_the_link_group_keeps_its_own_deletion() -> None:
         ("link", "del", "nw-net"),
         ("link", "del", "group", "7"),
     ]
+
+
+@pytest.mark.parametrize("removing", [False, True])
+def test_the_rules_run_beside_the_device_batches(removing: bool) -> None:
+    """Building as removing: the rules' transaction starts first and overlaps the ``ip`` batches (a host batch
+    that waited for it to start, and found it had not, is the old order: rules after every device)."""
+    started = threading.Event()
+    overlapped: list[bool] = []
+
+    @attrs.define
+    class Watching:
+        def run(self, command: Command) -> Result:
+            if command.tool == "iptables-restore":
+                started.set()
+            elif command.tool in ("ip", "nsenter"):
+                overlapped.append(started.wait(timeout=2.0))
+            return Result(command, 0, "", "")
+
+    steps = tutorial_steps()
+    execute(list(reversed(steps)) if removing else steps, Watching(), "batch", removing=removing)
+    assert overlapped and all(overlapped)

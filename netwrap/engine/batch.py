@@ -189,10 +189,10 @@ def batches(steps: Sequence[Step], *, removing: bool = False) -> list[Batch]:
 def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool = False) -> None:
     """Run ``steps`` verbatim or batched; a failure raises :class:`StepFailure` naming its plan item.
 
-    Batched, the ``iptables-restore`` of the rules runs beside the batches that
-    follow it (rules name devices, they do not need them): when removing, it
-    goes first and overlaps the rest. A failure stops what has not started yet;
-    what runs is waited for, and the failure of the earliest plan item is raised.
+    Batched, the ``iptables-restore`` of the rules starts first and runs beside
+    the other batches, building and removing alike (rules name devices, they
+    do not need them). A failure stops what has not started yet; what runs is
+    waited for, and the failure of the earliest plan item is raised.
     """
     if mode == "verbatim":
         for step in steps:
@@ -203,6 +203,8 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
         return
     pending = batches(steps, removing=removing)
     parallel = getattr(runner, "concurrent", True)
+    if parallel:  # the rules' transactions first, to run beside the rest (a dry run keeps the stage order)
+        pending.sort(key=lambda batch: batch.command.tool not in RESTORES)
     failures: list[tuple[int, CommandError, Batch]] = []
 
     def note(batch: Batch, failure: CommandError | None) -> None:
