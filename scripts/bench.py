@@ -19,7 +19,9 @@ side by side in the same run:
   as a runtime calls them: for each, ``ip netns add`` then the ADD chain;
   teardown, the DEL chain then ``ip netns del`` (``--no-cni`` leaves them out);
 
-and prints the median of several runs with its range, the ratios against
+and prints the start-up (the API's import, the command line's, and the time
+from the exec of ``netwrap plan`` to its first process), then the median of
+several runs with its range, the ratios against
 netwrap, the cost per container, the number of processes netwrap started
 and the peak memory of its process. ``--networks K`` spreads the containers
 over K networks (K bridges). Figures only: nothing here asserts a time.
@@ -33,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -210,11 +213,39 @@ def floor_inside(n: int, step: str, path: str) -> float:
     return time.perf_counter() - start
 
 
-def import_time() -> float:
-    """Seconds a new Python process takes to import netwrap's command line (median of 5)."""
-    code = "import time; t = time.perf_counter(); import netwrap.cli.main; print(time.perf_counter() - t)"
-    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+def import_time(code: str) -> float:
+    """Seconds a new Python process takes to run ``code``, its imports (median of 5)."""
+    timed_code = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", timed_code], capture_output=True, text=True, check=True).stdout)
             for _ in range(5)]  # fmt: skip
+    return statistics.median(runs)
+
+
+def interpreter() -> float:
+    """Seconds a ``python -c pass`` process takes, start to exit (median of 5): what no import can save."""
+    argv = [sys.executable, "-c", "pass"]
+    return statistics.median(timed(lambda: subprocess.run(argv, check=True)) for _ in range(5))
+
+
+API = "import netwrap; netwrap.VethPair, netwrap.build, netwrap.load_topology, netwrap.topology_apply"
+
+
+def first_process() -> float | None:
+    """Seconds from the exec of ``netwrap plan -f FILE`` (one container) to the exec of its first process, in a
+    sandbox, as ``strace -f`` sees them (execve only, filtered in the kernel); median of 5, None without strace."""
+    console = Path(sys.executable).parent / "netwrap"
+    if shutil.which("strace") is None or not console.exists():
+        return None
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="netwrap-bench-") as folder, Sandbox(timeout=300) as sandbox:
+        topo, trace = Path(folder) / "one.toml", Path(folder) / "exec.trace"
+        topo.write_text('[networks.n]\nsubnet = "10.9.0.0/24"\n[containers.c]\nnetworks = ["n"]\n')
+        for _ in range(5):
+            argv = ("-f", "--seccomp-bpf", "-e", "trace=execve", "-e", "signal=none", "-ttt", "-o", str(trace),
+                    str(console), "plan", "-f", str(topo))  # fmt: skip
+            sandbox.runner.run(Command("strace", argv, mutates=False, ok_codes=frozenset(range(256))))
+            stamps = [float(line.split()[1]) for line in trace.read_text().splitlines() if "execve(" in line]
+            runs.append(stamps[1] - stamps[0])
     return statistics.median(runs)
 
 
@@ -288,7 +319,12 @@ def main() -> int:
         n, _, k = args.inside[0].partition("/")
         print(json.dumps(inside(int(n), args.inside[1], args.inside[2], int(k or 1))))
         return 0
-    print(f"importing netwrap's command line: {import_time():.3f}s (not in the figures below)")
+    first = first_process()
+    print(
+        f"start-up (not in the figures below): importing the API {import_time(API):.3f}s, the command line "
+        f"{import_time('import netwrap.cli.main'):.3f}s; the interpreter alone {interpreter():.3f}s; "
+        f"netwrap plan from exec to its first process {'-' if first is None else f'{first:.3f}s'}"
+    )
     print(f"{args.networks} network(s); median of {args.runs} run(s), the range of the runs below it")
     print(f"{'N':>5}  {'way':<28} {'setup':>7} {'teardown':>8} {'no-op':>7} {'quick':>7} {'again':>7}  vs netwrap")
     per_container: dict[int, dict[str, float]] = {}

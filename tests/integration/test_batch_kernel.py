@@ -10,6 +10,7 @@ from netwrap import MemoryStore, Sandbox, build, teardown, tutorial
 from netwrap import topology_apply as apply_
 from netwrap.engine.state import StateFile
 from netwrap.host import snapshot
+from netwrap.kinds import LinkNetns, NetObject, VethPair
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
 from tests.conftest import Counting
@@ -108,3 +109,29 @@ def test_named_interfaces_cost_the_processes_unnamed_ones_do(sandbox: Sandbox, t
     before = snapshot.take(sandbox.runner)
     assert _counted(sandbox, tmp_path, named=True) == _counted(sandbox, tmp_path, named=False)
     assert before.explain(snapshot.take(sandbox.runner)) == []
+
+
+def test_named_interfaces_made_inside_end_as_made_on_the_host_and_moved(tmp_path: Path) -> None:
+    """The fast path (the peer made inside its namespace under its name) and the path it replaced (the pair
+    made on the host, then one end moved in: what document style still writes) leave the same kernel state."""
+    names = '"interface" = "e{i}", "host_interface" = "h{i}"'
+    text = '[networks.net]\nsubnet = "10.0.0.0/16"\n' + "".join(
+        f'[containers.c{i}]\nnetworks = [{{ network = "net", {names.format(i=i)} }}]\nports = ["{8000 + i}:80"]\n'
+        for i in range(3)
+    )
+    topo = topofile.loads(text, "named.toml")
+    made_inside = compose.objects(topo, compose.allocate(topo))
+    moved: list[NetObject] = []
+    for obj in made_inside:
+        if isinstance(obj, VethPair) and obj.peer_netns is not None:
+            moved += [VethPair(obj.peer, obj.name), LinkNetns(obj.peer, obj.peer_netns)]
+        else:
+            moved.append(obj)
+    assert len(moved) == len(made_inside) + 3
+    pictures = []
+    for objects in (made_inside, tuple(moved)):
+        with Sandbox() as sandbox:
+            build(objects, sandbox.runner, MemoryStore(), mode="batch")
+            pictures.append(snapshot.take(sandbox.runner))
+    assert pictures[0].explain(pictures[1]) == []
+    assert [name for name, _ in pictures[0].views] == ["", "c0", "c1", "c2"]
