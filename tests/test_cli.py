@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -285,3 +287,38 @@ def test_a_lock_timeout_that_is_no_number_of_seconds_is_a_usage_error(
         cli.run(["tutorial", "plan", "--lock-timeout", value, "--state-dir", str(tmp_path)])
     assert caught.value.code == 64
     assert f"{value!r} is not a number of seconds" in capsys.readouterr().err
+
+
+def test_the_command_line_leaves_what_other_commands_need_unimported() -> None:
+    """``netwrap apply``/``plan``/``status`` start without the tutorial, the doctor, the sandbox, snapshots,
+    clusters or graphs: each is imported by the command that uses it."""
+    code = "import sys, netwrap.cli.main; print(' '.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert "netwrap.topology.apply" in loaded
+    lazy = {"netwrap.tutorial", "netwrap.tutorial.verify", "netwrap.cli.doctor", "netwrap.host.sandbox",
+            "netwrap.host.snapshot", "netwrap.topology.clusterfile", "netwrap.topology.multihost",
+            "netwrap.topology.graph"}  # fmt: skip
+    assert loaded & lazy == set()
+
+
+def test_a_topology_file_is_parsed_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Whether it is a cluster file is decided on the data read for it: a large file costs one parse."""
+    import tomllib  # noqa: PLC0415
+
+    parsed: list[int] = []
+    loads = tomllib.loads
+
+    def counting(text: str) -> object:
+        parsed.append(len(text))
+        return loads(text)
+
+    monkeypatch.setattr(tomllib, "loads", counting)
+    file = tmp_path / "one.toml"
+    file.write_text('[networks.n]\nsubnet = "10.9.0.0/24"\n[containers.c]\nnetworks = ["n"]\n')
+    assert cli.main(["graph", "-f", str(file), "--state-dir", str(tmp_path / "state")]) == 0
+    assert "10.9.0." in capsys.readouterr().out
+    assert len(parsed) == 1

@@ -247,8 +247,7 @@ def test_a_reader_that_trips_on_a_byte_is_no_traceback(
     def trips(path: object) -> object:
         return bad.read_bytes().decode()
 
-    monkeypatch.setattr("netwrap.topology.files.load", trips)
-    monkeypatch.setattr("netwrap.topology.clusterfile.is_cluster_file", lambda path: False)
+    monkeypatch.setattr("netwrap.topology.files.read_toml", trips)
     assert cli.main(["graph", "-f", str(bad)]) == 1
     err = capsys.readouterr().err
     no_traceback(err)

@@ -33,15 +33,12 @@ import shlex
 import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, TypeGuard
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeGuard
 
 import attrs
 
-from netwrap import tutorial
-from netwrap.cli import doctor
 from netwrap.cli.options import Options, client, pid, seconds
 from netwrap.cli.output import (
     EXIT_CHANGES,
@@ -65,17 +62,20 @@ from netwrap.engine.lock import StateLock
 from netwrap.engine.plan import PlanItem
 from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
 from netwrap.errors import NetwrapError, ToolNotFoundError
-from netwrap.host import snapshot
 from netwrap.host.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
-from netwrap.host.sandbox import Sandbox
 from netwrap.host.ssh import SshRunner, parse_destination
 from netwrap.kinds import BridgeTool, NetObject
 from netwrap.kinds.namespace import namespace_file
 from netwrap.topology import apply as apply_
-from netwrap.topology import attached, clusterfile, graph, multihost
+from netwrap.topology import attached
 from netwrap.topology import files as topofile
 from netwrap.topology.model import Attachment, Container, Port, Topology
-from netwrap.tutorial.verify import render_table, verify
+
+if TYPE_CHECKING:
+    from netwrap.topology.clusterfile import ClusterSpec
+
+# The tutorial, its verification, the doctor, the sandbox, snapshots, clusters and graphs are imported by the
+# commands that use them (inside those functions), so that every other command starts without them.
 
 __all__ = [
     "EXIT_CHANGES", "EXIT_DEGRADED", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TERMINATED", "EXIT_USAGE",
@@ -465,11 +465,11 @@ def _progress(err: Output) -> Progress | None:
     return show
 
 
-def _load(options: Options) -> Topology | clusterfile.ClusterSpec:
+def _load(options: Options) -> Topology | ClusterSpec:
     """The file of ``-f``: a cluster file (with ``[hosts]``), or a topology file with the containers attached
     to it (see :mod:`netwrap.topology.attached`)."""
     loaded = _load_file(options)
-    if isinstance(loaded, clusterfile.ClusterSpec):
+    if not isinstance(loaded, Topology):
         return loaded
     return attached.merged(loaded, attached.load(_store(options, loaded)), str(options.file))
 
@@ -492,19 +492,22 @@ def _is_cni_config(file: Path) -> bool:
         return False
 
 
-def _load_file(options: Options) -> Topology | clusterfile.ClusterSpec:
+def _load_file(options: Options) -> Topology | ClusterSpec:
     """The file of ``-f`` alone."""
     file = options.file
     if file is None:  # the parser requires -f
         raise NetwrapError("no topology file given (-f FILE)")
     try:
-        if clusterfile.is_cluster_file(file):
-            return clusterfile.load(file)
         if _is_cni(file):
             from netwrap.cni import plugin  # noqa: PLC0415  (only for a CNI network's configuration)
 
             return plugin.topology_from_file(file)
-        return topofile.load(file)
+        data = topofile.read_toml(file)  # read and parsed once, whichever kind of file it is
+        if "hosts" in data:
+            from netwrap.topology import clusterfile  # noqa: PLC0415
+
+            return clusterfile.from_dict(data, str(file), file.stem)
+        return topofile.from_dict(data, str(file), default_name=file.stem)
     except UnicodeDecodeError as exc:
         where = f"byte {exc.object[exc.start]:#04x} at offset {exc.start}"
         raise NetwrapError(f"{file}: [file] read: the file is not UTF-8 text ({where})") from None
@@ -514,6 +517,12 @@ def _load_file(options: Options) -> Topology | clusterfile.ClusterSpec:
 
 
 def _demo(options: Options, streams: Streams) -> int:
+    import tempfile  # noqa: PLC0415
+
+    from netwrap import tutorial  # noqa: PLC0415
+    from netwrap.host import snapshot  # noqa: PLC0415
+    from netwrap.host.sandbox import Sandbox  # noqa: PLC0415
+
     tool = _bridge_tool(options, _remote(options))
     if os.geteuid() != 0:
         raise NetwrapError("the demo makes a throwaway network namespace and needs root: run `sudo netwrap tutorial`")
@@ -549,12 +558,16 @@ def _demo(options: Options, streams: Streams) -> int:
 
 
 def _tutorial_script(options: Options, streams: Streams) -> int:
+    from netwrap import tutorial  # noqa: PLC0415
+
     step_list = tutorial.steps(_bridge_tool(options, _remote(options)))
     streams.out.write(tutorial.render_down_script(step_list) if options.down else tutorial.render_script(step_list))
     return EXIT_OK
 
 
 def _tutorial_plan(options: Options, streams: Streams) -> int:
+    from netwrap import tutorial  # noqa: PLC0415
+
     remote = _remote(options)
     tool = _bridge_tool(options, remote)
     if remote is None:
@@ -586,6 +599,8 @@ def _tutorial_verify(options: Options, streams: Streams) -> int:
 
 
 def _tutorial_change(options: Options, streams: Streams, action: str) -> int:
+    from netwrap import tutorial  # noqa: PLC0415
+
     with _turns(options, f"tutorial {action}") as remote:
         tool = _bridge_tool(options, remote)
         if remote is None:
@@ -606,6 +621,8 @@ def _tutorial_change(options: Options, streams: Streams, action: str) -> int:
 
 
 def _verify(runner: Runner, store: Store, streams: Streams, python: str | None = None) -> int:
+    from netwrap.tutorial.verify import render_table, verify  # noqa: PLC0415
+
     results = verify(runner, store, python)
     streams.out.line(render_table(results))
     return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
@@ -641,6 +658,8 @@ def _leftovers(options: Options, streams: Streams) -> bool:
 
 
 def _doctor(options: Options, streams: Streams) -> int:
+    from netwrap.cli import doctor  # noqa: PLC0415
+
     remote = _remote(options)
     if remote is None:
         checks = doctor.diagnose(SubprocessRunner())
@@ -654,9 +673,11 @@ def _doctor(options: Options, streams: Streams) -> int:
 
 
 def _apply(options: Options, streams: Streams) -> int:
+    from netwrap.topology import multihost  # noqa: PLC0415
+
     with _turns(options, f"apply -f {options.file}") as remote:
         loaded = _load(options)
-        if isinstance(loaded, clusterfile.ClusterSpec):
+        if not isinstance(loaded, Topology):
             cluster = loaded.cluster(_machine_echo(options, streams))
             outcomes = multihost.apply(
                 cluster, _state_dir(options), mode=options.mode_for("docker"), check=options.check
@@ -686,7 +707,7 @@ def _topology_only(options: Options, what: str) -> Topology:
         raise NetwrapError(f"{what} does not take a CNI network's configuration: its runtime adds and deletes its "
                            "containers through the plugin")  # fmt: skip
     loaded = _load_file(options)
-    if isinstance(loaded, clusterfile.ClusterSpec):
+    if not isinstance(loaded, Topology):
         raise NetwrapError(f"{what} works on files without [hosts] for now")
     return loaded
 
@@ -746,9 +767,11 @@ def _detach(options: Options, streams: Streams) -> int:
 
 
 def _destroy(options: Options, streams: Streams) -> int:
+    from netwrap.topology import multihost  # noqa: PLC0415
+
     with _turns(options, f"destroy -f {options.file}") as remote:
         loaded = _load_file(options)  # the record says what to remove; attached containers go with it
-        if isinstance(loaded, clusterfile.ClusterSpec):
+        if not isinstance(loaded, Topology):
             cluster = loaded.cluster(_machine_echo(options, streams))
             outcomes = multihost.destroy(cluster, _state_dir(options), mode=options.mode_for("docker"))
             return _machines_report(outcomes, f"destroy {loaded.name}", streams)
@@ -761,7 +784,7 @@ def _destroy(options: Options, streams: Streams) -> int:
 
 def _plan(options: Options, streams: Streams) -> int:
     loaded = _load(options)
-    if isinstance(loaded, clusterfile.ClusterSpec):
+    if not isinstance(loaded, Topology):
         return _cluster_plan(loaded, options, streams)
     remote = _remote(options)
     store = apply_.store_for(loaded, _state_dir(options), _at(remote))
@@ -780,8 +803,12 @@ def _plan(options: Options, streams: Streams) -> int:
     return print_plan(report, streams, verbose=options.verbose)
 
 
-def _cluster_plan(spec: clusterfile.ClusterSpec, options: Options, streams: Streams) -> int:
+def _cluster_plan(spec: ClusterSpec, options: Options, streams: Streams) -> int:
     """What apply would run on every machine: reads for real, changes recorded, on a copy of the records."""
+    import tempfile  # noqa: PLC0415
+
+    from netwrap.topology import multihost  # noqa: PLC0415
+
     state_dir = _state_dir(options)
     cluster = spec.cluster()
     dries = {m.name: DryRunner(m.runner) for m in cluster.machines}
@@ -798,8 +825,10 @@ def _cluster_plan(spec: clusterfile.ClusterSpec, options: Options, streams: Stre
 
 
 def _status(options: Options, streams: Streams) -> int:
+    from netwrap.topology import multihost  # noqa: PLC0415
+
     loaded = _load(options)
-    if isinstance(loaded, clusterfile.ClusterSpec):
+    if not isinstance(loaded, Topology):
         state_dir = _state_dir(options)
         cluster = loaded.cluster(_machine_echo(options, streams))
         rows = []
@@ -822,8 +851,10 @@ def _status(options: Options, streams: Streams) -> int:
 
 
 def _graph(options: Options, streams: Streams) -> int:
+    from netwrap.topology import graph  # noqa: PLC0415
+
     loaded = _load(options)
-    if isinstance(loaded, clusterfile.ClusterSpec):
+    if not isinstance(loaded, Topology):
         raise NetwrapError("graph works on files without [hosts] for now")
     where = f"@{parse_destination(options.ssh)}" if options.ssh is not None else ""
     allocations = apply_.desired(loaded, apply_.store_for(loaded, _state_dir(options), where))[1]
@@ -835,7 +866,7 @@ def _graph(options: Options, streams: Streams) -> int:
 def _exec(options: Options, streams: Streams) -> int:
     """Replace this process with the command inside the container's namespace (argv, never a shell)."""
     loaded = _load(options)
-    if isinstance(loaded, clusterfile.ClusterSpec):
+    if not isinstance(loaded, Topology):
         raise NetwrapError("exec works on files without [hosts] for now")
     if options.ssh is not None:
         raise NetwrapError("exec runs on this machine; on another one: ssh HOST ip netns exec NAMESPACE CMD")
