@@ -191,8 +191,10 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
 
     Batched, the ``iptables-restore`` of the rules starts first and runs beside
     the other batches, building and removing alike (rules name devices, they
-    do not need them). A failure stops what has not started yet; what runs is
-    waited for, and the failure of the earliest plan item is raised.
+    do not need them); when removing, so do the settings given back (a
+    device's own is never given back when the device goes). A failure stops
+    what has not started yet; what runs is waited for, and the failure of the
+    earliest plan item is raised.
     """
     if mode == "verbatim":
         for step in steps:
@@ -203,19 +205,19 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
         return
     pending = batches(steps, removing=removing)
     parallel = getattr(runner, "concurrent", True)
-    if parallel:  # the rules' transactions first, to run beside the rest (a dry run keeps the stage order)
-        pending.sort(key=lambda batch: batch.command.tool not in RESTORES)
+    if parallel:  # what runs beside the rest goes first (a dry run keeps the stage order)
+        pending.sort(key=lambda batch: not _beside(batch, removing))
     failures: list[tuple[int, CommandError, Batch]] = []
 
     def note(batch: Batch, failure: CommandError | None) -> None:
         if failure is not None:
             failures.append((batch.item_at(failure), failure, batch))
 
-    with ThreadPoolExecutor(max_workers=1) as aside:
+    with ThreadPoolExecutor(max_workers=2) as aside:
         beside: list[tuple[Batch, Future[CommandError | None]]] = []
         while pending and not failures:
             group = [pending.pop(0)]
-            if parallel and group[0].command.tool in RESTORES:
+            if parallel and _beside(group[0], removing):
                 beside.append((group[0], aside.submit(_attempt, group[0], runner)))
                 continue
             while parallel and group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:
@@ -232,6 +234,13 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
 
 
 PARALLEL = 4  # namespaces configured at once
+
+
+def _beside(batch: Batch, removing: bool) -> bool:
+    """Whether ``batch`` may run beside the device batches: the rules' transactions, and when removing the
+    settings given back together (``sysctl -w``; one needed in its place runs there)."""
+    command = batch.command
+    return command.tool in RESTORES or (removing and command.tool == "sysctl" and command.args[:1] == ("-w",))
 
 
 def _attempt(batch: Batch, runner: Runner) -> CommandError | None:
