@@ -205,8 +205,8 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
         return
     pending = batches(steps, removing=removing)
     parallel = getattr(runner, "concurrent", True)
-    if parallel:  # what runs beside the rest goes first (a dry run keeps the stage order)
-        pending.sort(key=lambda batch: not _beside(batch, removing))
+    # what runs beside the rest starts first (a dry run lists it first too, so that a plan shows the order)
+    pending.sort(key=lambda batch: not _beside(batch, removing))
     failures: list[tuple[int, CommandError, Batch]] = []
 
     def note(batch: Batch, failure: CommandError | None) -> None:
