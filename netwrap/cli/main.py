@@ -673,11 +673,11 @@ def _doctor(options: Options, streams: Streams) -> int:
 
 
 def _apply(options: Options, streams: Streams) -> int:
-    from netwrap.topology import multihost  # noqa: PLC0415
-
     with _turns(options, f"apply -f {options.file}") as remote:
         loaded = _load(options)
         if not isinstance(loaded, Topology):
+            from netwrap.topology import multihost  # noqa: PLC0415
+
             cluster = loaded.cluster(_machine_echo(options, streams))
             outcomes = multihost.apply(
                 cluster, _state_dir(options), mode=options.mode_for("docker"), check=options.check
@@ -767,11 +767,11 @@ def _detach(options: Options, streams: Streams) -> int:
 
 
 def _destroy(options: Options, streams: Streams) -> int:
-    from netwrap.topology import multihost  # noqa: PLC0415
-
     with _turns(options, f"destroy -f {options.file}") as remote:
         loaded = _load_file(options)  # the record says what to remove; attached containers go with it
         if not isinstance(loaded, Topology):
+            from netwrap.topology import multihost  # noqa: PLC0415
+
             cluster = loaded.cluster(_machine_echo(options, streams))
             outcomes = multihost.destroy(cluster, _state_dir(options), mode=options.mode_for("docker"))
             return _machines_report(outcomes, f"destroy {loaded.name}", streams)
@@ -825,10 +825,10 @@ def _cluster_plan(spec: ClusterSpec, options: Options, streams: Streams) -> int:
 
 
 def _status(options: Options, streams: Streams) -> int:
-    from netwrap.topology import multihost  # noqa: PLC0415
-
     loaded = _load(options)
     if not isinstance(loaded, Topology):
+        from netwrap.topology import multihost  # noqa: PLC0415
+
         state_dir = _state_dir(options)
         cluster = loaded.cluster(_machine_echo(options, streams))
         rows = []
