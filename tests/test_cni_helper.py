@@ -85,6 +85,24 @@ def test_the_call_runs_with_the_callers_input_output_environment_directory_and_u
     assert done.stderr == "to stderr\n"
 
 
+def test_the_executable_exits_with_the_calls_code_and_its_whole_output(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """``main`` leaves as soon as the helper answers (without the interpreter's shutdown): the code is the call's
+    and what the copy wrote is all there."""
+    code = (
+        f"import sys; sys.path.insert(0, {ROOT!r})\n"
+        f"from netwrap.cni import client; client.socket_name = lambda package=None: {name!r}; client.main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], input="x" * 70000, capture_output=True, text=True, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"}, check=False,
+    )  # fmt: skip
+    assert done.returncode == 7
+    assert json.loads(done.stdout)["stdin"] == "x" * 70000
+    assert done.stderr == "to stderr\n"
+
+
 def test_calls_at_once_each_get_their_own_copy(name: bytes, served: subprocess.Popen[bytes], tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
