@@ -89,10 +89,15 @@ def teardown_commands(objects: tuple[NetObject, ...]) -> list[Command]:
     return out
 
 
+def link_groups(objects: tuple[NetObject, ...]) -> list[int]:
+    """The link groups the objects' devices are made in."""
+    return sorted({g for o in objects if isinstance(g := getattr(o, "group", None), int)})
+
+
 def grouped_teardown(objects: tuple[NetObject, ...], removes: list[Command]) -> list[Command]:
     """The teardown with every veth and bridge of a link group deleted in one ``ip link del group G`` (what
     netwrap's own teardown does), the rest as it is."""
-    groups = sorted({g for o in objects if (g := getattr(o, "group", None)) is not None and isinstance(g, int)})
+    groups = link_groups(objects)
     in_group = {c for o in objects if getattr(o, "group", None) is not None for c in o.delete_commands()}
     kept = [c for c in removes if c not in in_group]
     first_ip = next((i for i, c in enumerate(kept) if c.tool == "ip"), len(kept))
@@ -165,7 +170,7 @@ def floor_plan(objects: tuple[NetObject, ...], up: list[Command], down: list[Com
     """What the floor needs to build the same network: the bridge, the link group, the subnet, and the
     hand-batched script's rules and settings."""
     bridge = next(o for o in objects if isinstance(o, Bridge))
-    group = next(g for o in objects if isinstance(g := getattr(o, "group", None), int))
+    group = link_groups(objects)[0]
 
     def restore(commands: list[Command]) -> str:
         return "".join(c.input or "" for c in commands if c.tool == "iptables-restore")

@@ -121,11 +121,14 @@ class Netlink:
     def close(self) -> None:
         self.sock.close()
 
+    def _message(self, kind: int, flags: int, body: bytes) -> bytes:
+        """``body`` behind its netlink header (the next sequence number)."""
+        self.seq += 1
+        return struct.pack("IHHII", 16 + len(body), kind, flags | NLM_F_REQUEST, self.seq, 0) + body
+
     def add(self, kind: int, flags: int, body: bytes) -> None:
         """Queue one request (acknowledged), sent by :meth:`send_all`."""
-        self.seq += 1
-        header = struct.pack("IHHII", 16 + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, self.seq, 0)
-        self.pending.append(header + body)
+        self.pending.append(self._message(kind, flags | NLM_F_ACK, body))
 
     def send_all(self) -> None:
         """Send the queued requests, a few dozen kilobytes per write (a socket's send buffer bounds one), and
@@ -149,9 +152,7 @@ class Netlink:
 
     def dump(self, kind: int, body: bytes) -> int:
         """Bytes of a dump's answer (read whole, as a reader must)."""
-        self.seq += 1
-        header = struct.pack("IHHII", 16 + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0)
-        self.sock.send(header + body)
+        self.sock.send(self._message(kind, NLM_F_DUMP, body))
         total = 0
         while True:
             data = self.sock.recv(1 << 20)
