@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 bridge-utils iptables iputils-ping procps util-linux mount coreutils openssh-client docker.io containerd runc podman crun containernetworking-plugins busybox-static "$@")
+packages=(iproute2 bridge-utils iptables iputils-ping procps util-linux mount coreutils openssh-client docker.io containerd runc podman crun containernetworking-plugins busybox-static gcc libc6-dev "$@")
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

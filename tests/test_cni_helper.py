@@ -43,6 +43,10 @@ def name() -> bytes:
 @pytest.fixture
 def served(name: bytes) -> Iterator[subprocess.Popen[bytes]]:
     """A helper on ``name`` whose calls run the echoing handler above."""
+    yield from _serve(name)
+
+
+def _serve(name: bytes) -> Iterator[subprocess.Popen[bytes]]:
     code = f"import sys; sys.path.insert(0, {ROOT!r})\n{HANDLER}\nfrom netwrap.cni import helper\n" + (
         f"helper.serve({name!r}, 30, handler)"
     )
@@ -181,7 +185,7 @@ def test_idle_seconds(value: str, seconds: float) -> None:
 
 
 def test_the_launcher_starts_without_site_and_answers_version(tmp_path: Path) -> None:
-    path = install.install(tmp_path)
+    path = install.install(tmp_path, launcher="python")
     assert path == tmp_path / "netwrap"
     assert path.read_text().startswith(f"#!{sys.executable} -IS\n")
     assert path.stat().st_mode & 0o777 == 0o755
@@ -208,3 +212,198 @@ def test_the_client_imports_nothing_of_netwrap_but_itself() -> None:
     )
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['netwrap', 'netwrap.cni', 'netwrap.cni.client']"
+
+
+# The compiled client (netwrap/cni/client.c): the same protocol as the Python client, and the Python client (here
+# a stand-in that shows what it was given) for everything else. Built once for these tests, with a socket name of
+# their own.
+NEEDS_CC = pytest.mark.skipif(install.compiler() is None, reason="no C compiler (cc): apt-get install gcc libc6-dev")
+STAND_IN = (
+    "import json, os, sys; print(json.dumps({'python': sys.argv[1:], 'stdin': sys.stdin.read(), "
+    "'helper': os.environ.get('NETWRAP_CNI_HELPER')})); sys.exit(42)"
+)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """The compiled client and the name (for this user) it connects to."""
+    if install.compiler() is None:
+        pytest.skip("no C compiler (cc): apt-get install gcc libc6-dev")
+    token = uuid.uuid4().hex
+    target = tmp_path_factory.mktemp("compiled") / "netwrap"
+    install.compile_client(target, f"netwrap-cni-test-%u-{token}", STAND_IN)
+    return target, f"\0netwrap-cni-test-{os.getuid()}-{token}".encode()
+
+
+@pytest.fixture
+def served_compiled(compiled: tuple[Path, bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    yield from _serve(compiled[1])
+
+
+def _run_compiled(binary: Path, text: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), *args], input=text, capture_output=True, text=True, cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **env}, preexec_fn=lambda: os.umask(0o027), check=False,
+    )  # fmt: skip
+
+
+@NEEDS_CC
+def test_the_compiled_client_hands_over_input_output_environment_directory_umask_and_code(
+    compiled: tuple[Path, bytes], served_compiled: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    done = _run_compiled(compiled[0], "y" * 70000, tmp_path, X="caller's")
+    assert done.returncode == 7, done.stdout + done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["stdin"] == "y" * 70000
+    assert seen["x"] == "caller's"
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["umask"] == 0o027
+    assert seen["pid"] not in (served_compiled.pid, os.getpid())
+    assert done.stderr == "to stderr\n"
+
+
+@NEEDS_CC
+def test_the_compiled_client_sends_the_environment_as_the_python_client_does(compiled: tuple[Path, bytes]) -> None:
+    """The request's bytes, caught by a listener in the helper's place: the same as client.request() makes."""
+    binary, name = compiled
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        listener.settimeout(20)
+        env = {"PATH": "/usr/bin:/bin", "A": "1", "EMPTY": "", "SIGN": "x=y"}
+        process = subprocess.Popen(
+            [str(binary)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, cwd="/",
+            preexec_fn=lambda: os.umask(0o027),  # noqa: PLW1509
+        )  # fmt: skip
+        conn, _ = listener.accept()
+        with conn:
+            data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+            size = int.from_bytes(data[:4], "big")
+            while len(data) - 4 < size:
+                data += conn.recv(size)
+            for fd in fds:
+                os.close(fd)
+            conn.sendall(b"=" + bytes([5]))
+        assert process.wait(20) == 5
+    fields = data[4:].split(b"\0")
+    assert len(fds) == 3
+    assert fields[:3] == [client.PROTOCOL, b"/", b"23"]
+    assert sorted(fields[3:]) == sorted(f"{k}={v}".encode() for k, v in env.items())
+
+
+@NEEDS_CC
+def test_the_compiled_client_starts_the_python_client_when_no_helper_listens(
+    compiled: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    done = _run_compiled(compiled[0], "untouched", tmp_path)
+    assert done.returncode == 42
+    assert json.loads(done.stdout) == {"python": [], "stdin": "untouched", "helper": None}
+
+
+@NEEDS_CC
+def test_the_compiled_client_starts_the_python_client_when_the_helper_does_not_take_the_call(
+    compiled: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    binary, name = compiled
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        process = subprocess.Popen(
+            [str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin"}
+        )
+        listener.settimeout(20)
+        conn, _ = listener.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+            for fd in fds:
+                os.close(fd)  # held here, the output pipe would never end
+            conn.sendall(client.REFUSED)
+        out, _ = process.communicate("kept for the call", timeout=20)
+    assert process.returncode == 42
+    assert json.loads(out)["stdin"] == "kept for the call"
+
+
+@NEEDS_CC
+@pytest.mark.parametrize("value", ["off", "OFF", "0", "no", "False"])
+def test_the_compiled_client_honours_the_helper_turned_off(
+    compiled: tuple[Path, bytes], served_compiled: subprocess.Popen[bytes], tmp_path: Path, value: str
+) -> None:
+    done = _run_compiled(compiled[0], "{}", tmp_path, NETWRAP_CNI_HELPER=value)
+    assert done.returncode == 42  # the stand-in, not the helper's handler (7)
+    assert json.loads(done.stdout)["helper"] == value
+
+
+@NEEDS_CC
+def test_the_compiled_client_gives_a_persons_arguments_to_the_python_client(
+    compiled: tuple[Path, bytes], served_compiled: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    done = _run_compiled(compiled[0], "", tmp_path, "--helper-pid", "a b")
+    assert json.loads(done.stdout)["python"] == ["--helper-pid", "a b"]
+
+
+@NEEDS_CC
+def test_a_copy_that_dies_under_the_compiled_client_is_a_cni_error(
+    compiled: tuple[Path, bytes], served_compiled: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    done = _run_compiled(compiled[0], "die", tmp_path)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["code"] == 999
+
+
+@NEEDS_CC
+def test_calls_at_once_through_the_compiled_client(
+    compiled: tuple[Path, bytes], served_compiled: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(lambda n: _run_compiled(compiled[0], f"call {n}", tmp_path), range(16)))
+    assert sorted(json.loads(d.stdout)["stdin"] for d in done) == sorted(f"call {n}" for n in range(16))
+
+
+@NEEDS_CC
+def test_install_writes_the_compiled_client_when_cc_is_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = install.install(tmp_path)
+    assert path.read_bytes().startswith(b"\x7fELF")
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert list(tmp_path.iterdir()) == [path]
+    done = subprocess.run(
+        [str(path)], input='{"cniVersion": "1.0.0"}', capture_output=True, text=True, check=False,
+        env={"CNI_COMMAND": "VERSION", "NETWRAP_CNI_HELPER": "off", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"]}
+    monkeypatch.setattr(install, "compiler", lambda: None)
+    assert install.install(tmp_path, "text").read_text().startswith("#!")
+    with pytest.raises(SystemExit, match="needs a C compiler"):
+        install.install(tmp_path, "other", launcher="compiled")
+    assert not (tmp_path / "other").exists()
+
+
+def test_c_strings_keep_every_byte() -> None:
+    assert install.c_string('a/b "c"\\%u\n\u00e9') == '"a/b \\042c\\042\\134\\045u\\012\\303\\251"'
+
+
+@NEEDS_CC
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to hold the name as another user")
+def test_the_compiled_client_hands_nothing_to_a_name_another_user_holds(
+    compiled: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    binary, name = compiled
+    squatter = (
+        "import os, socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        f"os.setuid(65534); s.bind({name!r}); s.listen(1); print('ready', flush=True)\n"
+        "conn, _ = s.accept(); conn.settimeout(10)\n"
+        "print(repr(conn.recv(100)), flush=True)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", squatter], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        done = _run_compiled(binary, "kept", tmp_path)
+        assert done.returncode == 42 and json.loads(done.stdout)["stdin"] == "kept"
+        out, _ = holder.communicate(timeout=20)
+        assert out == "b''\n"  # connected, then closed without a byte sent
+    finally:
+        holder.kill()
+        holder.wait()

@@ -30,9 +30,13 @@ NO_HELPER, NOT_TAKEN = -1, -2  # through_helper: nobody listens; a helper is the
 def socket_name(package: str | None = None) -> bytes:
     """The helper's abstract socket: one per user, network namespace (abstract names belong to one), and
     installation (the package's folder and the interpreter), so that an upgrade never reaches an old helper."""
+    return f"\0netwrap-cni-{os.getuid()}-{installation(package)}".encode()
+
+
+def installation(package: str | None = None) -> str:
+    """What names this installation in the socket's name: the package's folder and the interpreter, digested."""
     here = package or os.path.dirname(os.path.abspath(__file__))
-    token = f"{here}\0{sys.executable}"
-    return f"\0netwrap-cni-{os.getuid()}-{_digest(token)}".encode()
+    return _digest(f"{here}\0{sys.executable}")
 
 
 def _digest(text: str) -> str:
