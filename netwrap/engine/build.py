@@ -15,16 +15,19 @@ still uses over to that record instead of removing it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import attrs
 
 from netwrap.command import Command
 from netwrap.engine import claims, registry
 from netwrap.engine.batch import Mode, Step, StepFailure, execute
-from netwrap.engine.check import Check, Checked, observe_for
+from netwrap.engine.check import Check, Checked, apart, examined, observe_for
 from netwrap.engine.plan import Plan, PlanItem, plan
 from netwrap.engine.state import Record, StateFile, Store, Writer
 from netwrap.errors import CommandError, ConflictError, StepError
@@ -100,22 +103,96 @@ def build(
     if taken:
         raise _conflict_error(taken)
     record = store.load()
-    changed: list[str] = []
-    notes: list[str] = []
     wanted = {obj.key for obj in objects}
+    stale: list[NetObject] = []
     if prune and record is not None and not wanted.issuperset(record.keys()):  # keys: no object is rebuilt
         stale = [obj for obj in record.created if obj.key not in wanted]
-        if stale:
-            removed = _undo(stale, record, runner, store, siblings=(), mode=mode)
-            changed += removed.changed
-            notes += removed.notes
+    # Removing what is no longer wanted runs beside the rest of the build when neither touches what the other
+    # reads or changes (a CNI DEL: the container's devices go while the chains lose its rules); else first.
+    beside = bool(stale) and mode == "batch" and getattr(runner, "concurrent", True)
+    beside = beside and apart(stale, examined(objects, record, check))
+    guard = threading.Lock()  # the record is changed and saved by one side at a time
+    with _pruning(stale, record, runner=runner, store=store, mode=mode, guard=guard, beside=beside) as pruned:
+        return _build(
+            objects, runner, store, record=record, pruned=pruned, guard=guard,
+            action=action, finish=finish, allocations=allocations, progress=progress, mode=mode, check=check,
+            on_checked=on_checked,
+        )  # fmt: skip
+
+
+class _Pruned:
+    """The removal of what the record holds and the build no longer wants: done, or running beside the build."""
+
+    def __init__(self, done: Outcome | None = None, running: Future[Outcome] | None = None) -> None:
+        self._done = done or Outcome()
+        self._running = running
+
+    def outcome(self) -> Outcome:
+        """Its outcome, once it is over (its error, if it failed)."""
+        if self._running is not None:
+            self._done, self._running = self._running.result(), None
+        return self._done
+
+    def wait(self) -> None:
+        """Wait for it without raising: the caller has an error of its own to raise."""
+        if self._running is not None:
+            with contextlib.suppress(Exception):
+                self.outcome()
+
+
+@contextlib.contextmanager
+def _pruning(
+    stale: Sequence[NetObject],
+    record: Record | None,
+    *,
+    runner: Runner,
+    store: Store,
+    mode: Mode,
+    guard: threading.Lock,
+    beside: bool,
+) -> Iterator[_Pruned]:
+    """Remove ``stale`` first, or start removing it beside what runs in the block (waited for at its end)."""
+    if not stale or record is None:
+        yield _Pruned()
+        return
+    if not beside:
+        yield _Pruned(_undo(stale, record, runner, store, siblings=(), mode=mode, guard=guard))
+        return
+    with ThreadPoolExecutor(max_workers=1) as aside:
+        pruned = _Pruned(running=aside.submit(_undo, stale, record, runner, store, siblings=(), mode=mode, guard=guard))
+        try:
+            yield pruned
+        finally:
+            pruned.wait()
+
+
+def _build(
+    objects: Sequence[NetObject],
+    runner: Runner,
+    store: Store,
+    *,
+    record: Record | None,
+    pruned: _Pruned,
+    guard: threading.Lock,
+    action: str,
+    finish: bool,
+    allocations: dict[str, str] | None,
+    progress: Progress | None,
+    mode: Mode,
+    check: Check,
+    on_checked: Callable[[Checked], None] | None,
+) -> Outcome:
+    """The build after (or beside) the pruning: observe, plan, claim and create."""
     checked = observe_for(runner, objects, record, check)
     if on_checked is not None:
         on_checked(checked)
     state = checked.state
     current = plan(objects, state, checked.trusted)
     if current.conflicts:
+        pruned.outcome()  # its failure first: it came first
         raise _conflict_error([item.assessment.reason for item in current.conflicts])
+    if not current.changes:
+        pruned.outcome()  # nothing to make: nothing to run beside it
     uses = [obj.key for obj in objects]
     settled = (
         record is not None
@@ -123,16 +200,17 @@ def build(
         and record.uses == uses
         and (allocations is None or record.allocations == allocations)
     )
-    if not current.changes and not changed and (settled or (record is None and allocations is None)):
-        return Outcome()
+    if not current.changes and not pruned.outcome().changed and (settled or (record is None and allocations is None)):
+        return pruned.outcome()
     record = record or Record()
-    record.complete, record.writer, record.action, record.uses = False, Writer.current(), action, uses
-    if allocations is not None:
-        record.allocations = dict(allocations)
-    run_dir = run_dir_of(runner)
-    if isinstance(store, StateFile) and not store.machine and run_dir is not None:
-        registry.register(run_dir, store.path.parent)  # other state directories of the host see this one
-    store.save(record)
+    with guard:
+        record.complete, record.writer, record.action, record.uses = False, Writer.current(), action, uses
+        if allocations is not None:
+            record.allocations = dict(allocations)
+        run_dir = run_dir_of(runner)
+        if isinstance(store, StateFile) and not store.machine and run_dir is not None:
+            registry.register(run_dir, store.path.parent)  # other state directories of the host see this one
+        store.save(record)
     advice = f"what was made so far is recorded in {store.describe()}: run again to finish, or tear down to remove it"
 
     def claim(item: PlanItem) -> None:
@@ -148,19 +226,24 @@ def build(
         else:
             record.add_remembered(obj, previous)
 
-    changed += _create(
-        current.changes,
-        runner,
-        claim=claim,
-        save=lambda: store.save(record),
-        advice=advice,
-        mode=mode,
-        progress=progress,
-    )
-    if finish:
-        record.complete = True
-    store.save(record)
-    return Outcome(tuple(changed), tuple(notes))
+    def claim_all(items: Sequence[PlanItem]) -> None:
+        with guard:
+            for item in items:
+                claim(item)
+            store.save(record)  # every claim is written before the first change
+
+    try:
+        made = _create(current.changes, runner, claim=claim, claim_all=claim_all, save=lambda: store.save(record),
+                       advice=advice, mode=mode, progress=progress)  # fmt: skip
+    except BaseException:
+        pruned.wait()
+        raise
+    removed = pruned.outcome()  # a removal that failed leaves the record incomplete: run again to finish
+    with guard:
+        if finish:
+            record.complete = True
+        store.save(record)
+    return Outcome((*removed.changed, *made), removed.notes)
 
 
 def _create(
@@ -168,6 +251,7 @@ def _create(
     runner: Runner,
     *,
     claim: Callable[[PlanItem], None],
+    claim_all: Callable[[Sequence[PlanItem]], None],
     save: Callable[[], None],
     advice: str,
     mode: Mode,
@@ -176,9 +260,7 @@ def _create(
     """Run the items' commands, claiming each in the record before it is made; StepError on failure."""
     total = len(items)
     if mode == "batch":
-        for item in items:
-            claim(item)
-        save()  # every claim is written before the first change
+        claim_all(items)
         steps = [Step(n, c) for n, item in enumerate(items, start=1) for c in item.commands]
         try:
             execute(steps, runner, mode)
@@ -226,14 +308,15 @@ def _undo(
     siblings: Sequence[StateFile],
     mode: Mode = "verbatim",
     then_cleared: bool = False,
+    guard: threading.Lock | None = None,
 ) -> Outcome:
     """Remove ``targets`` (owned by ``record``) in reverse order; drop them from the record as they go.
 
     ``then_cleared``: the caller drops the whole record next, so a batched run
-    does not write the emptied record first.
+    does not write the emptied record first. ``guard``: held while the record
+    is changed and saved (a build may claim in it meanwhile).
     """
     target_keys = {obj.key for obj in targets}
-    kept = [obj for obj in record.created if obj.key not in target_keys]
     handed = {}
     for obj in targets if siblings else ():
         sibling = _hand_over(obj, record, siblings)
@@ -254,10 +337,10 @@ def _undo(
     order = list(reversed(doomed))
     if mode == "batch":
         batched = _undo_batched(order, skipped, record=record, state=state, runner=runner, advice=advice)
-        kept_keys = {k.key for k in kept}
-        record.created = [o for o in record.created if o.key in kept_keys]
-        if not then_cleared:
-            store.save(record)
+        with guard or contextlib.nullcontext():
+            record.created = [o for o in record.created if o.key not in target_keys]
+            if not then_cleared:
+                store.save(record)
         return Outcome((*changed, *batched.changed), tuple(notes + list(batched.notes)))
     for number, obj in enumerate(order, start=1):
         if not skipped(obj):
@@ -272,10 +355,11 @@ def _undo(
             if note is not None:
                 notes.append(note)
         gone = obj.key
-        record.created = [o for o in record.created if o.key != gone]
-        store.save(record)
-    kept_keys = {k.key for k in kept}
-    record.created = [o for o in record.created if o.key in kept_keys]
+        with guard or contextlib.nullcontext():
+            record.created = [o for o in record.created if o.key != gone]
+            store.save(record)
+    with guard or contextlib.nullcontext():
+        record.created = [o for o in record.created if o.key not in target_keys]  # the handed over too
     return Outcome(tuple(changed), tuple(notes))
 
 

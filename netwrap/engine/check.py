@@ -89,10 +89,54 @@ def observe_for(runner: Runner, objects: Sequence[NetObject], record: Record | N
 def _by_record(runner: Runner, objects: Sequence[NetObject], record: Record) -> Checked:
     """Read for what is new or changed since ``record`` (and what relies on a device it relies on); trust the
     rest."""
+    looked = _unsettled(objects, record)
+    examined = {id(obj) for obj in looked}
+    state = observe(runner, looked)
+    return Checked(state, frozenset(obj.key for obj in objects if id(obj) not in examined))
+
+
+def _unsettled(objects: Sequence[NetObject], record: Record) -> list[NetObject]:
+    """What a record check reads: what is new or changed since ``record``, and what relies on a device it relies
+    on."""
     made = record.made_as()
     examined = {id(obj) for obj in objects if made.get(obj.key) != serial.to_dict(obj)}
     devices = set().union(*(obj.relies_on() for obj in objects if id(obj) in examined))
     examined |= {id(obj) for obj in objects if obj.relies_on() & devices}
-    looked = [obj for obj in objects if id(obj) in examined]
-    state = observe(runner, looked)
-    return Checked(state, frozenset(obj.key for obj in objects if id(obj) not in examined))
+    return [obj for obj in objects if id(obj) in examined]
+
+
+def examined(objects: Sequence[NetObject], record: Record | None, check: Check) -> list[NetObject]:
+    """The objects :func:`observe_for` would read for, and that a build may then change: with a record check,
+    what is not trusted; otherwise all of them."""
+    if check == "record" and record is not None and record.complete:
+        return _unsettled(objects, record)
+    return list(objects)
+
+
+def reach(obj: NetObject) -> frozenset[tuple[str, ...]]:
+    """What reading, making or removing ``obj`` touches, coarsely: the devices, addresses, routes and settings
+    of each namespace it is in or names, an iptables table, the namespaces' names, and each kind of claim.
+    Work on objects whose reaches are apart can run at once: neither reads or changes what the other does."""
+    need = obj.needs()
+    found: set[tuple[str, ...]] = set()
+    places = {netns for netns, _ in obj.devices() | obj.relies_on()}
+    if need.facts or need.settings or need.fdb:
+        places.add(need.netns)
+    if obj.location is not None:
+        places.add(obj.location)
+    gone = obj.takes_along()
+    places |= {netns for netns, _ in gone.links} | set(gone.namespaces)
+    found |= {("place", netns or "") for netns in places}
+    if need.table is not None:
+        found.add(("table", need.table))
+    found |= {("table", table) for table, _ in gone.chains}
+    if need.listed or need.files or gone.namespaces:
+        found.add(("namespaces",))
+    found |= {("claim", claim.kind) for claim in obj.claims()}
+    return frozenset(found)
+
+
+def apart(first: Sequence[NetObject], second: Sequence[NetObject]) -> bool:
+    """Whether nothing that work on ``first`` touches is touched by work on ``second`` (see :func:`reach`)."""
+    mine = set().union(*(reach(obj) for obj in first))
+    return not any(reach(obj) & mine for obj in second)

@@ -1,0 +1,107 @@
+"""A build's removal of what is no longer wanted runs beside the rest of the build when the two touch nothing in
+common (a CNI DEL: the container's devices go while its rules leave the chains), and first otherwise; the record
+ends the same either way (fake processes: each side waits for the other to start)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import attrs
+import pytest
+
+from netwrap import Namespace, OwnedChain, Rule
+from netwrap.command import Command
+from netwrap.engine.build import build
+from netwrap.engine.check import apart, reach
+from netwrap.engine.state import MemoryStore, Record
+from netwrap.errors import StepError
+from netwrap.host.runner import Result
+from netwrap.kinds import NetObject
+
+RULE = Rule("NETWRAP-x", "ACCEPT", source="10.0.0.2/32", table="nat")
+MADE = OwnedChain("NETWRAP-x", "nat", (RULE,))  # as the last apply made it
+WANTED = OwnedChain("NETWRAP-x", "nat", ())  # its rule goes with the container
+STALE = Namespace("gone1")  # the container's, no longer wanted
+FRESH = OwnedChain("NETWRAP-y", "filter", ())  # new: claimed while the removal runs
+
+
+@attrs.define
+class Watching:
+    """Lists ``gone1``; the first ``ip -batch`` (the removal's) and the first ``iptables-restore`` (the chain's
+    edit) each wait a while for the other to start, and note whether it did."""
+
+    patience: float = 0.5
+    fail: str = ""
+    overlapped: dict[str, bool] = attrs.field(factory=dict)
+    started: dict[str, threading.Event] = attrs.field(
+        factory=lambda: {"ip": threading.Event(), "iptables-restore": threading.Event()}
+    )
+    concurrent: bool = True
+
+    def run(self, command: Command) -> Result:
+        tool = command.tool
+        if command.args[:2] == ("netns", "list"):
+            return Result(command, 0, "gone1\n", "")
+        if tool in self.started and (tool != "ip" or command.args == ("-batch", "-")):
+            self.started[tool].set()
+            other = next(event for name, event in self.started.items() if name != tool)
+            self.overlapped.setdefault(tool, other.wait(self.patience))  # the first of each: the removal's ip
+            if tool == self.fail:
+                from netwrap.errors import CommandError  # noqa: PLC0415
+
+                raise CommandError(command.argv, 1, "", "Command failed -:1\n")
+        return Result(command, 0, "", "")
+
+
+def _record(*made: NetObject) -> MemoryStore:
+    return MemoryStore(Record(list(made), uses=[obj.key for obj in made], complete=True))
+
+
+def test_the_removal_runs_beside_the_chains_edit_and_the_record_ends_as_one_after_the_other() -> None:
+    store, runner = _record(MADE, STALE), Watching()
+    outcome = build([WANTED, FRESH], runner, store, prune=True, mode="batch", check="record")
+    assert runner.overlapped == {"ip": True, "iptables-restore": True}
+    assert set(outcome.changed) == {STALE.key, WANTED.key, FRESH.key}
+    record = store.load()
+    assert record is not None and record.complete
+    assert record.created == [WANTED, FRESH]
+    assert record.uses == [WANTED.key, FRESH.key]
+
+
+def test_work_that_touches_the_same_things_runs_one_after_the_other() -> None:
+    """A wanted namespace and a stale one both touch the namespaces' names: no overlap."""
+    fresh = Namespace("new1")
+    assert not apart([STALE], [fresh])
+    store, runner = _record(MADE, STALE), Watching(patience=0.2)
+    build([WANTED, fresh], runner, store, prune=True, mode="batch", check="record")
+    assert runner.overlapped["ip"] is False  # the removal ran alone, before the build's own batches
+
+
+@pytest.mark.parametrize("failing", ["ip", "iptables-restore"])
+def test_a_failure_on_either_side_is_raised_and_leaves_the_record_incomplete(failing: str) -> None:
+    store, runner = _record(MADE, STALE), Watching(fail=failing)
+    with pytest.raises(StepError):
+        build([WANTED], runner, store, prune=True, mode="batch", check="record")
+    record = store.load()
+    assert record is not None and not record.complete  # run again to finish
+    if failing == "ip":
+        assert STALE.key in list(record.keys())  # not removed: still recorded, for the next run or a clean
+    else:
+        assert STALE.key not in list(record.keys())  # removed beside the failed edit: no longer recorded
+
+
+def test_a_dry_run_keeps_one_after_the_other() -> None:
+    store, runner = _record(MADE, STALE), Watching(patience=0.2, concurrent=False)
+    build([WANTED], runner, store, prune=True, mode="batch", check="record")
+    assert runner.overlapped["ip"] is False
+
+
+def test_reach_sees_devices_namespaces_tables_and_claims() -> None:
+    def kinds(objects: Sequence[NetObject]) -> set[str]:
+        return {part[0] for obj in objects for part in reach(obj)}
+
+    assert reach(STALE) == {("namespaces",), ("claim", "namespace"), ("place", "gone1")}
+    assert reach(WANTED) >= {("table", "nat"), ("claim", "chain")}
+    assert kinds([STALE, WANTED]) == {"namespaces", "claim", "table", "place"}
+    assert apart([STALE], [WANTED])
