@@ -138,6 +138,40 @@ def test_a_record_read_rebuilds_its_objects_only_when_they_are_used(tmp_path: Pa
     assert [o.key for o in loaded.created] == data["keys"]
 
 
+def test_a_removal_rebuilds_only_what_goes_and_keeps_the_rest_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateFile(tmp_path / "t.json")
+    record = Record(action="up")
+    objects = tutorial.objects()
+    for obj in objects:
+        record.add(obj)
+    store.save(record)
+    loaded = Record.from_json(json.loads(store.path.read_text()))
+    assert loaded._created is None  # as read: nothing rebuilt yet
+    going = {objects[1].key, objects[-1].key}
+    rebuilt: list[str] = []
+    real = serial.from_dict
+
+    def counted(data: object) -> Any:
+        rebuilt.append(str(data))
+        return real(data)
+
+    monkeypatch.setattr(serial, "from_dict", counted)
+    assert loaded.created_among(going) == [objects[1], objects[-1]]
+    assert len(rebuilt) == 2  # those two alone
+    loaded.drop(going)
+    assert loaded._created is None  # the rest as read
+    assert loaded.keys() == [o.key for o in objects if o.key not in going]
+    store.save(loaded)
+    again = Record.from_json(json.loads(store.path.read_text()))
+    assert again.created == [o for o in objects if o.key not in going]
+    loaded.created.remove(objects[0])  # rebuilt: both work on the objects too
+    loaded.drop({objects[2].key})
+    assert loaded.created_among({objects[3].key}) == [objects[3]]
+    assert loaded.keys() == [o.key for o in objects[3:-1]]
+
+
 def test_a_damaged_object_is_seen_when_the_record_is_read(tmp_path: Path) -> None:
     """Its key is fine, the object is not: reading the keys alone would say "nothing to do" and fail later."""
     store = _edited_record(tmp_path, lambda data: data["created"][0].update(name="../etc"))

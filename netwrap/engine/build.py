@@ -106,7 +106,7 @@ def build(
     wanted = {obj.key for obj in objects}
     stale: list[NetObject] = []
     if prune and record is not None and not wanted.issuperset(record.keys()):  # keys: no object is rebuilt
-        stale = [obj for obj in record.created if obj.key not in wanted]
+        stale = record.created_among(set(record.keys()) - wanted)  # and then only those that go
     # Removing what is no longer wanted runs beside the rest of the build when neither touches what the other
     # reads or changes (a CNI DEL: the container's devices go while the chains lose its rules); else first.
     beside = bool(stale) and mode == "batch" and getattr(runner, "concurrent", True)
@@ -338,7 +338,7 @@ def _undo(
     if mode == "batch":
         batched = _undo_batched(order, skipped, record=record, state=state, runner=runner, advice=advice)
         with guard or contextlib.nullcontext():
-            record.created = [o for o in record.created if o.key not in target_keys]
+            record.drop(target_keys)
             if not then_cleared:
                 store.save(record)
         return Outcome((*changed, *batched.changed), tuple(notes + list(batched.notes)))
@@ -356,10 +356,10 @@ def _undo(
                 notes.append(note)
         gone = obj.key
         with guard or contextlib.nullcontext():
-            record.created = [o for o in record.created if o.key != gone]
+            record.drop({gone})
             store.save(record)
     with guard or contextlib.nullcontext():
-        record.created = [o for o in record.created if o.key not in target_keys]  # the handed over too
+        record.drop(target_keys)  # the handed over too
     return Outcome(tuple(changed), tuple(notes))
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -104,6 +105,22 @@ class Record:
     @created.setter
     def created(self, objects: list[NetObject]) -> None:
         self._created, self._stored = objects, None
+
+    def created_among(self, keys: Collection[str]) -> list[NetObject]:
+        """The created objects whose key is among ``keys``, in order: of a record read from a file, only those are
+        rebuilt (a removal of one container beside many rebuilds its own objects alone)."""
+        if self._created is None and self._stored is not None:
+            picked = [(d, k) for d, k in zip(*self._stored, strict=True) if k in keys]
+            return _rebuild([d for d, _ in picked], [k for _, k in picked])
+        return [obj for obj in self.created if obj.key in keys]
+
+    def drop(self, keys: Collection[str]) -> None:
+        """Forget the created objects whose key is among ``keys`` (rebuilding none of the others)."""
+        if self._created is None and self._stored is not None:
+            kept = [(d, k) for d, k in zip(*self._stored, strict=True) if k not in keys]
+            self._stored = ([d for d, _ in kept], [k for _, k in kept])  # new lists: stored ones are shared
+            return
+        self.created = [obj for obj in self.created if obj.key not in keys]
 
     def keys(self) -> list[str]:
         """The keys of the created objects, in order (without rebuilding objects read from a file)."""
