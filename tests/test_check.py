@@ -11,9 +11,10 @@ from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, build, tutorial
 from netwrap.engine.check import inside, observe_for
+from netwrap.engine.plan import plan
 from netwrap.engine.state import Record
 from netwrap.host.runner import SubprocessRunner
-from netwrap.kinds import Address, Chain, LinkNetns, Namespace, NetObject, Rule, Sysctl, VethPair
+from netwrap.kinds import Address, Chain, LinkNetns, Namespace, NetObject, OwnedChain, Rule, Sysctl, VethPair
 from tests.test_tutorial import ADDRS, LINKS, NAT, NETNS, SYSCTL, batch_read, built_host, fake, mutating_calls, seen
 
 
@@ -155,3 +156,33 @@ def test_a_record_check_without_a_finished_record_reads_everything(fp: FakeProce
         fp.calls.clear()
         assert observe_for(runner, objects, record, "record").trusted == frozenset()
         assert batch_read("Tdocker0") in seen(fp) and batch_read("Tdocker1") in seen(fp)
+
+
+def _chain(*ports: int) -> OwnedChain:
+    rules = [
+        Rule("NETWRAP-x", "DNAT", protocol="tcp", dport=p, to=f"10.0.0.{p % 200 + 2}:80", table="nat") for p in ports
+    ]
+    return OwnedChain("NETWRAP-x", "nat", tuple(rules))
+
+
+def test_a_chain_that_only_loses_rules_is_written_whole_unread(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    """A removal's edit deletes rules whatever it reads (the kernel waits for it all the same): no read, and the
+    chain is written whole, exactly as wanted, whatever the host had."""
+    before, after = _chain(8080, 8081, 8082), _chain(8080, 8082)
+    checked = observe_for(runner, [after], finished([before]), "record")
+    assert seen(fp) == []  # nothing read
+    assert after.key not in checked.trusted
+    (item,) = plan([after], checked.state, checked.trusted).items
+    assert item.status == "missing"
+    assert item.commands == after.create_commands()  # the chain made or flushed, and its rules in order
+
+
+def test_a_chain_that_gains_rules_is_read_to_insert_them_in_place(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    """Adding deletes nothing when the listing is known: that is worth a read. So is any other change (one rule
+    for another, the same rules in another order)."""
+    before = _chain(8080, 8082)
+    for after in (_chain(8080, 8081, 8082), _chain(8080, 9000), _chain(8082, 8080)):
+        fp.register(["iptables", "-t", "nat", "-S"], stdout="")
+        fp.calls.clear()
+        observe_for(runner, [after], finished([before]), "record")
+        assert ("iptables", "-t", "nat", "-S") in seen(fp), after

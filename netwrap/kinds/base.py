@@ -140,6 +140,7 @@ class NetObject(Protocol):
 
     restores: ClassVar[bool]
     found_anywhere: ClassVar[bool]
+    written_whole: ClassVar[bool]
 
     @property
     def key(self) -> str: ...
@@ -191,12 +192,15 @@ class Kind:
     which :meth:`remembered` reads from the host before the first change.
     ``found_anywhere``: a removal looks for it in every namespace (a device
     that may have been moved).
+    ``written_whole``: made unread, it is written whole, exactly as wanted,
+    whatever was there (a chain of netwrap's own, in one transaction).
     """
 
     __slots__ = ()  # the kinds are slotted attrs classes: no per-object dict
 
     restores: ClassVar[bool] = False
     found_anywhere: ClassVar[bool] = False
+    written_whole: ClassVar[bool] = False
 
     @property
     def key(self) -> str:

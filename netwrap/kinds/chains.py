@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import attrs
 
@@ -136,6 +136,8 @@ class OwnedChain(InTable, Kind):
     :func:`edit_lines`). Appending one rule to an ordered chain is how an edit
     silently breaks isolation; this cannot.
     """
+
+    written_whole: ClassVar[bool] = True  # see plan_commands: a table not read means the chain is written whole
 
     name: str
     table: str = attrs.field(default="filter", validator=check_table)
