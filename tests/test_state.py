@@ -14,10 +14,15 @@ from pytest_subprocess import FakeProcess
 
 from netwrap import NetwrapError, StateFile, Sysctl, ValidationError, tutorial
 from netwrap.engine import serial
+from netwrap.engine.check import observe_for
 from netwrap.engine.clean import clean, survey
 from netwrap.engine.state import Record, Writer, _process_start
 from netwrap.host.runner import SubprocessRunner
+from netwrap.topology import compose
+from netwrap.topology import files as topofile
 from tests.conftest import fixture_text
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def test_every_tutorial_object_round_trips() -> None:
@@ -222,3 +227,20 @@ def test_a_writer_that_ended_but_was_not_reaped_is_dead() -> None:
         assert Writer.current().alive()
     finally:
         child.wait()
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+def test_a_description_equals_its_own_round_trip_through_a_record(example: str, tmp_path: Path) -> None:
+    """The record check tells what changed by comparing a wanted object's description with the one the record
+    file holds: every kind's must come back equal (a tuple written as a list once made every chain changed)."""
+    topo = topofile.load(EXAMPLES / example)
+    objects = compose.objects(topo, compose.allocate(topo))
+    for obj in objects:
+        described = serial.to_dict(obj)
+        assert json.loads(json.dumps(described)) == described, obj.key
+    store = StateFile(tmp_path / "t.json")
+    record = Record(list(objects), complete=True, uses=[o.key for o in objects])
+    store.save(record)
+    read = Record.from_json(json.loads(store.path.read_text()))
+    checked = observe_for(SubprocessRunner(), objects, read, "record")  # nothing new or changed: no process
+    assert checked.trusted == {o.key for o in objects}

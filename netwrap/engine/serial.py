@@ -23,10 +23,14 @@ _IP_TYPES = (
 
 
 def _plain(value: object) -> object:
+    """A field's value as JSON holds it (a tuple as a list), so that a description equals its own round trip
+    through a record file: the record check compares the two to tell what changed."""
     if isinstance(value, _IP_TYPES):
         return str(value)
-    if isinstance(value, tuple) and value and isinstance(value[0], Kind):
-        return [to_dict(item) for item in value]  # objects within an object (a chain's rules), each in full
+    if isinstance(value, tuple):
+        if value and isinstance(value[0], Kind):
+            return [to_dict(item) for item in value]  # objects within an object (a chain's rules), each in full
+        return [_plain(item) for item in value]
     return value
 
 
