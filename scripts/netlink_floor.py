@@ -5,9 +5,10 @@ No ``ip`` and no library: rtnetlink messages packed by hand (``struct``) on an
 ``AF_NETLINK`` socket, namespaces made with ``unshare(2)`` and named with a bind
 mount, as ``ip netns add`` names them, and entered with ``setns(2)`` (ctypes;
 Python 3.11 has neither). It builds what netwrap's docker style builds for N
-containers on one bridge: the bridge in a link group with its gateway, per
-container a named namespace, a veth made with its peer inside (``eth0``, with
-netwrap's MAC) and its host end in the group, on the bridge, hairpin, up; the
+containers on one bridge: the bridge in a link group with its gateway (and
+netwrap's MAC), per container a named namespace, a veth made with its peer
+inside (``eth0``) and its host end in the group, on the bridge, hairpin, up,
+both ends with netwrap's MACs; the
 container's address, ``lo`` up and a default route. The rules and settings are
 the hand-batched script's own (one ``iptables-restore`` started first, running
 beside the netlink work, and ``/proc/sys`` written directly), so the floor is
@@ -169,8 +170,10 @@ class Netlink:
             offset += (size + 3) & ~3
 
 
-def _mac(address: ipaddress.IPv4Address) -> bytes:
-    return bytes([0x02, 0x6E, *address.packed])
+def _mac(address: ipaddress.IPv4Address, second: int = 0x6E) -> bytes:
+    """netwrap's MACs: a container's and a bridge's (``02:6e``, of its address, its gateway's), a host end's
+    (``02:6f``, of its container's)."""
+    return bytes([0x02, second, *address.packed])
 
 
 def _sysctl(setting: str) -> None:
@@ -204,7 +207,8 @@ def setup(n: int, plan: Mapping[str, Any]) -> None:
         setns(host)
     nl = Netlink()
     nl.add(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo(BRIDGE_INDEX) + text(IFLA_IFNAME, bridge)
-           + u32(IFLA_GROUP, group) + nested(IFLA_LINKINFO, text(IFLA_INFO_KIND, "bridge")))  # fmt: skip
+           + u32(IFLA_GROUP, group) + attr(IFLA_ADDRESS, _mac(gateway))
+           + nested(IFLA_LINKINFO, text(IFLA_INFO_KIND, "bridge")))  # fmt: skip
     nl.add(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, struct.pack("BBBBI", socket.AF_INET, net.prefixlen, 0, 0,
            BRIDGE_INDEX) + attr(IFA_LOCAL, gateway.packed) + attr(IFA_ADDRESS, gateway.packed))  # fmt: skip
     nl.add(RTM_NEWLINK, 0, ifinfo(BRIDGE_INDEX, IFF_UP, IFF_UP))
@@ -219,7 +223,8 @@ def setup(n: int, plan: Mapping[str, Any]) -> None:
                       nested(IFLA_INFO_DATA, nested(VETH_INFO_PEER, peer)))  # fmt: skip
         index = HOST_END_BASE + i
         nl.add(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo(index) + text(IFLA_IFNAME, f"v0-c{i}")
-               + u32(IFLA_GROUP, group) + u32(IFLA_MASTER, BRIDGE_INDEX) + info)  # fmt: skip
+               + u32(IFLA_GROUP, group) + attr(IFLA_ADDRESS, _mac(net[i + 2], 0x6F)) + u32(IFLA_MASTER, BRIDGE_INDEX)
+               + info)  # fmt: skip
         hairpin = nested(IFLA_LINKINFO, text(IFLA_INFO_SLAVE_KIND, "bridge"),
                          nested(IFLA_INFO_SLAVE_DATA, attr(IFLA_BRPORT_MODE, b"\1")))  # fmt: skip
         nl.add(RTM_NEWLINK, 0, ifinfo(index, IFF_UP, IFF_UP) + hairpin)

@@ -137,3 +137,38 @@ def test_a_peers_mac_follows_its_address_in_place() -> None:
         },
     )
     assert [c.shell() for c in pair.plan_commands(bridged)][1] == "ip link set dev v0-web type bridge_slave fdb_flush"
+
+
+def test_a_bridges_mac_is_set_when_made_and_in_place() -> None:
+    """Its own MAC, or the bridge takes its lowest port's and the gateway's MAC moves as containers come and go."""
+    by_ip = Bridge("br0", tool="ip", group=7, mac="02:6e:0a:00:00:01")
+    assert by_ip.create_commands()[0].shell() == "ip link add br0 group 7 address 02:6e:0a:00:00:01 type bridge"
+    by_brctl = Bridge("br0", mac="02:6e:0a:00:00:01")
+    assert [c.shell() for c in by_brctl.create_commands()] == [
+        "brctl addbr br0",
+        "ip link set dev br0 address 02:6e:0a:00:00:01",
+    ]
+    taken = HostState(namespaces=(), views={None: NetnsView((Link("br0", kind="bridge", mac="02:6e:0a:00:00:05"),))})
+    verdict = by_ip.assess(taken)
+    assert verdict.status == "missing" and "02:6e:0a:00:00:05" in verdict.reason
+    assert [c.shell() for c in by_ip.plan_commands(taken)] == ["ip link set dev br0 address 02:6e:0a:00:00:01"]
+    kept = HostState(namespaces=(), views={None: NetnsView((Link("br0", kind="bridge", mac="02:6e:0a:00:00:01"),))})
+    assert by_ip.assess(kept).status == "present"
+    assert Bridge("br0", tool="ip").assess(taken).status == "present"  # no MAC asked for: any will do
+    with pytest.raises(ValidationError, match=r"Bridge\.mac"):
+        Bridge("br0", mac="not a mac")
+
+
+def test_the_host_ends_mac_is_set_in_place_too() -> None:
+    pair = VethPair("v0-web", "eth0", peer_netns="web", mac="02:6f:0a:00:00:03")
+    assert "address 02:6f:0a:00:00:03 type veth" in pair.create_commands()[0].shell()
+    state = HostState(
+        namespaces=("web",),
+        views={
+            None: NetnsView((Link("v0-web", kind="veth", peer_netns="web", mac="aa:bb:cc:dd:ee:ff"),), (), ()),
+            "web": NetnsView((Link("eth0", kind="veth"),)),
+        },
+    )
+    verdict = pair.assess(state)
+    assert verdict.status == "missing" and "aa:bb:cc:dd:ee:ff" in verdict.reason
+    assert [c.shell() for c in pair.plan_commands(state)] == ["ip link set dev v0-web address 02:6f:0a:00:00:03"]

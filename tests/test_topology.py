@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from netwrap import NatRule, ValidationError, VethPair, tutorial
 from netwrap.errors import TopologyError
-from netwrap.kinds import BridgePort, OwnedChain, Rule, Sysctl
+from netwrap.kinds import Bridge, BridgePort, OwnedChain, Rule, Sysctl
 from netwrap.topology import compose, graph
 from netwrap.topology import files as topofile
 from netwrap.topology.model import Port, short_name
@@ -213,9 +213,22 @@ def test_a_container_end_is_made_inside_its_namespace() -> None:
     pair = next(o for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, VethPair))
     group = compose.link_group(topo)
     assert pair.create_commands()[0].shell() == (
-        f"ip link add v0-web group {group} type veth peer name eth0 address 02:6e:0a:0a:00:02 netns web"
-    )  # its MAC made of its address (10.10.0.2), as Docker makes it
+        f"ip link add v0-web group {group} address 02:6f:0a:0a:00:02 type veth peer name eth0 "
+        "address 02:6e:0a:0a:00:02 netns web"
+    )  # both ends' MACs made of its address (10.10.0.2): the container's as Docker makes it, the host end's apart
     assert 4096 <= group < 2**31
+
+
+def test_a_docker_style_bridge_has_its_gateways_mac_and_the_document_s_none() -> None:
+    """A bridge whose MAC is not set takes its lowest port's: the gateway's MAC would change as containers come
+    and go. The document's bridge stays as the document makes it."""
+    topo = topofile.loads(NET + '[containers.web]\nnetworks = ["front"]\n')
+    (bridge,) = (o for o in compose.objects(topo, compose.allocate(topo)) if isinstance(o, Bridge))
+    gateway = topo.networks[0].gateway
+    assert gateway is not None and bridge.mac == compose.mac_for(gateway)
+    assert "address" in bridge.create_commands()[-1].args
+    document = tutorial.objects()
+    assert all(o.mac is None for o in document if isinstance(o, Bridge | VethPair))
 
 
 def test_docker_style_rules() -> None:

@@ -38,7 +38,7 @@ from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.topology import apply as apply_
 from netwrap.topology import files as topofile
-from netwrap.topology.compose import mac_for
+from netwrap.topology.compose import host_end_mac, mac_for
 from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
 
 TOOLS = ("ip", "iptables", "iptables-save", "iptables-restore", "sysctl", "stat", "mount")
@@ -222,7 +222,7 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             raise
     if topo is None:  # never: the lease just taken is always built
         raise CniError(spec.FAILED, f"attachment {env.container_id}/{env.ifname} was not built")
-    return result(env, conf, topo, lease, runner)
+    return result(env, conf, topo, lease)
 
 
 def delete(env: Env, conf: NetConf, runner: Runner) -> None:
@@ -310,14 +310,15 @@ def status(conf: NetConf) -> None:
         raise CniError(spec.NOT_AVAILABLE, exc.msg) from None
 
 
-def result(env: Env, conf: NetConf, topo: Topology, lease: Lease, runner: Runner) -> dict[str, Any]:
-    """The ADD result: the bridge, the host end and the container's interface (each with its MAC), the address,
-    the default route and the DNS settings of the configuration."""
+def result(env: Env, conf: NetConf, topo: Topology, lease: Lease) -> dict[str, Any]:
+    """The ADD result: the bridge, the host end and the container's interface (each with its MAC, made of an
+    address and set by the apply: nothing is read), the address, the default route and the DNS settings of the
+    configuration."""
     name = container_name(env.container_id, env.ifname)
     host_end = topo.host_interfaces[(name, 0)]
     bridge = topo.networks[0].bridge
-    # the container's MAC is made of its address (see compose.mac_for): only the host's two are read
-    macs = _macs(runner, None, (bridge, host_end)) | {env.ifname: mac_for(lease.address)}
+    # every MAC is made of an address and set by the apply (see compose.mac_for): nothing to read
+    macs = {bridge: mac_for(conf.gateway), host_end: host_end_mac(lease.address), env.ifname: mac_for(lease.address)}
     previous = dict(conf.prev_result or {})
     interfaces = [x for x in previous.get("interfaces", []) if isinstance(x, dict)]
     first = len(interfaces)  # a plugin before this one in the chain: its result is kept, ours added after it
@@ -339,15 +340,6 @@ def result(env: Env, conf: NetConf, topo: Topology, lease: Lease, runner: Runner
             routes.append({"dst": "::/0", "gw": str(conf.gateway6)})
     dns = dict(conf.dns) or dict(previous.get("dns") or {})
     return {"cniVersion": conf.version, "interfaces": interfaces, "ips": ips, "routes": routes, "dns": dns}
-
-
-def _macs(runner: Runner, netns: str | None, names: Sequence[str]) -> dict[str, str]:
-    listed = runner.run(Command("ip", ("-json", "link", "show"), netns=netns, mutates=False)).stdout
-    try:
-        links = json.loads(listed)
-    except ValueError:
-        return {}
-    return {x["ifname"]: x.get("address", "") for x in links if isinstance(x, dict) and x.get("ifname") in names}
 
 
 def warm() -> None:

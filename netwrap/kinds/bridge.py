@@ -13,6 +13,7 @@ from netwrap.host.observe import HostState
 from netwrap.kinds.base import (
     FLAG,
     NAME,
+    OPT_MAC,
     OPT_NETNS,
     TOOL,
     Assessment,
@@ -28,6 +29,7 @@ from netwrap.kinds.base import (
     link_in,
     missing,
     present,
+    where,
 )
 
 
@@ -37,12 +39,17 @@ class Bridge(NamedDevice):
 
     ``group`` (``ip`` only) puts it in a link group, as :class:`VethPair` does
     with its end: a teardown of a whole network is then one request.
+    ``mac`` sets its MAC, set in place where it differs: a bridge whose MAC was
+    never set takes the lowest of its ports', so the gateway's MAC changes as
+    containers come and go, and every container's ARP entry for it is wrong
+    until it asks again (Docker and the reference CNI plugin set it too).
     """
 
     name: str = attrs.field(validator=NAME)
     tool: BridgeTool = attrs.field(default="brctl", validator=TOOL)
     netns: str | None = attrs.field(default=None, validator=OPT_NETNS)
     group: int | None = attrs.field(default=None, kw_only=True, eq=False)
+    mac: str | None = attrs.field(default=None, kw_only=True, eq=False, validator=OPT_MAC)
     device_kind: ClassVar[str] = "bridge"
 
     def __attrs_post_init__(self) -> None:
@@ -57,9 +64,33 @@ class Bridge(NamedDevice):
 
     def create_commands(self) -> tuple[Command, ...]:
         if self.tool == "brctl":
-            return (Command("brctl", ("addbr", self.name), netns=self.netns),)
+            return (Command("brctl", ("addbr", self.name), netns=self.netns), *self._set_mac())
         group = ("group", str(self.group)) if self.group is not None else ()
-        return (ip_command("link", "add", self.name, *group, "type", "bridge", netns=self.netns),)
+        mac = ("address", self.mac) if self.mac is not None else ()
+        return (ip_command("link", "add", self.name, *group, *mac, "type", "bridge", netns=self.netns),)
+
+    def _set_mac(self) -> tuple[Command, ...]:
+        if self.mac is None:
+            return ()
+        return (ip_command("link", "set", "dev", self.name, "address", self.mac, netns=self.netns),)
+
+    def _wrong_mac(self, state: HostState) -> str | None:
+        """The MAC it has, where it is seen with another than :attr:`mac`."""
+        link = state.view(self.netns).link(self.name) if self.mac is not None else None
+        return link.mac if link is not None and link.mac is not None and link.mac != self.mac else None
+
+    def assess(self, state: HostState) -> Assessment:
+        verdict = super().assess(state)
+        mac = self._wrong_mac(state) if verdict.status == "present" else None
+        if mac is not None:
+            return missing(f"bridge {self.name} {where(self.netns)} has the MAC {mac}, not {self.mac}")
+        return verdict
+
+    def plan_commands(self, state: HostState) -> tuple[Command, ...]:
+        """Made whole, or, made already, its MAC set in place."""
+        if super().assess(state).status == "present" and self._wrong_mac(state) is not None:
+            return self._set_mac()
+        return self.create_commands()
 
     def delete_commands(self) -> tuple[Command, ...]:
         if self.tool == "brctl":

@@ -58,6 +58,7 @@ class VethPair(ReadsLinks):
     group: int | None = attrs.field(default=None, kw_only=True, eq=False)
     mtu: int | None = attrs.field(default=None, kw_only=True, eq=False, validator=OPT_MTU)
     peer_mac: str | None = attrs.field(default=None, kw_only=True, eq=False, validator=OPT_MAC)
+    mac: str | None = attrs.field(default=None, kw_only=True, eq=False, validator=OPT_MAC)  # of ``name``
 
     def __attrs_post_init__(self) -> None:
         if self.group is not None:
@@ -82,6 +83,7 @@ class VethPair(ReadsLinks):
             self.name,
             *mtu,
             *group,
+            *(("address", self.mac) if self.mac is not None else ()),
             "type",
             "veth",
             "peer",
@@ -128,6 +130,9 @@ class VethPair(ReadsLinks):
         mac = self._wrong_mac(state)
         if mac is not None:
             return missing(f"{self.peer} {where(self.peer_netns)} has the MAC {mac}, not {self.peer_mac}")
+        mac = self._wrong_own_mac(state)
+        if mac is not None:
+            return missing(f"{self.name} {where(self.netns)} has the MAC {mac}, not {self.mac}")
         return verdict
 
     def _wrong_mac(self, state: HostState) -> str | None:
@@ -136,6 +141,13 @@ class VethPair(ReadsLinks):
             return None
         link = state.view(self.peer_netns or self.netns).link(self.peer)
         return link.mac if link is not None and link.mac is not None and link.mac != self.peer_mac else None
+
+    def _wrong_own_mac(self, state: HostState) -> str | None:
+        """The MAC ``name`` has, where it is seen where it was made with another than :attr:`mac`."""
+        if self.mac is None:
+            return None
+        link = state.view(self.netns).link(self.name)
+        return link.mac if link is not None and link.mac is not None and link.mac != self.mac else None
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
         """Made whole, or, made already, its MTU and its peer's MAC set in place where they differ."""
@@ -152,6 +164,8 @@ class VethPair(ReadsLinks):
                 # not learn the new one until the container speaks: forget what this port taught it
                 commands += (ip_command("link", "set", "dev", self.name, "type", "bridge_slave", "fdb_flush",
                                         netns=self.netns),)  # fmt: skip
+        if self.mac is not None and self._wrong_own_mac(state) is not None:
+            commands += (ip_command("link", "set", "dev", self.name, "address", self.mac, netns=self.netns),)
         return commands or self.create_commands()
 
     def shape(self, state: HostState) -> Assessment:

@@ -205,6 +205,20 @@ def mac_for(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return "02:6e:" + ":".join(f"{byte:02x}" for byte in address.packed[-4:])
 
 
+def _bridge(topo: Topology, net: Network, group: int | None) -> Bridge:
+    """A network's bridge; a docker-style one with its MAC made of its gateway's address, so that it never takes
+    a port's (see :class:`~netwrap.kinds.Bridge`)."""
+    gateway = net.gateway or net.gateway6
+    mac = mac_for(gateway) if topo.style == "docker" and gateway is not None else None
+    return Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None, mac=mac)
+
+
+def host_end_mac(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The MAC of the host end of a container's veth, also made of its address (``02:6f``): known without a
+    look, and never the container's own."""
+    return "02:6f:" + ":".join(f"{byte:02x}" for byte in address.packed[-4:])
+
+
 def link_group(topo: Topology) -> int:
     """The link group of this topology's host-side veths: stable, from its name (see ``ip link del group``)."""
     return 4096 + int(hashlib.sha256(topo.name.encode()).hexdigest()[:7], 16)
@@ -247,13 +261,17 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
             out.append(VethPair(link.interface, link.host_interface, mtu=mtu))
         else:
             known = link.address or link.address6
-            mac = mac_for(known) if topo.style == "docker" and known is not None else None
+            docker = topo.style == "docker" and known is not None
             out.append(
-                VethPair(link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu, peer_mac=mac)
-            )
+                VethPair(
+                    link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu,
+                    peer_mac=mac_for(known) if docker and known else None,
+                    mac=host_end_mac(known) if docker and known else None,
+                )
+            )  # fmt: skip
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
     for net in topo.networks:
-        out.append(Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None))
+        out.append(_bridge(topo, net, group))
         if net.subnet6 is not None:  # a host whose new devices start without IPv6 (default.disable_ipv6 = 1)
             out.append(Sysctl(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0"))
     for link in attached:

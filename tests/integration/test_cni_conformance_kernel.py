@@ -747,6 +747,26 @@ def test_ten_dels_and_ten_adds_at_once(sandbox: Sandbox) -> None:
     assert_same(before, sandbox)
 
 
+def test_the_gateways_mac_stays_as_containers_come_and_go(sandbox: Sandbox) -> None:
+    """A bridge whose MAC is not set takes its lowest port's: when that container leaves, the gateway's MAC
+    changes under every other container, whose ARP entry then points nowhere until it asks again."""
+    for name in ("c1", "c2"):
+        make_container(sandbox, name)
+    before = snapshot.take(sandbox.runner)
+    first = add(sandbox, "c1")
+    bridge_mac = links(sandbox)[BRIDGE]["address"]
+    assert {"name": BRIDGE, "mac": bridge_mac} in first["interfaces"]
+    add(sandbox, "c2")
+    assert answers(sandbox, GATEWAY, "c2")  # c2 has the gateway's MAC in its neighbour table
+    delete(sandbox, "c1")
+    assert links(sandbox)[BRIDGE]["address"] == bridge_mac
+    learnt = read(sandbox, "ip", "neigh", "show", GATEWAY, netns="c2")
+    assert bridge_mac in learnt, learnt
+    assert answers(sandbox, GATEWAY, "c2")
+    delete(sandbox, "c2")
+    assert_same(before, sandbox)
+
+
 def test_a_container_given_a_freed_address_is_reachable_by_its_neighbours_at_once(sandbox: Sandbox) -> None:
     for name in ("c1", "c2", "n1"):
         make_container(sandbox, name)
