@@ -407,3 +407,14 @@ def test_the_compiled_client_hands_nothing_to_a_name_another_user_holds(
     finally:
         holder.kill()
         holder.wait()
+
+
+@NEEDS_CC
+def test_a_compiled_client_whose_interpreter_is_gone_says_so_as_a_cni_error(tmp_path: Path) -> None:
+    """netwrap moved or its Python upgraded without a new --install: an error the runtime reads, never silence."""
+    binary = tmp_path / "netwrap"
+    install.compile_client(binary, f"netwrap-cni-test-%u-{uuid.uuid4().hex}", STAND_IN, '/nonexistent/py "3"')
+    done = _run_compiled(binary, "{}", tmp_path)
+    assert done.returncode == 1
+    error = json.loads(done.stdout)
+    assert error["code"] == 999 and '/nonexistent/py "3"' in error["msg"] and "--install" in error["msg"]

@@ -12,6 +12,7 @@
  * The install writes three definitions in front of this file:
  *   NETWRAP_SOCKET  the abstract socket's name, with %u for the user's id
  *   NETWRAP_PYTHON  the interpreter netwrap is installed with
+ *   NETWRAP_PYTHON_JSON  the same, escaped for a JSON string
  *   NETWRAP_CODE    the Python client's start (`-c` code)
  */
 #define _GNU_SOURCE
@@ -48,7 +49,7 @@ static void python_client(int argc, char **argv) {
         execv(NETWRAP_PYTHON, args);
     }
     static const char failed[] =
-        "{\"cniVersion\": \"1.0.0\", \"code\": 999, \"msg\": \"netwrap-cni cannot start " NETWRAP_PYTHON
+        "{\"cniVersion\": \"1.0.0\", \"code\": 999, \"msg\": \"netwrap-cni cannot start " NETWRAP_PYTHON_JSON
         ": run netwrap-cni --install again\"}\n";
     (void)!write(1, failed, sizeof(failed) - 1);
     _exit(1);

@@ -17,6 +17,7 @@ instead of the tens ``site`` and the package lookup take. A symbolic link to
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -71,6 +72,7 @@ def client_source(socket_format: str, python: str, code: str) -> str:
     defines = (
         f"#define NETWRAP_SOCKET {c_string(socket_format)}\n"
         f"#define NETWRAP_PYTHON {c_string(python)}\n"
+        f"#define NETWRAP_PYTHON_JSON {c_string(json.dumps(python)[1:-1])}\n"  # inside the error's JSON
         f"#define NETWRAP_CODE {c_string(code)}\n"
     )
     return defines + Path(client.__file__).with_name("client.c").read_text(encoding="utf-8")
@@ -83,14 +85,16 @@ def compiler() -> str | None:
     return find_tool("cc")
 
 
-def compile_client(target: Path, socket_format: str | None = None, code: str | None = None) -> None:
+def compile_client(
+    target: Path, socket_format: str | None = None, code: str | None = None, python: str | None = None
+) -> None:
     """Build the compiled client into ``target`` (static when the C library allows, else linked as usual).
-    ``socket_format`` (``%u`` for the user's id) and ``code`` default to this installation's."""
+    ``socket_format`` (``%u`` for the user's id), ``code`` and ``python`` default to this installation's."""
     from netwrap.command import Command  # noqa: PLC0415  (a person's command: imports are no cost here)
     from netwrap.host.runner import SubprocessRunner  # noqa: PLC0415
 
     fmt = socket_format or f"netwrap-cni-%u-{client.installation()}"
-    text = client_source(fmt, sys.executable, code or python_code())
+    text = client_source(fmt, python or sys.executable, code or python_code())
     runner = SubprocessRunner()
     with tempfile.TemporaryDirectory(prefix="netwrap-cni-cc.") as folder:
         source = Path(folder) / "client.c"
