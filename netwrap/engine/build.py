@@ -210,7 +210,8 @@ def _build(
         run_dir = run_dir_of(runner)
         if isinstance(store, StateFile) and not store.machine and run_dir is not None:
             registry.register(run_dir, store.path.parent)  # other state directories of the host see this one
-        store.save(record)
+        if mode != "batch" or not current.changes:
+            store.save(record)  # batched, the claims are saved with this before the first change: one write
     advice = f"what was made so far is recorded in {store.describe()}: run again to finish, or tear down to remove it"
 
     def claim(item: PlanItem) -> None:

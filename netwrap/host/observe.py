@@ -406,6 +406,8 @@ def observe(
 def read(runner: Runner, reads: Reads) -> HostState:
     """Do ``reads``, a few at a time (``READERS``): the host's and the iptables tables' at once with the
     namespace listing, then one per namespace (one that does not exist is not entered)."""
+    if reads == Reads():
+        return HostState()  # nothing to read: no process, and no threads to start and wait for
     wanted_views = dict(reads.views)
     settings = dict(reads.settings)
     with ThreadPoolExecutor(max_workers=READERS) as pool:
