@@ -231,3 +231,26 @@ def test_the_rules_run_beside_the_device_batches(removing: bool) -> None:
     steps = tutorial_steps()
     execute(list(reversed(steps)) if removing else steps, Watching(), "batch", removing=removing)
     assert overlapped == dict.fromkeys({"ip", *beside}, True)
+
+
+def test_a_batch_alone_in_its_stage_runs_in_the_callers_thread() -> None:
+    """Stages run one after another; one process alone in its stage needs no thread started and waited for
+    (several of those in a row were milliseconds each of a CNI ADD). Namespaces' batches together still run at
+    once, and the rules beside."""
+    where: dict[str, set[bool]] = {}
+
+    @attrs.define
+    class Noting:
+        def run(self, command: Command) -> Result:
+            key = f"{command.tool}:{command.netns}"
+            where.setdefault(key, set()).add(threading.current_thread() is threading.main_thread())
+            return Result(command, 0, "", "")
+
+    objects: list[NetObject] = [Bridge("br0", tool="ip"), VethPair("v0", "eth0", peer_netns="a"),
+                                VethPair("v1", "eth0", peer_netns="b"), Rule("FORWARD", "ACCEPT")]  # fmt: skip
+    steps = [Step(n, c) for n, o in enumerate(objects, start=1) for c in o.create_commands()]
+    steps += [Step(9, Command("ip", ("link", "set", "eth0", "up"), netns=ns)) for ns in ("a", "b")]
+    execute(steps, Noting(), "batch")
+    assert where["ip:None"] == {True}  # the host's batch, alone in its stage
+    assert where["ip:a"] == where["ip:b"] == {False}  # two namespaces at once
+    assert where["iptables-restore:None"] == {False}  # beside

@@ -222,8 +222,11 @@ def execute(steps: Sequence[Step], runner: Runner, mode: Mode, *, removing: bool
                 continue
             while parallel and group[0].stage >= 0 and pending and pending[0].stage == group[0].stage:
                 group.append(pending.pop(0))
-            with ThreadPoolExecutor(max_workers=min(PARALLEL, len(group))) as pool:
-                outcomes = list(pool.map(lambda batch: _attempt(batch, runner), group))
+            if len(group) == 1:  # alone: no thread to start and wait for (a few of these run one after another)
+                outcomes = [_attempt(group[0], runner)]
+            else:
+                with ThreadPoolExecutor(max_workers=min(PARALLEL, len(group))) as pool:
+                    outcomes = list(pool.map(lambda batch: _attempt(batch, runner), group))
             for batch, failure in zip(group, outcomes, strict=True):
                 note(batch, failure)
         for batch, running in beside:
