@@ -34,6 +34,7 @@ from netwrap.engine.lock import StateLock
 from netwrap.engine.plan import plan
 from netwrap.engine.state import DEFAULT_STATE_DIR, MemoryStore, StateFile
 from netwrap.errors import LockTimeoutError, NetwrapError
+from netwrap.host import prefetch
 from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.topology import apply as apply_
@@ -178,16 +179,32 @@ def _converge(
     leases.leases = alive
     leases.save()
     with _turns(conf) as store:
+        # the host's reads of the last call of this kind start now, beside the Python work before the check
+        memo = _memo(store, f"{'add' if keep else 'remove'}-{check}")
+        ahead = prefetch.Prefetching(runner)
+        ahead.start(prefetch.load(memo))
         try:
             if topo is not None:
-                apply_.apply(topo, runner, store, mode="batch", check=check)
+                apply_.apply(topo, ahead, store, mode="batch", check=check)
             elif store.path.exists():
-                apply_.destroy(runner, store)
+                apply_.destroy(ahead, store)
         except CniError:
             raise
         except NetwrapError as exc:
             raise CniError(spec.FAILED, _summary(exc), str(exc)) from None
+        finally:
+            ahead.close()
+        if topo is None:
+            for kept in store.path.parent.glob(f".{store.path.stem}.reads-*"):
+                kept.unlink(missing_ok=True)  # the network is gone: so is what its calls read
+        else:
+            prefetch.save(memo, ahead.asked)
     return topo
+
+
+def _memo(store: StateFile, kind: str) -> Path:
+    """Where the host's reads of the last call of ``kind`` are kept (a dot-file: never taken for a record)."""
+    return store.path.parent / f".{store.path.stem}.reads-{kind}.json"
 
 
 def _summary(exc: NetwrapError) -> str:

@@ -747,6 +747,26 @@ def test_ten_dels_and_ten_adds_at_once(sandbox: Sandbox) -> None:
     assert_same(before, sandbox)
 
 
+def test_the_reads_kept_for_the_next_call_are_the_hosts_and_go_with_the_network(sandbox: Sandbox) -> None:
+    """Each call starts the host's reads of the last call of its kind ahead (see netwrap.host.prefetch): they are
+    kept beside the record, never a container's, and leave with the network."""
+    for name in ("c1", "c2"):
+        make_container(sandbox, name)
+    before = snapshot.take(sandbox.runner)
+    add(sandbox, "c1")
+    add(sandbox, "c2")
+    kept = json.loads(read(sandbox, "cat", f"{STATE_DIR}/.topology-cni-{NETWORK}.reads-add-record.json"))
+    assert kept, "an ADD kept no read"
+    tools = {entry["tool"] for entry in kept}
+    assert tools <= {"ip", "iptables-save", "iptables", "sysctl"}, tools
+    assert not any("/run/netns" in " ".join(entry["args"]) for entry in kept), kept  # no container's path
+    delete(sandbox, "c1")
+    delete(sandbox, "c2")
+    left = read(sandbox, "ls", "-A", STATE_DIR).split()
+    assert not [name for name in left if ".reads-" in name], left
+    assert_same(before, sandbox)
+
+
 def test_the_gateways_mac_stays_as_containers_come_and_go(sandbox: Sandbox) -> None:
     """A bridge whose MAC is not set takes its lowest port's: when that container leaves, the gateway's MAC
     changes under every other container, whose ARP entry then points nowhere until it asks again."""

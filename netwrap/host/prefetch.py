@@ -1,0 +1,108 @@
+"""Reads started ahead: a runner with some read commands already running, which hands over their results when
+exactly those commands are asked for.
+
+A CNI ADD spends its first milliseconds in Python (the leases, composing the
+network, the record) before it knows what to read; the host's reads it makes
+are the same from one call to the next. So the plugin starts last time's
+host reads as soon as it holds the locks, and its check, asking for the same
+commands a little later, gets their results (or their errors) as they would
+have come. What is not asked for is waited for and dropped; what was not
+started runs as usual. Only reads of the host are taken: never a command that
+changes something, nor one inside a namespace (a container's come and go).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from netwrap.command import Command
+from netwrap.host.runner import Result, Runner
+
+READS = frozenset({"ip", "iptables-save", "ip6tables-save", "iptables", "ip6tables", "sysctl", "bridge"})
+
+
+def worth_starting(command: Command) -> bool:
+    """A read of the host by one of the tools whose reads a check makes."""
+    return not command.mutates and command.netns is None and command.tool in READS
+
+
+@attrs.define
+class Prefetching:
+    """Runs commands through ``inner``; those started ahead are answered from what they gave."""
+
+    inner: Runner
+    _pending: dict[Command, Future[Result]] = attrs.field(factory=dict)
+    _pool: ThreadPoolExecutor | None = None
+    asked: list[Command] = attrs.field(factory=list)  # the host's reads asked for, in order: next time's
+
+    @property
+    def concurrent(self) -> bool:
+        return bool(getattr(self.inner, "concurrent", True))
+
+    def start(self, commands: Iterable[Command]) -> None:
+        """Start ``commands`` (those :func:`worth_starting`, once each) beside whatever runs next."""
+        wanted = list(dict.fromkeys(c for c in commands if worth_starting(c) and c not in self._pending))
+        if not wanted:
+            return
+        self._pool = self._pool or ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="prefetch")
+        for command in wanted:
+            self._pending[command] = self._pool.submit(self.inner.run, command)
+
+    def run(self, command: Command) -> Result:
+        if worth_starting(command):
+            self.asked.append(command)
+        started = self._pending.pop(command, None)
+        if started is not None:
+            return started.result()  # its result, or the error it raised, as if run now
+        return self.inner.run(command)
+
+    def close(self) -> None:
+        """Wait for what was started and not asked for (no process outlives the call) and drop it."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._pending.clear()
+
+
+def save(path: Path, commands: Sequence[Command]) -> None:
+    """Keep ``commands`` (the host's reads) for the next call; a file that cannot be written is no error."""
+    kept = [_describe(c) for c in dict.fromkeys(commands) if worth_starting(c)]
+    try:
+        temporary = path.with_name(f"{path.name}.tmp")
+        temporary.write_text(json.dumps(kept), encoding="utf-8")
+        temporary.replace(path)
+    except OSError:
+        pass
+
+
+def load(path: Path) -> list[Command]:
+    """The reads kept by :func:`save`; none when the file is missing or not as :func:`save` writes it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        commands = [_command(entry) for entry in data]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+    return [c for c in commands if worth_starting(c)]
+
+
+def _describe(command: Command) -> dict[str, Any]:
+    return {"tool": command.tool, "args": list(command.args), "input": command.input, "enter": command.enter,
+            "ok_codes": sorted(command.ok_codes)}  # fmt: skip
+
+
+def _command(entry: dict[str, Any]) -> Command:
+    if not isinstance(entry, dict) or not isinstance(entry["tool"], str) or not isinstance(entry["args"], list):
+        raise TypeError("not a command")
+    text = entry["input"]
+    codes = entry["ok_codes"]
+    if text is not None and not isinstance(text, str):
+        raise TypeError("input")
+    if not isinstance(codes, list) or not all(isinstance(c, int) for c in codes):
+        raise TypeError("ok_codes")
+    return Command(entry["tool"], tuple(str(a) for a in entry["args"]), mutates=False, input=text,
+                   ok_codes=frozenset(codes), enter=bool(entry["enter"]))  # fmt: skip
