@@ -184,17 +184,22 @@ def test_idle_seconds(value: str, seconds: float) -> None:
     assert helper.idle_seconds({"NETWRAP_CNI_HELPER_IDLE": value}) == seconds
 
 
+def assert_answers_version(plugin: Path) -> None:
+    """The installed plugin, run as a runtime runs it (the helper off: the call runs in its own process)."""
+    done = subprocess.run(
+        [str(plugin)], input='{"cniVersion": "1.0.0"}', capture_output=True, text=True, check=False,
+        env={"CNI_COMMAND": "VERSION", "NETWRAP_CNI_HELPER": "off", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"]}
+
+
 def test_the_launcher_starts_without_site_and_answers_version(tmp_path: Path) -> None:
     path = install.install(tmp_path, launcher="python")
     assert path == tmp_path / "netwrap"
     assert path.read_text().startswith(f"#!{sys.executable} -IS\n")
     assert path.stat().st_mode & 0o777 == 0o755
-    done = subprocess.run(
-        [str(path)], input='{"cniVersion": "1.0.0"}', capture_output=True, text=True, check=False,
-        env={"CNI_COMMAND": "VERSION", "NETWRAP_CNI_HELPER": "off", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"]}
+    assert_answers_version(path)
     assert list(tmp_path.iterdir()) == [path]  # written whole: no temporary file left
 
 
@@ -367,12 +372,7 @@ def test_install_writes_the_compiled_client_when_cc_is_there(tmp_path: Path, mon
     assert path.read_bytes().startswith(b"\x7fELF")
     assert path.stat().st_mode & 0o777 == 0o755
     assert list(tmp_path.iterdir()) == [path]
-    done = subprocess.run(
-        [str(path)], input='{"cniVersion": "1.0.0"}', capture_output=True, text=True, check=False,
-        env={"CNI_COMMAND": "VERSION", "NETWRAP_CNI_HELPER": "off", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"]}
+    assert_answers_version(path)
     monkeypatch.setattr(install, "compiler", lambda: None)
     assert install.install(tmp_path, "text").read_text().startswith("#!")
     with pytest.raises(SystemExit, match="needs a C compiler"):
