@@ -101,3 +101,16 @@ class Counting:
     @property
     def mutating_shells(self) -> list[str]:
         return [c.shell() for c in self.mutating]
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[object]:
+    """Wrap ``owner.name`` so that each call's first argument is noted (in the list returned) before the call."""
+    real = getattr(owner, name)
+    calls: list[object] = []
+
+    def counted(first: object, *args: Any, **kwargs: Any) -> Any:
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls

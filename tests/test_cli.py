@@ -17,7 +17,7 @@ from netwrap.engine.build import Outcome
 from netwrap.engine.plan import Plan
 from netwrap.engine.state import Record, Writer
 from netwrap.topology.apply import TopologyPlan
-from tests.conftest import fixture_text
+from tests.conftest import count_calls, fixture_text
 from tests.test_tutorial import ADDRS, DOCUMENT, IPROUTE2_BRIDGE, LINKS, built_host, empty_host, fake, mutating_calls
 
 
@@ -317,14 +317,7 @@ def test_a_topology_file_is_parsed_once(
     """Whether it is a cluster file is decided on the data read for it: a large file costs one parse."""
     import tomllib  # noqa: PLC0415
 
-    parsed: list[int] = []
-    loads = tomllib.loads
-
-    def counting(text: str) -> object:
-        parsed.append(len(text))
-        return loads(text)
-
-    monkeypatch.setattr(tomllib, "loads", counting)
+    parsed = count_calls(monkeypatch, tomllib, "loads")
     file = tmp_path / "one.toml"
     file.write_text('[networks.n]\nsubnet = "10.9.0.0/24"\n[containers.c]\nnetworks = ["n"]\n')
     assert cli.main(["graph", "-f", str(file), "--state-dir", str(tmp_path / "state")]) == 0

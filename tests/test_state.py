@@ -20,7 +20,7 @@ from netwrap.engine.state import Record, Writer, _process_start
 from netwrap.host.runner import SubprocessRunner
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
-from tests.conftest import fixture_text
+from tests.conftest import count_calls, fixture_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -155,14 +155,7 @@ def test_a_removal_rebuilds_only_what_goes_and_keeps_the_rest_as_read(
     loaded = Record.from_json(json.loads(store.path.read_text()))
     assert loaded._created is None  # as read: nothing rebuilt yet
     going = {objects[1].key, objects[-1].key}
-    rebuilt: list[str] = []
-    real = serial.from_dict
-
-    def counted(data: object) -> Any:
-        rebuilt.append(str(data))
-        return real(data)
-
-    monkeypatch.setattr(serial, "from_dict", counted)
+    rebuilt = count_calls(monkeypatch, serial, "from_dict")
     assert loaded.created_among(going) == [objects[1], objects[-1]]
     assert len(rebuilt) == 2  # those two alone
     loaded.drop(going)

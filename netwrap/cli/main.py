@@ -503,7 +503,7 @@ def _load_file(options: Options) -> Topology | ClusterSpec:
 
             return plugin.topology_from_file(file)
         data = topofile.read_toml(file)  # read and parsed once, whichever kind of file it is
-        if "hosts" in data:
+        if topofile.names_hosts(data):
             from netwrap.topology import clusterfile  # noqa: PLC0415
 
             return clusterfile.from_dict(data, str(file), file.stem)

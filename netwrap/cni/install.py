@@ -116,8 +116,9 @@ def install(directory: Path, name: str = "netwrap", launcher: Launcher = "auto")
         raise SystemExit(f"netwrap-cni: --name {name!r}: a file name, without '/'")
     if not directory.is_dir():
         raise SystemExit(f"netwrap-cni: --install {directory}: not a directory")
-    compiled = launcher == "compiled" or (launcher == "auto" and compiler() is not None)
-    if launcher == "compiled" and compiler() is None:
+    found = compiler() if launcher != "python" else None
+    compiled = found is not None
+    if launcher == "compiled" and not compiled:
         raise SystemExit("netwrap-cni: --launcher compiled needs a C compiler (cc); apt-get install gcc libc6-dev")
     target = directory / name
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")

@@ -39,7 +39,7 @@ from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.topology import apply as apply_
 from netwrap.topology import files as topofile
-from netwrap.topology.compose import host_end_mac, mac_for
+from netwrap.topology.compose import bridge_mac, host_end_mac, mac_for
 from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
 
 TOOLS = ("ip", "iptables", "iptables-save", "iptables-restore", "sysctl", "stat", "mount")
@@ -333,16 +333,14 @@ def result(env: Env, conf: NetConf, topo: Topology, lease: Lease) -> dict[str, A
     configuration."""
     name = container_name(env.container_id, env.ifname)
     host_end = topo.host_interfaces[(name, 0)]
-    bridge = topo.networks[0].bridge
-    # every MAC is made of an address and set by the apply (see compose.mac_for): nothing to read
-    macs = {bridge: mac_for(conf.gateway), host_end: host_end_mac(lease.address), env.ifname: mac_for(lease.address)}
+    network = topo.networks[0]
     previous = dict(conf.prev_result or {})
     interfaces = [x for x in previous.get("interfaces", []) if isinstance(x, dict)]
     first = len(interfaces)  # a plugin before this one in the chain: its result is kept, ours added after it
     interfaces += [
-        {"name": bridge, "mac": macs.get(bridge, "")},
-        {"name": host_end, "mac": macs.get(host_end, "")},
-        {"name": env.ifname, "mac": macs.get(env.ifname, ""), "sandbox": env.netns},
+        {"name": network.bridge, "mac": bridge_mac(network) or ""},  # it always has a gateway
+        {"name": host_end, "mac": host_end_mac(lease.address)},
+        {"name": env.ifname, "mac": mac_for(lease.address), "sandbox": env.netns},
     ]
     ips = [x for x in previous.get("ips", []) if isinstance(x, dict)]
     ips.append({"address": f"{lease.address}/{conf.subnet.prefixlen}", "gateway": str(conf.gateway),

@@ -110,15 +110,13 @@ class Record:
         """The created objects whose key is among ``keys``, in order: of a record read from a file, only those are
         rebuilt (a removal of one container beside many rebuilds its own objects alone)."""
         if self._created is None and self._stored is not None:
-            picked = [(d, k) for d, k in zip(*self._stored, strict=True) if k in keys]
-            return _rebuild([d for d, _ in picked], [k for _, k in picked])
+            return _rebuild(*_stored_where(self._stored, keys, among=True))
         return [obj for obj in self.created if obj.key in keys]
 
     def drop(self, keys: Collection[str]) -> None:
         """Forget the created objects whose key is among ``keys`` (rebuilding none of the others)."""
         if self._created is None and self._stored is not None:
-            kept = [(d, k) for d, k in zip(*self._stored, strict=True) if k not in keys]
-            self._stored = ([d for d, _ in kept], [k for _, k in kept])  # new lists: stored ones are shared
+            self._stored = _stored_where(self._stored, keys, among=False)  # new lists: stored ones are shared
             return
         self.created = [obj for obj in self.created if obj.key not in keys]
 
@@ -306,6 +304,14 @@ def _encode(data: object) -> str:
 def _digest(encoded: str) -> str:
     """A digest of the objects' descriptions as encoded, so that a record edited or damaged since is seen."""
     return hashlib.sha256(encoded.encode()).hexdigest()[:32]
+
+
+def _stored_where(
+    stored: tuple[list[dict[str, Any]], list[str]], keys: Collection[str], *, among: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The descriptions and keys of a record as read whose key is among ``keys`` (or, ``among`` false, is not)."""
+    picked = [(d, k) for d, k in zip(*stored, strict=True) if (k in keys) == among]
+    return [d for d, _ in picked], [k for _, k in picked]
 
 
 def _rebuild(described: list[dict[str, Any]], keys: list[str]) -> list[NetObject]:

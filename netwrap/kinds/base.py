@@ -361,6 +361,16 @@ def set_mtu(mtu: int, ends: Iterable[Device]) -> tuple[Command, ...]:
     return tuple(ip_command("link", "set", "dev", name, "mtu", str(mtu), netns=netns) for netns, name in ends)
 
 
+def wrong_mac(mac: str | None, end: Device, state: HostState) -> str | None:
+    """The MAC device ``end`` has, where the host state shows it with another than ``mac`` (None: any will do)."""
+    link = state.view(end[0]).link(end[1]) if mac is not None else None
+    return link.mac if link is not None and link.mac is not None and link.mac != mac else None
+
+
+def set_mac(mac: str, end: Device) -> Command:
+    return ip_command("link", "set", "dev", end[1], "address", mac, netns=end[0])
+
+
 def read_command(tool: str, *args: str, netns: str | None = None) -> Command:
     return Command(tool, args, netns=netns, mutates=False)
 

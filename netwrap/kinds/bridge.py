@@ -29,7 +29,9 @@ from netwrap.kinds.base import (
     link_in,
     missing,
     present,
+    set_mac,
     where,
+    wrong_mac,
 )
 
 
@@ -70,25 +72,18 @@ class Bridge(NamedDevice):
         return (ip_command("link", "add", self.name, *group, *mac, "type", "bridge", netns=self.netns),)
 
     def _set_mac(self) -> tuple[Command, ...]:
-        if self.mac is None:
-            return ()
-        return (ip_command("link", "set", "dev", self.name, "address", self.mac, netns=self.netns),)
-
-    def _wrong_mac(self, state: HostState) -> str | None:
-        """The MAC it has, where it is seen with another than :attr:`mac`."""
-        link = state.view(self.netns).link(self.name) if self.mac is not None else None
-        return link.mac if link is not None and link.mac is not None and link.mac != self.mac else None
+        return (set_mac(self.mac, (self.netns, self.name)),) if self.mac is not None else ()
 
     def assess(self, state: HostState) -> Assessment:
         verdict = super().assess(state)
-        mac = self._wrong_mac(state) if verdict.status == "present" else None
+        mac = wrong_mac(self.mac, (self.netns, self.name), state) if verdict.status == "present" else None
         if mac is not None:
             return missing(f"bridge {self.name} {where(self.netns)} has the MAC {mac}, not {self.mac}")
         return verdict
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
         """Made whole, or, made already, its MAC set in place."""
-        if super().assess(state).status == "present" and self._wrong_mac(state) is not None:
+        if super().assess(state).status == "present" and wrong_mac(self.mac, (self.netns, self.name), state):
             return self._set_mac()
         return self.create_commands()
 

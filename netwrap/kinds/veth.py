@@ -26,8 +26,10 @@ from netwrap.kinds.base import (
     kind_of,
     missing,
     present,
+    set_mac,
     set_mtu,
     where,
+    wrong_mac,
     wrong_mtu,
 )
 
@@ -127,27 +129,17 @@ class VethPair(ReadsLinks):
         if wrong:
             seen = ", ".join(f"{name} {where(netns)} has {mtu}" for (netns, name), mtu in wrong)
             return missing(f"veth pair {self.name}/{self.peer} exists, but not with MTU {self.mtu}: {seen}")
-        mac = self._wrong_mac(state)
+        mac = wrong_mac(self.peer_mac, self._peer_end, state)  # its address changed, say
         if mac is not None:
             return missing(f"{self.peer} {where(self.peer_netns)} has the MAC {mac}, not {self.peer_mac}")
-        mac = self._wrong_own_mac(state)
+        mac = wrong_mac(self.mac, (self.netns, self.name), state)
         if mac is not None:
             return missing(f"{self.name} {where(self.netns)} has the MAC {mac}, not {self.mac}")
         return verdict
 
-    def _wrong_mac(self, state: HostState) -> str | None:
-        """The MAC the peer has, where it is seen with another than :attr:`peer_mac` (its address changed)."""
-        if self.peer_mac is None:
-            return None
-        link = state.view(self.peer_netns or self.netns).link(self.peer)
-        return link.mac if link is not None and link.mac is not None and link.mac != self.peer_mac else None
-
-    def _wrong_own_mac(self, state: HostState) -> str | None:
-        """The MAC ``name`` has, where it is seen where it was made with another than :attr:`mac`."""
-        if self.mac is None:
-            return None
-        link = state.view(self.netns).link(self.name)
-        return link.mac if link is not None and link.mac is not None and link.mac != self.mac else None
+    @property
+    def _peer_end(self) -> Device:
+        return (self.peer_netns or self.netns, self.peer)
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
         """Made whole, or, made already, its MTU and its peer's MAC set in place where they differ."""
@@ -155,17 +147,16 @@ class VethPair(ReadsLinks):
             return self.create_commands()
         commands = set_mtu(self.mtu, (end for end, _ in wrong_mtu(self.mtu, self.devices(), state))) if (
             self.mtu is not None) else ()  # fmt: skip
-        if self.peer_mac is not None and self._wrong_mac(state) is not None:
-            where_peer = self.peer_netns or self.netns
-            commands += (ip_command("link", "set", "dev", self.peer, "address", self.peer_mac, netns=where_peer),)
+        if self.peer_mac is not None and wrong_mac(self.peer_mac, self._peer_end, state) is not None:
+            commands += (set_mac(self.peer_mac, self._peer_end),)
             home = state.view(self.netns).link(self.name)
             if home is not None and home.master is not None:
                 # the bridge still sends the old MAC to this port (its forwarding table learnt it here) and will
                 # not learn the new one until the container speaks: forget what this port taught it
                 commands += (ip_command("link", "set", "dev", self.name, "type", "bridge_slave", "fdb_flush",
                                         netns=self.netns),)  # fmt: skip
-        if self.mac is not None and self._wrong_own_mac(state) is not None:
-            commands += (ip_command("link", "set", "dev", self.name, "address", self.mac, netns=self.netns),)
+        if self.mac is not None and wrong_mac(self.mac, (self.netns, self.name), state) is not None:
+            commands += (set_mac(self.mac, (self.netns, self.name)),)
         return commands or self.create_commands()
 
     def shape(self, state: HostState) -> Assessment:

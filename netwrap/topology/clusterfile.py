@@ -43,7 +43,15 @@ from netwrap.errors import TopologyError, ValidationError
 from netwrap.host.runner import RecordingRunner, Runner, SubprocessRunner
 from netwrap.host.ssh import SshRunner, local_program_option
 from netwrap.topology import multihost
-from netwrap.topology.files import Reader, container_name, decode, not_a_table, object_name, read_toml
+from netwrap.topology.files import (
+    Reader,
+    container_name,
+    decode,
+    names_hosts,
+    not_a_table,
+    object_name,
+    read_toml,
+)
 from netwrap.topology.model import Port, Problem, show, toml_key, topology_name
 from netwrap.topology.multihost import VXLAN_OVERHEAD, Cluster, Machine
 
@@ -104,7 +112,7 @@ def is_cluster_file(path: Path | str) -> bool:
         data = tomllib.loads(decode(Path(path).read_bytes(), str(path)))
     except (OSError, ValueError, RecursionError, TopologyError):  # (TOMLDecodeError is a ValueError)
         return False
-    return "hosts" in data
+    return names_hosts(data)
 
 
 def load(path: Path | str) -> ClusterSpec:

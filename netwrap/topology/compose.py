@@ -202,21 +202,31 @@ def mac_for(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """A container's MAC, made of its address as Docker makes it (``02:6e`` and the four bytes; an IPv6-only
     container's, its last four): a container that gets an address another had just before is found at once,
     never at the old one's MAC that the neighbours still remember."""
-    return "02:6e:" + ":".join(f"{byte:02x}" for byte in address.packed[-4:])
+    return _mac_of(0x6E, address)
+
+
+def _mac_of(second: int, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """``02``, ``second`` and the four last bytes of ``address``: locally administered, one per address."""
+    return ":".join(f"{byte:02x}" for byte in (0x02, second, *address.packed[-4:]))
 
 
 def _bridge(topo: Topology, net: Network, group: int | None) -> Bridge:
-    """A network's bridge; a docker-style one with its MAC made of its gateway's address, so that it never takes
-    a port's (see :class:`~netwrap.kinds.Bridge`)."""
-    gateway = net.gateway or net.gateway6
-    mac = mac_for(gateway) if topo.style == "docker" and gateway is not None else None
+    """A network's bridge; a docker-style one with its own MAC (see :func:`bridge_mac`)."""
+    mac = bridge_mac(net) if topo.style == "docker" else None
     return Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None, mac=mac)
+
+
+def bridge_mac(net: Network) -> str | None:
+    """A docker-style bridge's MAC, made of its gateway's address, so that it never takes a port's (see
+    :class:`~netwrap.kinds.Bridge`); None without a gateway."""
+    gateway = net.gateway or net.gateway6
+    return mac_for(gateway) if gateway is not None else None
 
 
 def host_end_mac(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """The MAC of the host end of a container's veth, also made of its address (``02:6f``): known without a
     look, and never the container's own."""
-    return "02:6f:" + ":".join(f"{byte:02x}" for byte in address.packed[-4:])
+    return _mac_of(0x6F, address)
 
 
 def link_group(topo: Topology) -> int:
@@ -261,12 +271,11 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
             out.append(VethPair(link.interface, link.host_interface, mtu=mtu))
         else:
             known = link.address or link.address6
-            docker = topo.style == "docker" and known is not None
+            docker = known if topo.style == "docker" else None
             out.append(
                 VethPair(
                     link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu,
-                    peer_mac=mac_for(known) if docker and known else None,
-                    mac=host_end_mac(known) if docker and known else None,
+                    peer_mac=mac_for(docker) if docker else None, mac=host_end_mac(docker) if docker else None,
                 )
             )  # fmt: skip
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]

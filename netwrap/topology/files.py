@@ -364,6 +364,11 @@ def trusted(file: Path) -> Problem | None:
     return None
 
 
+def names_hosts(data: dict[str, Any]) -> bool:
+    """Whether a file's data is a cluster file's (a ``[hosts]`` table), not a topology file's."""
+    return "hosts" in data
+
+
 def read_toml(path: Path | str) -> dict[str, Any]:
     """A TOML file as data; a file that cannot be read or parsed, or that someone else could have written
     (see :func:`trusted`), is a :class:`TopologyError` naming it."""
