@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -279,4 +280,38 @@ def test_containers_that_swap_addresses_swap_macs_and_answer_at_once(sandbox: Sa
     assert (_mac(sandbox, "a"), _mac(sandbox, "b")) == ("02:6e:0a:40:00:03", "02:6e:0a:40:00:02")
     assert ping(sandbox.runner, "10.64.0.2", "c", count=1)  # b has it now, and the MAC c remembers
     assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
+
+
+def _links(sandbox: Sandbox, *args: str) -> list[dict[str, object]]:
+    shown = sandbox.runner.run(Command("ip", ("-json", "link", "show", *args), mutates=False))
+    return list(json.loads(shown.stdout))
+
+
+def test_macs_changed_by_hand_or_by_an_older_netwrap_converge_in_place(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The bridge's MAC (made of its gateway's address) and each host end's (of its container's) are set again
+    by the next apply, in place, and the apply after that has nothing to do; the containers keep their gateway."""
+    topo, state = tmp_path / "macs.toml", str(tmp_path / "state")
+    topo.write_text('name = "macs"\n[networks.n]\nsubnet = "10.65.0.0/24"\n'
+                    '[containers.a]\nnetworks = ["n"]\n[containers.b]\nnetworks = ["n"]\n')  # fmt: skip
+    assert cli(sandbox, "apply", "-f", str(topo), "--state-dir", state).returncode == 0
+    (bridge,) = _links(sandbox, "type", "bridge")
+    name = str(bridge["ifname"])
+    ends = {str(x["ifname"]): str(x["address"]) for x in _links(sandbox, "master", name)}
+    assert bridge["address"] == "02:6e:0a:41:00:01"  # the gateway 10.65.0.1
+    assert sorted(ends.values()) == ["02:6f:0a:41:00:02", "02:6f:0a:41:00:03"]
+    end = sorted(ends)[0]
+    for device, mac in ((name, "02:00:00:00:00:01"), (end, "02:00:00:00:00:02")):  # as an older netwrap left them
+        sandbox.runner.run(Command("ip", ("link", "set", "dev", device, "address", mac)))
+    planned = cli(sandbox, "plan", "-f", str(topo), "--state-dir", state)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    lines = [line for line in planned.stdout.splitlines() if line.startswith("link ")]
+    assert sorted(lines) == sorted([f"link set dev {end} address {ends[end]}",
+                                    f"link set dev {name} address 02:6e:0a:41:00:01"]), planned.stdout  # fmt: skip
+    assert cli(sandbox, "apply", "-f", str(topo), "--state-dir", state).returncode == 0
+    assert _links(sandbox, "dev", name)[0]["address"] == "02:6e:0a:41:00:01"
+    assert _links(sandbox, "dev", end)[0]["address"] == ends[end]
+    assert _links(sandbox, "master", name) and len(_links(sandbox, "master", name)) == 2  # still plugged in
+    assert cli(sandbox, "plan", "-f", str(topo), "--state-dir", state).returncode == 0  # nothing left to do
+    assert ping(sandbox.runner, "10.65.0.1", "a", count=1) and ping(sandbox.runner, "10.65.0.2", "b", count=1)
     assert cli(sandbox, "destroy", "-f", str(topo), "--state-dir", state).returncode == 0
