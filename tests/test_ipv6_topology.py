@@ -10,7 +10,7 @@ import pytest
 
 from netwrap.engine.state import MemoryStore, Record
 from netwrap.errors import TopologyError
-from netwrap.kinds import Address, OwnedChain, Route, Sysctl
+from netwrap.kinds import Address, LinkUp, OwnedChain, Route, Sysctl
 from netwrap.topology import compose, graph
 from netwrap.topology import files as topofile
 from netwrap.topology.apply import desired
@@ -222,7 +222,7 @@ def test_a_network_needs_a_subnet_of_some_family_and_the_document_needs_ipv4() -
         topofile.loads(text, "only6.toml")
 
 
-def test_a_bridge_gets_ipv6_on_before_its_ipv6_address_in_a_batch() -> None:
+def test_a_bridge_gets_its_ipv6_settings_before_its_ipv6_address_in_a_batch() -> None:
     from netwrap.engine.batch import Step, batches  # noqa: PLC0415
 
     objects, _ = desired(loads(), MemoryStore())
@@ -231,10 +231,28 @@ def test_a_bridge_gets_ipv6_on_before_its_ipv6_address_in_a_batch() -> None:
     gateway6 = next(o for o in objects if isinstance(o, Address) and str(o.address) == "fd00:31::1/64")
     assert keys.index(setting.key) < keys.index(gateway6.key)
     steps = [Step(n, c) for n, o in enumerate(objects, start=1) for c in o.create_commands() if o.location is None]
-    found = [(b.command.tool, b.command.args) for b in batches(steps)]
-    at = found.index(("sysctl", ("net.ipv6.conf.six-front.disable_ipv6=0",)))  # alone, in its place:
+    made = batches(steps)
+    found = [(b.command.tool, b.command.args) for b in made]
+    wanted = ("net.ipv6.conf.six-front.disable_ipv6=0", "net.ipv6.conf.six-front.accept_dad=0")
+    at = found.index(("sysctl", ("-w", *wanted)))  # together, in their place:
     assert found[at - 1][0] == "ip" and found[at + 1][0] == "ip"  # after the bridge is made, before its addresses
-    assert "addr add fd00:31::1/64" in (batches(steps)[at + 1].command.input or "")
+    assert "addr add fd00:31::1/64" in (made[at + 1].command.input or "")
+
+
+def test_an_ipv6_bridge_comes_up_before_its_ports_and_without_address_detection() -> None:
+    """Its link-local address, which the host's neighbour solicitations come from, is usable at once."""
+    objects, _ = desired(loads(), MemoryStore())
+    keys = [o.key for o in objects]
+    dad = next(o for o in objects if isinstance(o, Sysctl) and o.name == "net.ipv6.conf.six-front.accept_dad")
+    assert dad.value == "0"
+    ports = [o for o in objects if isinstance(o, LinkUp) and o.netns is None and o.device.startswith("v")]
+    bridge_up = next(o for o in objects if isinstance(o, LinkUp) and o.device == "six-front")
+    assert ports and all(keys.index(bridge_up.key) < keys.index(port.key) for port in ports)
+    assert keys.index(dad.key) < keys.index(bridge_up.key)
+    v4_only, _ = desired(loads(extra=""), MemoryStore())  # IPv4 alone: the document's order, the bridge last
+    ups = [o.device for o in v4_only if isinstance(o, LinkUp) and o.netns is None]
+    assert ups[-1] == "six-front" and len(ups) > 1
+    assert not any(isinstance(o, Sysctl) and o.name.endswith("accept_dad") for o in v4_only)
 
 
 def test_nat_off_masquerades_nothing_in_either_family() -> None:

@@ -13,7 +13,8 @@ objects; the namespaces' batches run a few at a time (one after another for a
 runner whose ``concurrent`` is false, such as the dry run behind a plan). Building runs the stages host,
 namespaces, sysctls, rules; removing
 runs them the other way round. Commands that cannot be batched (``brctl``) run
-on their own, in their place. Both ways reach the same kernel state.
+on their own, in their place, and so do a device's IPv6 settings that its
+addresses and its coming up need first. Both ways reach the same kernel state.
 
 A batch stops at its first failing line and names it (``Command failed -:3``,
 ``Error occurred at line: 3``); that line is mapped back to the step it came
@@ -38,6 +39,9 @@ _IP_LINE = re.compile(r"Command failed -:(\d+)")
 _RESTORE_LINE = re.compile(r"(?:Error occurred at line: |line )(\d+)")
 _IPTABLES_VERBS = ("-A", "-I", "-D", "-N", "-F", "-X")
 RESTORES = ("iptables-restore", "ip6tables-restore")
+# A device's IPv6 settings that must be made before its addresses and before it comes up: they run in their
+# place among the ip commands (the ones next to each other in one sysctl), not with the other settings.
+_IN_PLACE = (".disable_ipv6", ".accept_dad")
 
 
 @attrs.frozen
@@ -74,8 +78,8 @@ def _kind(command: Command) -> tuple[str, str | None]:
     if command.tool == "ip" and args and not args[0].startswith("-"):
         return ("ip", command.netns)
     if command.tool == "sysctl" and len(args) == 1 and "=" in args[0] and not args[0].startswith("-"):
-        if args[0].split("=")[0].endswith(".disable_ipv6"):
-            return ("single", command.netns)  # in its place: a device's IPv6 addresses need it first
+        if args[0].split("=")[0].endswith(_IN_PLACE):
+            return ("placed", command.netns)  # in its place: the device's IPv6 addresses need it first
         return ("sysctl", command.netns)
     if command.tool in RESTORES and command.netns is None and command.args == ("--noflush",):
         return ("rules", command.tool.removesuffix("-restore"))  # a chain's lines join its family's transaction
@@ -92,7 +96,7 @@ def _kind(command: Command) -> tuple[str, str | None]:
 
 def _stage(kind: tuple[str, str | None], removing: bool) -> int:
     tool, netns = kind
-    order = {"ip": 1 if netns else 0, "single": 1 if netns else 0, "sysctl": 2, "rules": 3}[tool]
+    order = {"sysctl": 2, "rules": 3}.get(tool, 1 if netns else 0)  # ip, single and placed: in their place
     return 3 - order if removing else order
 
 
@@ -176,7 +180,7 @@ def batches(steps: Sequence[Step], *, removing: bool = False) -> list[Batch]:
                 if kind[0] != run_kind and run:
                     if run_kind == "ip":
                         result.append(_ip_batch(run, netns, stage))
-                    elif run_kind == "sysctl":
+                    elif run_kind in ("sysctl", "placed"):
                         result.append(_sysctl_batch(run, netns))
                     else:
                         result += [Batch(s.command, (s.item,)) for s in run]

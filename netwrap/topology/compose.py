@@ -210,6 +210,32 @@ def _mac_of(second: int, address: ipaddress.IPv4Address | ipaddress.IPv6Address)
     return ":".join(f"{byte:02x}" for byte in (0x02, second, *address.packed[-4:]))
 
 
+def _ipv6_bridge(net: Network) -> list[NetObject]:
+    """A bridge's IPv6 settings, made before its addresses and before it comes up.
+
+    IPv6 back on, for a host whose new devices start without it (``default.disable_ipv6 = 1``). No duplicate
+    address detection: the host sends its neighbour solicitations from the bridge's link-local address, and
+    while that address is tentative (one to two seconds after the bridge first has a carrier) nothing it
+    forwards or DNATs to a container (a published port, the outside) gets through; netwrap gives each address
+    on its own bridge once, as it adds the others with ``nodad``. The bridge comes up before its ports do, so
+    that the kernel makes the link-local address at the ports' carrier rather than at a later, delayed event.
+    """
+    return [
+        Sysctl(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0"),
+        Sysctl(f"net.ipv6.conf.{net.bridge}.accept_dad", "0"),
+    ]
+
+
+def _bridge_up(net: Network) -> list[NetObject]:
+    """A bridge's gateway addresses, then the bridge up."""
+    out: list[NetObject] = []
+    if net.gateway is not None:
+        out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
+    if net.gateway6 is not None:
+        out.append(Address(net.bridge, f"{net.gateway6}/{net.prefix6}"))
+    return [*out, LinkUp(net.bridge)]
+
+
 def _bridge(topo: Topology, net: Network, group: int | None) -> Bridge:
     """A network's bridge; a docker-style one with its own MAC (see :func:`bridge_mac`)."""
     mac = bridge_mac(net) if topo.style == "docker" else None
@@ -281,8 +307,8 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
     out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
     for net in topo.networks:
         out.append(_bridge(topo, net, group))
-        if net.subnet6 is not None:  # a host whose new devices start without IPv6 (default.disable_ipv6 = 1)
-            out.append(Sysctl(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0"))
+        if net.subnet6 is not None:
+            out += _ipv6_bridge(net)
     for link in attached:
         net = link.network
         hairpin = topo.style == "docker"  # as Docker: a container reaches its own published port
@@ -301,13 +327,10 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
             out.append(LinkUp(link.interface, netns=link.netns))
         if container.loopback and container.source is None:  # a running container's lo is its own
             out.append(LinkUp("lo", netns=container.namespace))
+    # an IPv6 bridge comes up before its ports do (see _ipv6_bridge), an IPv4 one last, as the document has it
+    out += [x for net in topo.networks if net.subnet6 is not None for x in _bridge_up(net)]
     out += [LinkUp(link.host_interface) for link in attached]
-    for net in topo.networks:
-        if net.gateway is not None:
-            out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
-        if net.gateway6 is not None:
-            out.append(Address(net.bridge, f"{net.gateway6}/{net.prefix6}"))
-        out.append(LinkUp(net.bridge))
+    out += [x for net in topo.networks if net.subnet6 is None for x in _bridge_up(net)]
     for container in own:
         # the default route goes through the first network that leads outside (an internal one does not)
         first = next((x for x in attached if x.container is container and not x.network.internal), None)

@@ -10,7 +10,8 @@ from netwrap import Sandbox
 from netwrap.command import Command
 from netwrap.host import snapshot
 from netwrap.tutorial.verify import ping, tcp_probe
-from tests.integration.test_cni_conformance_kernel import cni, conf, succeeded
+from tests.integration.test_cni_conformance_kernel import BRIDGE, cni, conf, succeeded
+from tests.integration.test_ipv6_topology_kernel import link_local
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,8 @@ def test_a_dual_stack_network_of_the_plugin(sandbox: Sandbox) -> None:
         name: succeeded(cni(sandbox, "ADD", _dual(port), container=name, netns=f"/run/netns/{name}")).json()
         for name, port in (("a", 8081), ("b", 8082))
     }
+    address = link_local(sandbox.runner, BRIDGE)  # the bridge's, usable at once: a published port answers
+    assert not address.get("tentative"), address
     a = results["a"]
     assert [ip["address"] for ip in a["ips"]] == ["10.89.0.2/24", "fd00:89::2/64"]
     assert {"dst": "::/0", "gw": "fd00:89::1"} in a["routes"]

@@ -7,6 +7,8 @@ destroy leaves the sandbox as it was (IPv6 addresses, routes and ip6tables in th
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from netwrap import topology_apply as apply_
 from netwrap.command import Command
 from netwrap.engine.state import StateFile
 from netwrap.host import snapshot
+from netwrap.host.runner import Runner
 from netwrap.topology import files as topofile
 from netwrap.tutorial.verify import ping, tcp_probe
 
@@ -91,6 +94,27 @@ def test_every_container_has_an_address_of_each_family_usable_at_once(six: tuple
     assert f"{API6}/64" in _addresses(sandbox, "api")  # the fixed one, as written
     routes = sandbox.runner.run(Command("ip", ("-6", "route", "show", "default"), netns="web", mutates=False))
     assert "via fd00:31::1 dev eth0" in routes.stdout
+
+
+def link_local(runner: Runner, device: str) -> dict[str, object]:
+    """The link-local address of ``device``, as ``ip -json`` shows it: waited for (the kernel makes it when the
+    device first has a carrier, a moment after the command that gave it one), never waited for to settle."""
+    for _ in range(40):
+        shown = runner.run(Command("ip", ("-json", "-6", "addr", "show", "dev", device), mutates=False)).stdout
+        found = [a for link in json.loads(shown) for a in link["addr_info"] if a.get("scope") == "link"]
+        if found:
+            return dict(found[0])
+        time.sleep(0.05)
+    raise AssertionError(f"{device} has no link-local address")
+
+
+def test_a_bridges_link_local_address_is_usable_at_once(six: tuple[Sandbox, StateFile]) -> None:
+    """The host solicits a container's MAC from its bridge's link-local address: while that address is tentative,
+    nothing the host forwards or DNATs to a container gets through (a published port from the host, the outside)."""
+    sandbox, _ = six
+    for bridge in ("six-front", "six-back"):
+        address = link_local(sandbox.runner, bridge)
+        assert not address.get("tentative") and not address.get("dadfailed"), (bridge, address)
 
 
 def test_ipv6_container_to_container_and_out_masqueraded(six: tuple[Sandbox, StateFile]) -> None:
