@@ -87,6 +87,21 @@ def test_observe_reads_both_identities_in_one_stat(fp: FakeProcess, runner: Subp
     assert AttachedNamespace("c1", "/proc/4242/ns/net").assess(state).status == "present"
 
 
+def test_removing_it_reads_the_listing_alone(fp: FakeProcess, runner: SubprocessRunner) -> None:
+    """No stat: the name goes whatever it leads to, so a removal (a CNI DEL's) waits for no identity read."""
+    from netwrap import MemoryStore, teardown  # noqa: PLC0415
+    from netwrap.engine.state import Record  # noqa: PLC0415
+    from tests.test_tutorial import seen  # noqa: PLC0415
+
+    gone = AttachedNamespace("c1", "/proc/4242/ns/net")
+    store = MemoryStore()
+    store.save(Record(created=[gone], complete=True, uses=[gone.key]))
+    fp.register(["ip", "netns", "list"], stdout="c1\n")
+    fp.register(["ip", "netns", "del", "c1"])
+    teardown(runner, store)
+    assert seen(fp) == [("ip", "netns", "list"), ("ip", "netns", "del", "c1")]
+
+
 # --- in topology files, and from the command line ---------------------------------------------------------------
 
 BASE = '[networks.n]\nsubnet = "10.1.0.0/24"\n'

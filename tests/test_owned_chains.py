@@ -224,3 +224,23 @@ def test_a_shared_object_concerns_the_containers_whose_devices_or_addresses_it_n
     assert not OwnedChain("NETWRAP-x", "nat").concerns(*web)  # an empty chain concerns nobody
     assert Rule("NETWRAP-x", "ACCEPT", destination="10.10.0.2").concerns(*web)
     assert not Rule("NETWRAP-x", "ACCEPT", destination="10.10.0.0/24").concerns(*web)  # a range names no one
+
+
+def test_a_container_that_comes_or_goes_changes_the_nat_table_alone() -> None:
+    """Published ports are let through the filter chain by one rule per network (what was DNAT'd into its
+    bridge), so that a container's ADD or DEL is one transaction for the kernel to wait for, not two."""
+    base = '[networks.n]\nsubnet = "10.7.0.0/24"\nsubnet6 = "fd00:7::/64"\n[containers.a]\nnetworks = ["n"]\n'
+
+    def chains(text: str) -> dict[tuple[str, str], OwnedChain]:
+        from netwrap.engine.state import MemoryStore  # noqa: PLC0415
+        from netwrap.topology.apply import desired  # noqa: PLC0415
+
+        objects, _ = desired(topofile.loads('name = "t"\n' + text, "t.toml"), MemoryStore())
+        return {(o.where, o.name): o for o in objects if isinstance(o, OwnedChain)}
+
+    one = chains(base + 'ports = ["8080:80"]\n')
+    two = chains(base + 'ports = ["8080:80"]\n[containers.b]\nnetworks = ["n"]\nports = ["8081:80"]\n')
+    changed = {where for key, chain in two.items() if one[key] != chain for where in [key[0]]}
+    assert changed == {"nat", "ip6:nat"}
+    accepts = [" ".join(rule.body()) for rule in two[("filter", "NETWRAP-t")].rules if rule.jump == "ACCEPT"]
+    assert "-o t-n -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT" in accepts

@@ -27,7 +27,7 @@ import attrs
 from netwrap.command import Command
 from netwrap.engine import claims, registry
 from netwrap.engine.batch import Mode, Step, StepFailure, execute
-from netwrap.engine.check import Check, Checked, apart, examined, observe_for
+from netwrap.engine.check import Check, Checked, apart, examined, for_removal, observe_for
 from netwrap.engine.plan import Plan, PlanItem, plan
 from netwrap.engine.state import Record, StateFile, Store, Writer
 from netwrap.errors import CommandError, ConflictError, StepError
@@ -331,7 +331,7 @@ def _undo(
         return obj.goes_with(leaving)
 
     removed = [o for o in doomed if not skipped(o)]
-    state: HostState = observe(runner, removed)
+    state: HostState = observe(runner, for_removal(removed))
     changed: list[str] = []
     notes = [f"{key} is still used by {sibling.name}; handed over, not removed" for key, sibling in handed.items()]
     advice = f"what is left is still recorded in {store.describe()}: run the teardown again"

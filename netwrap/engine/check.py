@@ -33,11 +33,27 @@ import attrs
 
 from netwrap.engine import serial
 from netwrap.engine.state import Record
-from netwrap.host.observe import HostState, Reads, observe, read, reads_for
+from netwrap.host.observe import HostState, Need, Needy, Reads, observe, read, reads_for
 from netwrap.host.runner import Runner
 from netwrap.kinds import NetObject
 
 Check = Literal["all", "host", "record"]
+
+
+@attrs.frozen
+class _Removing:
+    """An object as its removal reads it."""
+
+    obj: NetObject
+
+    def needs(self) -> Need:
+        return self.obj.removal_needs()
+
+
+def for_removal(objects: Sequence[NetObject]) -> list[Needy]:
+    """``objects`` as :func:`~netwrap.host.observe.observe` must read them to remove them (see
+    :meth:`~netwrap.kinds.base.Kind.removal_needs`)."""
+    return [_Removing(obj) for obj in objects]
 
 
 def inside(obj: NetObject) -> str | None:
@@ -91,11 +107,9 @@ def _by_record(runner: Runner, objects: Sequence[NetObject], record: Record) -> 
     rest. An object written whole that only lost items since (a chain losing a container's rules) is not read
     either: it is rewritten as wanted, and a read would save nothing (the kernel waits for a transaction that
     deletes rules, whether it deletes one or flushes them all)."""
-    looked = _unsettled(objects, record)
-    examined = {id(obj) for obj in looked}
-    made = record.made_as()
-    unread = {id(obj) for obj in looked if obj.written_whole and _shrunk(made.get(obj.key), serial.to_dict(obj))}
+    looked, unread = _unsettled(objects, record)
     state = observe(runner, [obj for obj in looked if id(obj) not in unread])
+    examined = {id(obj) for obj in looked}
     return Checked(state, frozenset(obj.key for obj in objects if id(obj) not in examined))
 
 
@@ -118,21 +132,28 @@ def _within(items: list[Any], longer: list[Any]) -> bool:
     return all(any(item == other for other in rest) for item in items)
 
 
-def _unsettled(objects: Sequence[NetObject], record: Record) -> list[NetObject]:
-    """What a record check reads: what is new or changed since ``record``, and what relies on a device it relies
-    on."""
+def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int]]:
+    """What a record check examines: what is new or changed since ``record``, and what relies on a device it
+    relies on; and, of those, the ones (by ``id``) it need not read: written whole and only shrunk."""
     made = record.made_as()
-    examined = {id(obj) for obj in objects if made.get(obj.key) != serial.to_dict(obj)}
-    devices = set().union(*(obj.relies_on() for obj in objects if id(obj) in examined))
-    examined |= {id(obj) for obj in objects if obj.relies_on() & devices}
-    return [obj for obj in objects if id(obj) in examined]
+    changed: set[int] = set()
+    unread: set[int] = set()
+    for obj in objects:
+        before, now = made.get(obj.key), serial.to_dict(obj)  # described once: a chain's is its every rule's
+        if before != now:
+            changed.add(id(obj))
+            if obj.written_whole and _shrunk(before, now):
+                unread.add(id(obj))
+    devices = set().union(*(obj.relies_on() for obj in objects if id(obj) in changed))
+    examined = changed | {id(obj) for obj in objects if obj.relies_on() & devices}
+    return [obj for obj in objects if id(obj) in examined], unread
 
 
 def examined(objects: Sequence[NetObject], record: Record | None, check: Check) -> list[NetObject]:
     """The objects :func:`observe_for` would read for, and that a build may then change: with a record check,
     what is not trusted; otherwise all of them."""
     if check == "record" and record is not None and record.complete:
-        return _unsettled(objects, record)
+        return _unsettled(objects, record)[0]
     return list(objects)
 
 

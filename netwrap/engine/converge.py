@@ -9,6 +9,7 @@ only when it is present. Something of the same name but another shape is a
 from __future__ import annotations
 
 from netwrap.command import Command
+from netwrap.engine.check import for_removal
 from netwrap.engine.plan import assess
 from netwrap.errors import ConflictError
 from netwrap.host import parse
@@ -46,7 +47,7 @@ def remove(obj: NetObject, runner: Runner) -> bool:
     """
     if obj.restores:
         raise TypeError(f"a {type(obj).__name__} is not removed but given back: use restore(obj, previous, runner)")
-    state = observe(runner, [obj], all_namespaces=obj.found_anywhere)
+    state = observe(runner, for_removal([obj]), all_namespaces=obj.found_anywhere)
     commands, _ = obj.removal(state, None)
     if not commands:
         return False

@@ -156,6 +156,8 @@ class NetObject(Protocol):
 
     def needs(self) -> Need: ...
 
+    def removal_needs(self) -> Need: ...
+
     def assess(self, state: HostState) -> Assessment: ...
 
     def exists(self, state: HostState) -> bool: ...
@@ -219,6 +221,10 @@ class Kind:
 
     def needs(self) -> Need:
         return Need()
+
+    def removal_needs(self) -> Need:
+        """What :meth:`removal` reads (by default what :meth:`needs` says: it goes by the object's shape)."""
+        return self.needs()
 
     def assess(self, state: HostState) -> Assessment:
         raise NotImplementedError

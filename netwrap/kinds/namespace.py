@@ -135,6 +135,10 @@ class AttachedNamespace(Kind):
     def needs(self) -> Need:
         return Need(listed=True, files=(self.path, self.source))
 
+    def removal_needs(self) -> Need:
+        """The listing alone: a removal goes by the name, wherever it leads (see :meth:`shape`)."""
+        return Need(listed=True)
+
     def shape(self, state: HostState) -> Assessment:
         """Named, wherever the name leads (what a removal goes by)."""
         if state.namespaces is not None and state.has_netns(self.name):

@@ -427,9 +427,6 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
     def subnet(net: Network) -> str:
         return str(net.subnet6 if v6 else net.subnet)
 
-    def address(link: Link) -> str:
-        return f"{link.address6}/128" if v6 else f"{link.address}/32"
-
     masquerades: list[Rule] = [
         NatRule(post, "MASQUERADE", source=subnet(net), out_interface=net.bridge, out_negated=True)
         for net in nets
@@ -459,22 +456,13 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
         )
         for pub in ports
     ]
-    # Replies first: a connection that was let in may answer, even across networks.
+    # Replies first: a connection that was let in may answer, even across networks. Then new connections to
+    # published ports, from anywhere, before isolation: what was DNAT'd into the bridge (only a published port's
+    # rule DNATs there). One rule per network, not one per port, as the isolation chain's: a container that
+    # comes or goes changes the nat table alone, one transaction for the kernel to wait for, not two.
     filters: list[Rule] = [
-        Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED", family=family) for net in nets
-    ]
-    # New connections to published ports (DNAT'd), from anywhere, before isolation.
-    filters += [
-        Rule(
-            chain,
-            "ACCEPT",
-            destination=address(pub.link),
-            out_interface=pub.link.network.bridge,
-            protocol=pub.protocol,
-            dport=pub.port,
-            ctstate="DNAT",
-        )
-        for pub in ports
+        Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT", family=family)
+        for net in nets
     ]
     # Isolation: nothing else goes from one network to another.
     filters += [
