@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from netwrap import NetwrapError, StateFile, Sysctl, ValidationError, tutorial
+from netwrap import NetwrapError, OwnedChain, Rule, StateFile, Sysctl, ValidationError, tutorial
 from netwrap.engine import serial
 from netwrap.engine.check import observe_for
 from netwrap.engine.clean import clean, survey
@@ -177,16 +179,59 @@ def test_a_damaged_object_is_seen_when_the_record_is_read(tmp_path: Path) -> Non
         store.load()
 
 
-def _edited_record(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> StateFile:
-    """A record of one object, written, then its file edited by ``edit``."""
+def _edited_record(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], separators: tuple[str, str] | None = None
+) -> StateFile:
+    """A record of one object, written, then its file edited by ``edit`` (and written with ``separators``)."""
     store = StateFile(tmp_path / "t.json")
     record = Record(action="up")
     record.add(tutorial.objects()[0])
     store.save(record)
     data = json.loads(store.path.read_text())
     edit(data)
-    store.path.write_text(json.dumps(data))
+    store.path.write_text(json.dumps(data, separators=separators))
     return store
+
+
+def test_a_damaged_object_in_a_file_of_netwraps_own_form_is_seen_too(tmp_path: Path) -> None:
+    """Written back compact, as netwrap writes: read item by item, the digest is checked on the text as read."""
+    store = _edited_record(tmp_path, lambda data: data["created"][0].update(name="../etc"), (",", ":"))
+    with pytest.raises(NetwrapError, match=r"damaged.*Namespace\.name='\.\./etc'"):
+        store.load()
+
+
+def test_a_record_laid_out_by_hand_is_read_as_it_was_written(tmp_path: Path) -> None:
+    store = _edited_record(tmp_path, lambda data: None)  # the same record, with json.dumps's spaces
+    assert store.path.read_text().count('": ') > 3
+    loaded = store.load()
+    assert loaded is not None and loaded.created == [tutorial.objects()[0]]
+
+
+def test_a_record_read_is_written_again_without_encoding_its_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CNI call reads a record of hundreds of objects and writes it back with one more container: only what it
+    adds is encoded, the rest is written as it was read."""
+    from netwrap.engine import state  # noqa: PLC0415
+
+    store = StateFile(tmp_path / "t.json")
+    objects = tutorial.objects()
+    record = Record(action="up")
+    for obj in objects[:-1]:
+        record.add(obj)
+    store.save(record)
+    written = store.path.read_text()
+    state._LOADED.clear()  # as a fresh process finds it
+    encoded = count_calls(monkeypatch, state, "_encode")
+    loaded = store.load()
+    assert loaded is not None and loaded._created is None
+    assert encoded == []  # its digest checked on the text as read
+    assert loaded.to_text() == written  # byte for byte
+    assert len(encoded) == 1  # the other fields, not one object
+    loaded.add(objects[-1])
+    again = loaded.to_text()
+    assert len(encoded) == 3  # and then the one object added
+    assert Record.from_text(again).keys() == [o.key for o in objects]
 
 
 def test_an_object_that_is_not_the_one_its_key_names_is_refused(tmp_path: Path) -> None:
@@ -237,3 +282,45 @@ def test_a_description_equals_its_own_round_trip_through_a_record(example: str, 
     read = Record.from_json(json.loads(store.path.read_text()))
     checked = observe_for(SubprocessRunner(), objects, read, "record")  # nothing new or changed: no process
     assert checked.trusted == {o.key for o in objects}
+
+
+def _saved_text() -> str:
+    record = Record(action="up", writer=Writer(1, 1))
+    for obj in tutorial.objects():
+        record.add(obj)
+    return record.to_text()
+
+
+@given(st.integers(min_value=0), st.sampled_from(['"', ",", "]", "[", "}", " ", "x", "1", "\\\\"]), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_a_record_text_read_item_by_item_reads_as_the_whole_text_does(at: int, char: str, insert: bool) -> None:
+    """Whatever one character changes in a record's file, reading it item by item gives what reading it whole
+    (``json.loads`` then :meth:`Record.from_json`) gives, or fails as that does."""
+    text = _saved_text()
+    at %= len(text)
+    edited = text[:at] + char + text[at + (0 if insert else 1) :]
+
+    def read(how: Callable[[str], Record]) -> object:
+        try:
+            record = how(edited)
+            return record.to_json(), record._created is None
+        except (NetwrapError, ValueError) as exc:
+            return type(exc)
+
+    assert read(Record.from_text) == read(lambda t: Record.from_json(json.loads(t)))
+
+
+def test_an_object_is_described_once_while_it_lives() -> None:
+    """A build compares every wanted object's description with the record's, then writes it: once each."""
+    import gc  # noqa: PLC0415
+
+    chain = OwnedChain("NETWRAP-x", "nat", tuple(Rule("NETWRAP-x", "ACCEPT", dport=p, protocol="tcp", table="nat")
+                                                  for p in range(8000, 8010)))  # fmt: skip
+    first = serial.to_dict(chain)
+    assert serial.to_dict(chain) is first  # not described again
+    same = OwnedChain("NETWRAP-x", "nat", chain.rules)  # equal, another object: its own, equal description
+    assert serial.to_dict(same) == first and serial.to_dict(same) is not first
+    known = len(serial._DESCRIBED)
+    del chain, same, first
+    gc.collect()
+    assert len(serial._DESCRIBED) <= known - 2  # forgotten with the objects: nothing kept past its object

@@ -6,7 +6,9 @@ record is refused with the same validation errors as bad input.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import weakref
 from typing import cast
 
 import attrs
@@ -35,11 +37,29 @@ def _plain(value: object) -> object:
 
 
 def to_dict(obj: NetObject) -> dict[str, object]:
-    """``{"type": "Namespace", "name": "Tdocker0"}`` and so on."""
+    """``{"type": "Namespace", "name": "Tdocker0"}`` and so on.
+
+    An object is described once while it lives (a build compares each wanted object's description with the
+    record's, then writes the record): the same dict is handed out again, so it is never to be changed.
+    """
+    key = id(obj)
+    known = _DESCRIBED.get(key)
+    if known is not None and known[0]() is obj:
+        return known[1]
     data: dict[str, object] = {"type": type(obj).__name__}
     for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(obj))):
         data[field.name] = _plain(getattr(obj, field.name))
+    _DESCRIBED[key] = (weakref.ref(obj, functools.partial(_forget, key)), data)
     return data
+
+
+def _forget(key: int, _: object) -> None:
+    _DESCRIBED.pop(key, None)
+
+
+# Descriptions by the id of the object described, each forgotten when its object goes (so an id used again
+# never finds another object's).
+_DESCRIBED: dict[int, tuple[weakref.ref[NetObject], dict[str, object]]] = {}
 
 
 def from_dict(data: object) -> NetObject:

@@ -251,7 +251,24 @@ class Record:
         return f'{head[:-1]},"created":{created}}}'
 
     @classmethod
-    def from_json(cls, data: object) -> Record:
+    def from_text(cls, text: str) -> Record:
+        """The record a file holds (:meth:`to_text`'s form). Each object's description is kept with its text as
+        read: the digest is checked on the text itself, and the next save writes it again without encoding it.
+        A text in any other form (laid out by hand, say), or whose digest does not hold, is read as
+        :meth:`from_json` reads it."""
+        split = _split(text)
+        if split is None or split[0].get("digest") != _digest(split[1]):
+            return cls.from_json(json.loads(text))
+        head, created, texts = split
+        record = cls.from_json({**head, "created": [item for item, _ in texts]}, encoded=created)
+        if record._stored is not None:
+            record._texts.update((id(item), (item, raw)) for item, raw in texts)
+        return record
+
+    @classmethod
+    def from_json(cls, data: object, *, encoded: str | None = None) -> Record:
+        """The record :meth:`to_json` described. ``encoded``: its ``created`` list as the file holds it, whose
+        digest is then checked without encoding the list again."""
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise NetwrapError(f"the record has an unknown form (expected version {VERSION}): {data!r:.80}")
         try:
@@ -276,7 +293,7 @@ class Record:
             action = str(data.get("action", ""))
             # A record as netwrap wrote it (its digest holds) rebuilds its objects only when they are used; one
             # edited or damaged since, or written before keys were kept, is rebuilt (and so checked) at once.
-            if keys is not None and data.get("digest") == _digest(_encode(described)):
+            if keys is not None and data.get("digest") == _digest(_encode(described) if encoded is None else encoded):
                 created, stored = None, (described, keys)
             elif keys is not None:
                 created, stored = _rebuild(described, keys), None
@@ -294,6 +311,34 @@ class Record:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise NetwrapError(f"the record is damaged: {exc!r}") from None
+
+
+_CREATED = ',"created":['
+
+
+def _split(text: str) -> tuple[dict[str, Any], str, list[tuple[Any, str]]] | None:
+    """``text`` as :meth:`Record.to_text` writes it: the other fields, the ``created`` list's text, and each of
+    its items with its own text; None for a text in another form."""
+    at = text.rfind(_CREATED)
+    if at < 0 or not text.endswith("]}"):
+        return None
+    created = text[at + len(_CREATED) - 1 : -1]
+    items: list[tuple[Any, str]] = []
+    position = 1
+    try:
+        head = json.loads(text[:at] + "}")
+        while created[position] != "]":
+            item, end = _DECODER.raw_decode(created, position)
+            items.append((item, created[position:end]))
+            position = end + (created[end] == ",")
+    except (ValueError, IndexError):
+        return None
+    if position != len(created) - 1 or not isinstance(head, dict):
+        return None
+    return head, created, items
+
+
+_DECODER = json.JSONDecoder()
 
 
 def _encode(data: object) -> str:
@@ -443,7 +488,7 @@ class StateFile:
         if cached is not None and cached[0] == stamp:
             return cached[1].copy()
         try:
-            record = Record.from_json(json.loads(text))
+            record = Record.from_text(text)
             _LOADED[self.path] = (stamp, record.copy())
             return record
         except json.JSONDecodeError as exc:
