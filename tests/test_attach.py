@@ -9,8 +9,9 @@ import attrs
 import pytest
 from pytest_subprocess import FakeProcess
 
-from netwrap import AttachedNamespace, HostState, Namespace, StateFile, SubprocessRunner
+from netwrap import AttachedNamespace, HostState, MemoryStore, Namespace, StateFile, SubprocessRunner, teardown
 from netwrap.cli import main as cli_main
+from netwrap.engine.state import Record
 from netwrap.errors import NetwrapError, TopologyError, ValidationError
 from netwrap.host import parse
 from netwrap.host.observe import observe
@@ -18,6 +19,7 @@ from netwrap.kinds import LinkUp
 from netwrap.topology import attached, compose
 from netwrap.topology import files as topofile
 from netwrap.topology.model import Attachment, Container, Port
+from tests.test_tutorial import seen
 
 # captured: stat -L --printf '%d:%i %n\n' -- /run/netns/c1 /proc/4242/ns/net /nope (exit 1: /nope is on stderr)
 STAT = "4:4026532248 /run/netns/c1\n4:4026532248 /proc/4242/ns/net\n"
@@ -89,10 +91,6 @@ def test_observe_reads_both_identities_in_one_stat(fp: FakeProcess, runner: Subp
 
 def test_removing_it_reads_the_listing_alone(fp: FakeProcess, runner: SubprocessRunner) -> None:
     """No stat: the name goes whatever it leads to, so a removal (a CNI DEL's) waits for no identity read."""
-    from netwrap import MemoryStore, teardown  # noqa: PLC0415
-    from netwrap.engine.state import Record  # noqa: PLC0415
-    from tests.test_tutorial import seen  # noqa: PLC0415
-
     gone = AttachedNamespace("c1", "/proc/4242/ns/net")
     store = MemoryStore()
     store.save(Record(created=[gone], complete=True, uses=[gone.key]))

@@ -13,12 +13,13 @@ from netwrap.engine import serial
 from netwrap.engine.batch import Step, batches
 from netwrap.engine.build import _removal
 from netwrap.engine.plan import assess, plan
-from netwrap.engine.state import Record
+from netwrap.engine.state import MemoryStore, Record
 from netwrap.host import parse
 from netwrap.host.observe import HostState
 from netwrap.kinds import NatRule
 from netwrap.topology import compose
 from netwrap.topology import files as topofile
+from netwrap.topology.apply import desired
 from tests.conftest import fixture_text
 from tests.test_chain_edits import apply_lines
 
@@ -232,9 +233,6 @@ def test_a_container_that_comes_or_goes_changes_the_nat_table_alone() -> None:
     base = '[networks.n]\nsubnet = "10.7.0.0/24"\nsubnet6 = "fd00:7::/64"\n[containers.a]\nnetworks = ["n"]\n'
 
     def chains(text: str) -> dict[tuple[str, str], OwnedChain]:
-        from netwrap.engine.state import MemoryStore  # noqa: PLC0415
-        from netwrap.topology.apply import desired  # noqa: PLC0415
-
         objects, _ = desired(topofile.loads('name = "t"\n' + text, "t.toml"), MemoryStore())
         return {(o.where, o.name): o for o in objects if isinstance(o, OwnedChain)}
 

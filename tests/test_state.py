@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import time
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
 from netwrap import NetwrapError, OwnedChain, Rule, StateFile, Sysctl, ValidationError, tutorial
-from netwrap.engine import serial
+from netwrap.engine import serial, state
 from netwrap.engine.check import observe_for
 from netwrap.engine.clean import clean, survey
 from netwrap.engine.state import Record, Writer, _process_start
@@ -212,8 +213,6 @@ def test_a_record_read_is_written_again_without_encoding_its_objects(
 ) -> None:
     """A CNI call reads a record of hundreds of objects and writes it back with one more container: only what it
     adds is encoded, the rest is written as it was read."""
-    from netwrap.engine import state  # noqa: PLC0415
-
     store = StateFile(tmp_path / "t.json")
     objects = tutorial.objects()
     record = Record(action="up")
@@ -312,8 +311,6 @@ def test_a_record_text_read_item_by_item_reads_as_the_whole_text_does(at: int, c
 
 def test_an_object_is_described_once_while_it_lives() -> None:
     """A build compares every wanted object's description with the record's, then writes it: once each."""
-    import gc  # noqa: PLC0415
-
     chain = OwnedChain("NETWRAP-x", "nat", tuple(Rule("NETWRAP-x", "ACCEPT", dport=p, protocol="tcp", table="nat")
                                                   for p in range(8000, 8010)))  # fmt: skip
     first = serial.to_dict(chain)

@@ -257,18 +257,20 @@ class Record:
         A text in any other form (laid out by hand, say), or whose digest does not hold, is read as
         :meth:`from_json` reads it."""
         split = _split(text)
-        if split is None or split[0].get("digest") != _digest(split[1]):
+        if split is None:
             return cls.from_json(json.loads(text))
         head, created, texts = split
-        record = cls.from_json({**head, "created": [item for item, _ in texts]}, encoded=created)
+        if head.get("digest") != _digest(created):
+            return cls.from_json(json.loads(text))
+        record = cls.from_json({**head, "created": [item for item, _ in texts]}, digest_holds=True)
         if record._stored is not None:
             record._texts.update((id(item), (item, raw)) for item, raw in texts)
         return record
 
     @classmethod
-    def from_json(cls, data: object, *, encoded: str | None = None) -> Record:
-        """The record :meth:`to_json` described. ``encoded``: its ``created`` list as the file holds it, whose
-        digest is then checked without encoding the list again."""
+    def from_json(cls, data: object, *, digest_holds: bool = False) -> Record:
+        """The record :meth:`to_json` described. ``digest_holds``: its digest was checked already, on the text
+        its ``created`` list was read from (see :meth:`from_text`)."""
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise NetwrapError(f"the record has an unknown form (expected version {VERSION}): {data!r:.80}")
         try:
@@ -293,7 +295,7 @@ class Record:
             action = str(data.get("action", ""))
             # A record as netwrap wrote it (its digest holds) rebuilds its objects only when they are used; one
             # edited or damaged since, or written before keys were kept, is rebuilt (and so checked) at once.
-            if keys is not None and data.get("digest") == _digest(_encode(described) if encoded is None else encoded):
+            if keys is not None and (digest_holds or data.get("digest") == _digest(_encode(described))):
                 created, stored = None, (described, keys)
             elif keys is not None:
                 created, stored = _rebuild(described, keys), None
