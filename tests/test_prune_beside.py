@@ -12,6 +12,7 @@ import pytest
 
 from netwrap import Namespace, OwnedChain, Rule
 from netwrap.command import Command
+from netwrap.engine import check
 from netwrap.engine.build import build
 from netwrap.engine.check import apart, reach
 from netwrap.engine.state import MemoryStore, Record
@@ -105,3 +106,23 @@ def test_reach_sees_devices_namespaces_tables_and_claims() -> None:
     assert reach(WANTED) >= {("table", "nat"), ("claim", "chain")}
     assert kinds([STALE, WANTED]) == {"namespaces", "claim", "table", "place"}
     assert apart([STALE], [WANTED])
+
+
+def test_what_the_record_check_reads_for_is_worked_out_once_and_before_the_removal_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The build decides whether the removal may run beside it by the same objects its check then reads for:
+    worked out once (every wanted object described and compared with the record), before the removal's thread
+    changes the record."""
+    calls: list[int] = []
+    real = check._unsettled
+
+    def counting(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int]]:
+        calls.append(len(record.keys()))  # the record as it stands when asked
+        return real(objects, record)
+
+    monkeypatch.setattr(check, "_unsettled", counting)
+    store, runner = _record(MADE, STALE), Watching()
+    build([WANTED, FRESH], runner, store, prune=True, mode="batch", check="record")
+    assert calls == [2]  # once, with the stale namespace still recorded
+    assert runner.overlapped == {"ip": True, "iptables-restore": True}

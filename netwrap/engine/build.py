@@ -27,7 +27,7 @@ import attrs
 from netwrap.command import Command
 from netwrap.engine import claims, registry
 from netwrap.engine.batch import Mode, Step, StepFailure, execute
-from netwrap.engine.check import Check, Checked, apart, examined, for_removal, observe_for
+from netwrap.engine.check import Check, Checked, Scope, apart, for_removal, observe_for, scope_of
 from netwrap.engine.plan import Plan, PlanItem, plan
 from netwrap.engine.state import Record, StateFile, Store, Writer
 from netwrap.errors import CommandError, ConflictError, StepError
@@ -110,11 +110,12 @@ def build(
     # Removing what is no longer wanted runs beside the rest of the build when neither touches what the other
     # reads or changes (a CNI DEL: the container's devices go while the chains lose its rules); else first.
     beside = bool(stale) and mode == "batch" and getattr(runner, "concurrent", True)
-    beside = beside and apart(stale, examined(objects, record, check))
+    scope = scope_of(objects, record, check)  # worked out once: the check below reads for the same objects
+    beside = beside and apart(stale, scope.looked)
     guard = threading.Lock()  # the record is changed and saved by one side at a time
     with _pruning(stale, record, runner=runner, store=store, mode=mode, guard=guard, beside=beside) as pruned:
         return _build(
-            objects, runner, store, record=record, pruned=pruned, guard=guard,
+            objects, runner, store, record=record, scope=scope, pruned=pruned, guard=guard,
             action=action, finish=finish, allocations=allocations, progress=progress, mode=mode, check=check,
             on_checked=on_checked,
         )  # fmt: skip
@@ -172,6 +173,7 @@ def _build(
     store: Store,
     *,
     record: Record | None,
+    scope: Scope,
     pruned: _Pruned,
     guard: threading.Lock,
     action: str,
@@ -183,7 +185,7 @@ def _build(
     on_checked: Callable[[Checked], None] | None,
 ) -> Outcome:
     """The build after (or beside) the pruning: observe, plan, claim and create."""
-    checked = observe_for(runner, objects, record, check)
+    checked = observe_for(runner, objects, record, check, scope)
     if on_checked is not None:
         on_checked(checked)
     state = checked.state

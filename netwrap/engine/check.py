@@ -70,16 +70,23 @@ class Checked:
     host_reads: Reads | None = None  # set when nothing inside a namespace was read
 
 
-def observe_for(runner: Runner, objects: Sequence[NetObject], record: Record | None, check: Check = "all") -> Checked:
+def observe_for(
+    runner: Runner,
+    objects: Sequence[NetObject],
+    record: Record | None,
+    check: Check = "all",
+    scope: Scope | None = None,
+) -> Checked:
     """Observe the host for a plan of ``objects``, trusting what ``check`` allows.
 
     With ``check="all"`` (or no complete record to trust) this is :func:`observe`
-    and nothing is trusted.
+    and nothing is trusted. ``scope``: what :func:`scope_of` said of these objects and this record, when the
+    caller asked already (it is not worked out twice).
     """
     if check == "all" or record is None or not record.complete:
         return Checked(observe(runner, objects))
     if check == "record":
-        return _by_record(runner, objects, record)
+        return _by_record(runner, objects, scope or scope_of(objects, record, check))
     where = [(obj, inside(obj)) for obj in objects]
     places = {netns for _, netns in where if netns is not None}
     reads = reads_for(objects, skip=places)
@@ -102,14 +109,13 @@ def observe_for(runner: Runner, objects: Sequence[NetObject], record: Record | N
     return Checked(state, keys, None if reread or not reads.host_only else reads)
 
 
-def _by_record(runner: Runner, objects: Sequence[NetObject], record: Record) -> Checked:
-    """Read for what is new or changed since ``record`` (and what relies on a device it relies on); trust the
+def _by_record(runner: Runner, objects: Sequence[NetObject], scope: Scope) -> Checked:
+    """Read for what is new or changed since the record (and what relies on a device it relies on); trust the
     rest. An object written whole that only lost items since (a chain losing a container's rules) is not read
     either: it is rewritten as wanted, and a read would save nothing (the kernel waits for a transaction that
     deletes rules, whether it deletes one or flushes them all)."""
-    looked, unread = _unsettled(objects, record)
-    state = observe(runner, [obj for obj in looked if id(obj) not in unread])
-    examined = {id(obj) for obj in looked}
+    state = observe(runner, [obj for obj in scope.looked if id(obj) not in scope.unread])
+    examined = {id(obj) for obj in scope.looked}
     return Checked(state, frozenset(obj.key for obj in objects if id(obj) not in examined))
 
 
@@ -149,12 +155,22 @@ def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetOb
     return [obj for obj in objects if id(obj) in examined], unread
 
 
-def examined(objects: Sequence[NetObject], record: Record | None, check: Check) -> list[NetObject]:
+@attrs.frozen
+class Scope:
+    """What a build reads for: ``looked``, the objects it examines (all of them, but with a record check);
+    ``unread``, the ids of those it examines without a read (written whole and only shrunk)."""
+
+    looked: list[NetObject]
+    unread: frozenset[int] = frozenset()
+
+
+def scope_of(objects: Sequence[NetObject], record: Record | None, check: Check) -> Scope:
     """The objects :func:`observe_for` would read for, and that a build may then change: with a record check,
     what is not trusted; otherwise all of them."""
     if check == "record" and record is not None and record.complete:
-        return _unsettled(objects, record)[0]
-    return list(objects)
+        looked, unread = _unsettled(objects, record)
+        return Scope(looked, frozenset(unread))
+    return Scope(list(objects))
 
 
 def reach(obj: NetObject) -> frozenset[tuple[str, ...]]:

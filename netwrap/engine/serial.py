@@ -27,6 +27,8 @@ _IP_TYPES = (
 def _plain(value: object) -> object:
     """A field's value as JSON holds it (a tuple as a list), so that a description equals its own round trip
     through a record file: the record check compares the two to tell what changed."""
+    if value is None or type(value) in _AS_IS:
+        return value
     if isinstance(value, _IP_TYPES):
         return str(value)
     if isinstance(value, tuple):
@@ -34,6 +36,9 @@ def _plain(value: object) -> object:
             return [to_dict(item) for item in value]  # objects within an object (a chain's rules), each in full
         return [_plain(item) for item in value]
     return value
+
+
+_AS_IS = frozenset({str, int, bool, float})  # held by JSON as they are
 
 
 def to_dict(obj: NetObject) -> dict[str, object]:
@@ -46,11 +51,18 @@ def to_dict(obj: NetObject) -> dict[str, object]:
     known = _DESCRIBED.get(key)
     if known is not None and known[0]() is obj:
         return known[1]
-    data: dict[str, object] = {"type": type(obj).__name__}
-    for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(obj))):
-        data[field.name] = _plain(getattr(obj, field.name))
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in attrs.fields(cast("type[attrs.AttrsInstance]", cls)))
+    data: dict[str, object] = {"type": cls.__name__}
+    for name in names:
+        data[name] = _plain(getattr(obj, name))
     _DESCRIBED[key] = (weakref.ref(obj, functools.partial(_forget, key)), data)
     return data
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}  # each kind's field names, in order
 
 
 def _forget(key: int, _: object) -> None:
