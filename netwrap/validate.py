@@ -233,12 +233,12 @@ def mtu(field: str, value: object) -> int:
     return value
 
 
-_MAC = re.compile(r"^[0-9a-f][02468ace](?::[0-9a-f]{2}){5}$")
+_MAC = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")  # whole: fullmatch
 
 
 def mac_address(field: str, value: object) -> str:
     """A unicast MAC address, lower case: ``02:6e:0a:59:00:02``."""
-    if not isinstance(value, str) or not _MAC.match(value):
+    if not isinstance(value, str) or not _MAC.fullmatch(value):
         raise ValidationError(field, value, "must be a unicast MAC address such as 02:6e:0a:59:00:02 (lower case)")
     return value
 

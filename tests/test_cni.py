@@ -61,7 +61,23 @@ def test_version_is_answered_whatever_the_config() -> None:
         (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 80}]}},
          spec.INVALID_CONFIG, "portMappings[0].hostPort"),
         (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "sctp"}]}},
-         spec.INVALID_CONFIG, "protocol"),
+         spec.UNSUPPORTED_FIELD, 'protocol: "sctp"'),
+        # matched whole: a value that ends in a newline is refused as what it names, not later as something else
+        ({**ENV, "CNI_CONTAINERID": "c1\n"}, CONF, spec.INVALID_ENVIRONMENT, "CNI_CONTAINERID"),
+        ({**ENV, "CNI_IFNAME": "eth0\n"}, CONF, spec.INVALID_ENVIRONMENT, "CNI_IFNAME"),
+        (ENV, {**CONF, "name": "t1\n"}, spec.INVALID_CONFIG, "name"),
+        # the reference chain's switches netwrap cannot turn: refused with the key and the value, never dropped
+        (ENV, {**CONF, "isGateway": False}, spec.UNSUPPORTED_FIELD, "isGateway: false"),
+        (ENV, {**CONF, "hairpinMode": False}, spec.UNSUPPORTED_FIELD, "hairpinMode: false"),
+        (ENV, {**CONF, "isDefaultGateway": "yes"}, spec.INVALID_CONFIG, "isDefaultGateway"),
+        (ENV, {**CONF, "ipam": {"type": "dhcp"}}, spec.UNSUPPORTED_FIELD, 'ipam.type: "dhcp"'),
+        (ENV, {**CONF, "ipam": {"routes": [{"dst": "10.200.0.0/16"}]}}, spec.UNSUPPORTED_FIELD,
+         'ipam.routes[0]: {"dst": "10.200.0.0/16"}'),
+        (ENV, {**CONF, "ipam": {"routes": [{"dst": "0.0.0.0/0", "gw": "10.89.0.9"}]}}, spec.UNSUPPORTED_FIELD,
+         "ipam.routes[0]"),
+        (ENV, {**CONF, "ipam": {"routes": [{"dst": "nowhere"}]}}, spec.INVALID_CONFIG, "ipam.routes[0].dst"),
+        ({**ENV, "CNI_COMMAND": "GC"}, {**CONF, "cni.dev/valid-attachments": [{"containerID": "c1"}]},
+         spec.INVALID_CONFIG, "cni.dev/valid-attachments[0].ifname"),
         (ENV, {**CONF, "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "hostIP": "fe80::1"}]}},
          spec.INVALID_CONFIG, "hostIP"),
         (ENV, {**CONF, "subnet6": "fe80::/64"}, spec.INVALID_CONFIG, "subnet6"),
@@ -233,9 +249,9 @@ def test_leases_a_changed_configuration_cannot_build_are_set_aside_not_fatal() -
 @pytest.mark.parametrize(
     ("ipam", "word"),
     [
-        ({"subnet": "10.8.0.0/24", "rangeStart": "10.8.0.100"}, "ipam.rangeStart"),
+        ({"subnet": "10.8.0.0/24", "rangeStart": "10.8.0.100"}, 'ipam.rangeStart: "10.8.0.100"'),
         ({"ranges": [[{"subnet": "10.8.0.0/24", "exclude": ["10.8.0.5/32"]}]]}, "exclude"),
-        ({"ranges": [[{"subnet": "10.8.0.0/24"}], [{"subnet": "10.9.0.0/24"}]]}, "one range"),
+        ({"ranges": [[{"subnet": "10.8.0.0/24"}], [{"subnet": "10.9.0.0/24"}]]}, '"10.9.0.0/24"'),
     ],
 )
 def test_host_local_narrowing_is_refused_not_dropped(ipam: dict[str, Any], word: str) -> None:
@@ -327,3 +343,79 @@ def test_leases_of_a_dual_stack_network_take_and_keep_an_address_of_each_family(
         assert leases.leases == given  # read back as written
         again = leases.take(container_id="b", ifname="eth0", netns="/b", ports=(), **both)
         assert again.address6 == given[1].address6 and again.address == given[1].address
+
+
+def test_the_default_route_follows_is_default_gateway_and_ipam_routes_else_eth0_alone() -> None:
+    def default(extra: dict[str, Any], ifname: str) -> bool:
+        return plugin.gets_default_route(spec.netconf({**CONF, **extra}, "ADD"), ifname)
+
+    assert (default({}, "eth0"), default({}, "net1")) == (True, False)
+    assert (default({"isDefaultGateway": True}, "net1"), default({"isDefaultGateway": False}, "eth0")) == (True, False)
+    routes = {"ipam": {"routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}  # as podman's configurations have them
+    assert default(routes, "net1")
+    assert default({"ipam": {"routes": [{"dst": "0.0.0.0/0", "gw": "10.89.0.1"}]}}, "net1")  # through the gateway
+    assert default({"ipam": {"routes": []}, "isDefaultGateway": False}, "eth0") is False
+
+
+def test_gc_takes_the_key_the_specification_of_1_1_0_names_too() -> None:
+    """libcni sends cni.dev/valid-attachments and cni.dev/attachments (the name SPEC.md of 1.1.0 gave it)."""
+    listed = [{"containerID": "c1", "ifname": "eth0"}]
+    for key in ("cni.dev/valid-attachments", "cni.dev/attachments"):
+        assert spec.netconf({**CONF, key: listed}, "GC").valid_attachments == (("c1", "eth0"),)
+    both = {**CONF, "cni.dev/valid-attachments": listed, "cni.dev/attachments": []}
+    assert spec.netconf(both, "GC").valid_attachments == (("c1", "eth0"),)  # libcni's own key first
+    assert spec.netconf(CONF, "GC").valid_attachments is None  # nothing said: nothing collected
+
+
+def test_ipam_data_dir_and_resolv_conf_as_host_local_reads_them(tmp_path: Path) -> None:
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("# comment\nnameserver 192.0.2.53\nnameserver 192.0.2.54 ; x\nsearch a.example b.example\n"
+                      "options ndots:2 edns0\ndomain\n")  # fmt: skip
+    read = spec.netconf({**CONF, "ipam": {"dataDir": str(tmp_path / "d"), "resolvConf": str(resolv)}}, "ADD")
+    assert read.data_dir == str(tmp_path / "d")
+    assert spec.netconf({**CONF, "dataDir": "/x", "ipam": {"dataDir": "/y"}}, "ADD").data_dir == "/x"
+    assert plugin.resolv_conf(read.resolv_conf) == {
+        "nameservers": ["192.0.2.53", "192.0.2.54"], "search": ["a.example", "b.example"],
+        "options": ["ndots:2", "edns0"],
+    }  # fmt: skip
+    with pytest.raises(CniError) as caught:
+        plugin.resolv_conf(str(tmp_path / "missing"))
+    assert caught.value.code == spec.IO_FAILURE
+
+
+def test_a_lease_lock_held_too_long_is_try_again_later(tmp_path: Path) -> None:
+    with Leases(tmp_path, "t1"), pytest.raises(CniError) as caught, Leases(tmp_path, "t1", timeout=0.2):
+        pass
+    assert caught.value.code == spec.TRY_AGAIN_LATER
+
+
+def test_only_a_network_namespace_of_another_than_the_plugin_is_added_to(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert "not a namespace file" in (plugin.netns_problem(str(tmp_path / "file")) or "")
+    assert "another kind" in (plugin.netns_problem("/proc/self/ns/mnt") or "")
+    assert "runs in" in (plugin.netns_problem("/proc/self/ns/net") or "")
+    assert "cannot be opened" in (plugin.netns_problem(str(tmp_path / "gone")) or "")
+    conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state")}
+    code, out = call({**ENV, "CNI_NETNS": "/proc/self/ns/net"}, conf)
+    assert (code, out and out["code"]) == (1, spec.INVALID_ENVIRONMENT)
+    assert read_leases(tmp_path / "data", "t1") == []  # nothing leased
+
+
+def test_a_del_goes_by_the_container_whatever_cni_netns_says(tmp_path: Path) -> None:
+    conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state")}
+    assert call({**ENV, "CNI_COMMAND": "DEL", "CNI_NETNS": "/run/netns/a b"}, conf) == (0, None)  # nothing leased
+
+
+def test_status_answers_while_an_add_holds_the_lease_lock(tmp_path: Path) -> None:
+    """STATUS reads whether the data directory can be used without the lock: it never waits on an ADD."""
+    conf = {**CONF, "cniVersion": "1.1.0", "dataDir": str(tmp_path / "data")}
+    with Leases(tmp_path / "data", "t1"):  # another description of the lock: a STATUS that took it would fail
+        assert call({"CNI_COMMAND": "STATUS"}, conf) == (0, None)
+    (tmp_path / "data" / "t1" / "leases.json").write_text("{broken")
+    code, out = call({"CNI_COMMAND": "STATUS"}, conf)
+    assert (code, out and out["code"]) == (1, spec.NOT_AVAILABLE)
+
+
+def test_version_with_a_cni_version_that_is_no_string_answers_with_one() -> None:
+    code, out = call({"CNI_COMMAND": "VERSION"}, {"cniVersion": 5})
+    assert (code, out and out["cniVersion"]) == (0, spec.SUPPORTED[-1])

@@ -8,7 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netwrap import Address, Bridge, Namespace, NatRule, Route, Sysctl, ValidationError, VethPair
+from netwrap import (
+    Address,
+    AttachedNamespace,
+    Bridge,
+    Namespace,
+    NatRule,
+    OwnedChain,
+    Route,
+    Sysctl,
+    ValidationError,
+    VethPair,
+)
 from netwrap import validate as v
 
 
@@ -161,3 +172,14 @@ def test_a_name_judged_before_still_names_the_field_it_is_in() -> None:
         with pytest.raises(ValidationError) as caught:
             v.namespace_name(field, "all")
         assert caught.value.field == field
+
+
+def test_a_value_that_ends_in_a_newline_is_refused_where_a_pattern_judges_it() -> None:
+    """Patterns are matched whole: with ``$``, one final newline would pass, and a newline in an ``ip -batch`` or
+    ``iptables-restore`` line starts another command."""
+    with pytest.raises(ValidationError, match="MAC"):
+        v.mac_address("mac", "02:6e:0a:59:00:02\n")
+    with pytest.raises(ValidationError, match="chain name"):
+        OwnedChain("NETWRAP-x\n", "nat")
+    assert AttachedNamespace("a1", "/proc/42/ns/net").pid == 42
+    assert AttachedNamespace("a1", "/proc/42/ns/net/x").pid is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -21,10 +22,10 @@ from typing import Any, cast
 
 import attrs
 
-from netwrap.cni.spec import DECODE_FAILURE, FAILED, IO_FAILURE, CniError, PortMapping
+from netwrap.cni.spec import DECODE_FAILURE, FAILED, IO_FAILURE, TRY_AGAIN_LATER, CniError, PortMapping
 from netwrap.engine.lock import StateLock
 from netwrap.engine.state import check_private, read_private, replace_file
-from netwrap.errors import NetwrapError
+from netwrap.errors import LockTimeoutError, NetwrapError
 from netwrap.topology.compose import IPAddress, host_of, lowest_free
 
 FORMAT = 1
@@ -80,6 +81,8 @@ class Leases:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             check_private(self.folder, "CNI data directory")
             self._lock.__enter__()
+        except LockTimeoutError as exc:
+            raise CniError(TRY_AGAIN_LATER, str(exc)) from None  # passing: the runtime may call again
         except NetwrapError as exc:
             raise CniError(IO_FAILURE, str(exc)) from None
         except OSError as exc:
@@ -190,6 +193,22 @@ class Leases:
         dropped = [x for x in self.leases if x.attachment not in keep]
         self.leases = [x for x in self.leases if x.attachment in keep]
         return dropped
+
+
+def usable(data_dir: str | Path, network: str) -> None:
+    """The network's data directory can be used (made, private, writable) and its leases read, checked without
+    the lock; a :class:`CniError` that says why not."""
+    folder = Path(data_dir) / network
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_private(folder, "CNI data directory")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CniError(IO_FAILURE, f"{folder} cannot be written")
+    except NetwrapError as exc:
+        raise CniError(IO_FAILURE, exc.msg if isinstance(exc, CniError) else str(exc)) from None
+    except OSError as exc:
+        raise CniError(IO_FAILURE, f"cannot use {folder}: {exc.strerror or exc}") from None
+    Leases(data_dir, network).read()
 
 
 def read_leases(data_dir: str | Path, network: str) -> list[Lease]:

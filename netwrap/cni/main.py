@@ -29,7 +29,7 @@ def run(environ: Mapping[str, str], stdin: str) -> tuple[int, dict[str, Any] | N
         data = spec.decode(stdin) if stdin.strip() or env.command != "VERSION" else {}
         if env.command == "VERSION":
             requested = data.get("cniVersion", spec.SUPPORTED[-1])
-            return 0, spec.version_result(requested if isinstance(requested, str) else "")
+            return 0, spec.version_result(requested if isinstance(requested, str) else spec.SUPPORTED[-1])
         spec.version_of(data)
         conf = spec.netconf(data, env.command)
         from netwrap.cni import plugin  # noqa: PLC0415  (VERSION and refusals need none of the engine)

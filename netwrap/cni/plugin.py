@@ -15,17 +15,21 @@ network's bridge, rules and chains with it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import functools
 import hashlib
 import ipaddress
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from netwrap.cni import spec
-from netwrap.cni.ipam import Lease, Leases, read_leases
+from netwrap.cni.ipam import Lease, Leases, read_leases, usable
 from netwrap.cni.spec import CniError, Env, NetConf
 from netwrap.command import Command
 from netwrap.engine import registry
@@ -37,12 +41,13 @@ from netwrap.errors import LockTimeoutError, NetwrapError
 from netwrap.host import prefetch
 from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
+from netwrap.kinds import NetObject, VethPair
 from netwrap.topology import apply as apply_
 from netwrap.topology import files as topofile
 from netwrap.topology.compose import bridge_mac, host_end_mac, mac_for
 from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
 
-TOOLS = ("ip", "iptables", "iptables-save", "iptables-restore", "sysctl", "stat", "mount")
+TOOLS = ("ip", "iptables", "iptables-save", "iptables-restore", "sysctl", "stat", "mount", "touch", "nsenter")
 
 
 def topology_name(conf: NetConf) -> str:
@@ -77,7 +82,7 @@ def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
             ports=_ports(lease),
             loopback=False,
             source=lease.netns,
-            default_route=lease.ifname == "eth0",  # a second network's interface (eth1, ...): its subnet only
+            default_route=gets_default_route(conf, lease.ifname),
         )
         for lease in leases
     )
@@ -86,6 +91,12 @@ def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
         return topo.check(f"CNI network {conf.name!r}")
     except NetwrapError as exc:
         raise CniError(spec.INVALID_CONFIG, str(exc)) from None
+
+
+def gets_default_route(conf: NetConf, ifname: str) -> bool:
+    """As ``isDefaultGateway`` or a default route in ``ipam.routes`` say; else eth0 only (a second network's
+    interface, eth1 and on, reaches its own subnet only)."""
+    return conf.default_route if conf.default_route is not None else ifname == "eth0"
 
 
 def _ports(lease: Lease) -> tuple[Port, ...]:
@@ -131,6 +142,34 @@ def identity(path: str) -> str:
     except OSError:
         return ""
     return f"{boot} {info.st_dev}:{info.st_ino}"
+
+
+NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace a file leads to (Linux 4.11 and later)
+CLONE_NEWNET = 0x40000000  # ... when it is a network namespace (os.CLONE_NEWNET from Python 3.12)
+
+
+def netns_problem(path: str) -> str | None:
+    """Why ``path`` is no container's network namespace, or None: a file that leads to no namespace, or to
+    another kind, or to the namespace this process runs in (the host's, whose devices an ADD would change)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"cannot be opened: {exc.strerror or exc}"
+    try:
+        try:
+            kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        except OSError as exc:
+            if exc.errno == errno.ENOTTY:
+                return "is not a namespace file"
+            kind = CLONE_NEWNET  # a kernel that cannot tell: the checks below still hold
+        if kind != CLONE_NEWNET:
+            return "is a namespace of another kind, not a network namespace"
+        here, there = os.stat("/proc/self/ns/net"), os.fstat(fd)
+        if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+            return "is the network namespace the plugin runs in (the host's), not a container's"
+    finally:
+        os.close(fd)
+    return None
 
 
 @functools.cache
@@ -221,8 +260,17 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
         before = list(leases.leases)
         again = leases.find(env.container_id, env.ifname) is not None
         found = identity(env.netns)
-        if not found:
-            raise CniError(spec.INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns} is not there")
+        problem = "is not there" if not found else netns_problem(env.netns)
+        if problem is not None:
+            raise CniError(spec.INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns} {problem}")
+        if again and _interface_there(env, runner):
+            # "If an interface of the requested name already exists in the container, the CNI plugin MUST
+            # return with an error" (an ADD repeated without a DEL): nothing is changed, the lease stays
+            raise CniError(
+                spec.FAILED,
+                f"{env.ifname} exists in {env.netns} already: {env.container_id}/"
+                f"{env.ifname} was added before (CHECK tells whether it is whole; DEL it to add it anew)",
+            )
         lease = leases.take(
             container_id=env.container_id, ifname=env.ifname, netns=env.netns, ports=conf.port_mappings,
             subnet=conf.subnet, gateway=conf.gateway, identity=found, subnet6=conf.subnet6, gateway6=conf.gateway6,
@@ -309,10 +357,46 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
             if lease not in built:
                 raise CniError(spec.NOT_AS_WANTED, f"{env.netns} is not the namespace the attachment was added in, "
                                "or the configuration no longer allows its address or ports")  # fmt: skip
-            found = apply_.plan_topology(topology(conf, built), runner, store, check="all")
-    wrong = [*found.conflicts, *(f"{i.obj.key}: {i.assessment.reason}" for i in found.plan.changes)]
+            conflicts, found = apply_.judge(topology(conf, built), runner, store, "all", _as_told(env, conf))
+    wrong = [*conflicts, *(f"{i.obj.key}: {i.assessment.reason}" for i in found.changes)]
     if wrong:
         raise CniError(spec.NOT_AS_WANTED, wrong[0], "\n".join(wrong))
+
+
+def _as_told(env: Env, conf: NetConf) -> Callable[[Sequence[NetObject]], Sequence[NetObject]]:
+    """The wanted objects as CHECK judges them: the container's interface with the MAC ``prevResult`` gives it,
+    where a later plugin of the chain set another (the specification's own example: ``tuning`` setting a MAC)."""
+    told = ""
+    for number, item in enumerate((conf.prev_result or {}).get("interfaces") or []):
+        if isinstance(item, dict) and item.get("name") == env.ifname and item.get("sandbox") == env.netns:
+            mac = item.get("mac")
+            if not isinstance(mac, str):
+                raise CniError(spec.INVALID_CONFIG, f"prevResult.interfaces[{number}].mac: {mac!r} is not a MAC")
+            told = mac.lower()
+    name = container_name(env.container_id, env.ifname)
+
+    def adjust(objects: Sequence[NetObject]) -> Sequence[NetObject]:
+        if not told:
+            return objects
+        try:
+            return [
+                attrs.evolve(obj, peer_mac=told)
+                if isinstance(obj, VethPair) and (obj.peer_netns, obj.peer) == (name, env.ifname)
+                else obj
+                for obj in objects
+            ]
+        except NetwrapError as exc:
+            raise CniError(spec.INVALID_CONFIG, f"prevResult: the MAC of {env.ifname}: {exc}") from None
+
+    return adjust
+
+
+def _interface_there(env: Env, runner: Runner) -> bool:
+    """Whether the container's namespace has an interface named ``CNI_IFNAME`` (one read, entering it by its
+    file: the name netwrap gives it may not be there)."""
+    args = (f"--net={env.netns}", "--", "ip", "-o", "link", "show", "dev", env.ifname)
+    found = runner.run(Command("nsenter", args, mutates=False, ok_codes=frozenset(range(256))))
+    return found.returncode == 0 and bool(found.stdout.strip())
 
 
 def status(conf: NetConf) -> None:
@@ -321,8 +405,7 @@ def status(conf: NetConf) -> None:
     if missing:
         raise CniError(spec.NOT_AVAILABLE, f"missing tools: {', '.join(missing)}")
     try:
-        with Leases(conf.data_dir, conf.name):
-            pass
+        usable(conf.data_dir, conf.name)  # without the lock: STATUS never waits on an ADD
     except CniError as exc:
         raise CniError(spec.NOT_AVAILABLE, exc.msg) from None
 
@@ -349,12 +432,37 @@ def result(env: Env, conf: NetConf, topo: Topology, lease: Lease) -> dict[str, A
         ips.append({"address": f"{lease.address6}/{conf.subnet6.prefixlen}", "gateway": str(conf.gateway6),
                     "interface": first + 2})  # fmt: skip
     routes = [x for x in previous.get("routes", []) if isinstance(x, dict)]
-    if env.ifname == "eth0":
+    if gets_default_route(conf, env.ifname):
         routes.append({"dst": "0.0.0.0/0", "gw": str(conf.gateway)})
         if lease.address6 is not None and conf.gateway6 is not None:
             routes.append({"dst": "::/0", "gw": str(conf.gateway6)})
-    dns = dict(conf.dns) or dict(previous.get("dns") or {})
+    dns = dict(conf.dns) or dict(previous.get("dns") or {}) or resolv_conf(conf.resolv_conf)
     return {"cniVersion": conf.version, "interfaces": interfaces, "ips": ips, "routes": routes, "dns": dns}
+
+
+def resolv_conf(path: str) -> dict[str, Any]:
+    """A ``resolv.conf``'s settings as a result's ``dns`` (host-local's ``resolvConf``); none without a path.
+    A file that cannot be read is an error: the runtime would start the container without its name servers."""
+    if not path:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CniError(spec.IO_FAILURE, f"ipam.resolvConf: cannot read {path}: {exc.strerror or exc}") from None
+    dns: dict[str, Any] = {}
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(words) < 2:
+            continue
+        if words[0] == "nameserver":
+            dns.setdefault("nameservers", []).append(words[1])
+        elif words[0] == "domain":
+            dns["domain"] = words[1]
+        elif words[0] == "search":
+            dns["search"] = words[1:]
+        elif words[0] == "options":
+            dns.setdefault("options", []).extend(words[1:])
+    return dns
 
 
 def warm() -> None:

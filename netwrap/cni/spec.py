@@ -35,9 +35,10 @@ NOT_READY = 51
 NOT_AS_WANTED = 100  # CHECK: an interface, address, route or rule is not as ADD left it
 FAILED = 101  # a command failed, or a conflict with what another tool made
 
-_IFNAME = re.compile(r"^[^/\s:%@]{1,15}$")
-_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# each matched whole (fullmatch): with "$", a value ending in a newline would pass
+_IFNAME = re.compile(r"[^/\s:%@]{1,15}")
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 DEFAULT_DATA_DIR = "/var/lib/netwrap/cni"
 
 
@@ -80,11 +81,11 @@ class Env:
             environ.get("CNI_PATH", ""),
         )
         if command in ("ADD", "DEL", "CHECK"):
-            if not _CONTAINER_ID.match(env.container_id):
+            if not _CONTAINER_ID.fullmatch(env.container_id):
                 raise CniError(INVALID_ENVIRONMENT, f"CNI_CONTAINERID {env.container_id!r} is not a container id")
-            if not _IFNAME.match(env.ifname) or env.ifname in (".", ".."):
+            if not _IFNAME.fullmatch(env.ifname) or env.ifname in (".", ".."):
                 raise CniError(INVALID_ENVIRONMENT, f"CNI_IFNAME {env.ifname!r} is not an interface name")
-        if command in ("ADD", "CHECK") or (command == "DEL" and env.netns):  # VERSION may come with "dummy"
+        if command in ("ADD", "CHECK"):  # DEL goes by the container id (its CNI_NETNS may be gone or empty)
             try:
                 namespace_file("CNI_NETNS", env.netns)
             except NetwrapError as exc:
@@ -120,6 +121,8 @@ class NetConf:
     port_mappings: tuple[PortMapping, ...] = ()
     dns: Mapping[str, Any] = attrs.field(factory=dict)
     valid_attachments: tuple[tuple[str, str], ...] | None = None  # GC: (container id, ifname); None: not given
+    default_route: bool | None = None  # isDefaultGateway, or a default route in ipam.routes; None: eth0's only
+    resolv_conf: str = ""  # ipam.resolvConf: a resolv.conf whose settings are the result's dns when none is given
     prev_result: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict)
 
@@ -170,7 +173,7 @@ def _subnet_and_gateway(data: Mapping[str, Any]) -> tuple[str, str | None, str |
         ranges = ipam.get("ranges")
         if subnet is None and isinstance(ranges, list) and ranges:
             if len(ranges) > 2 or not all(isinstance(r, list) and len(r) == 1 for r in ranges):
-                raise CniError(UNSUPPORTED_FIELD, "ipam.ranges: one range set per family, of one subnet each")
+                raise _unsupported("ipam.ranges", ranges, "one range set per family, of one subnet each")
             seen: set[bool] = set()
             for number, (first,) in enumerate(ranges):
                 if not isinstance(first, dict):
@@ -178,7 +181,7 @@ def _subnet_and_gateway(data: Mapping[str, Any]) -> tuple[str, str | None, str |
                 _no_range_options(first, f"ipam.ranges[{number}][0]")
                 six = isinstance(first.get("subnet"), str) and ":" in first["subnet"]
                 if six in seen:
-                    raise CniError(UNSUPPORTED_FIELD, "ipam.ranges: one range set per family, of one subnet each")
+                    raise _unsupported("ipam.ranges", ranges, "one range set per family, of one subnet each")
                 seen.add(six)
                 if six:
                     subnet6, gateway6 = first.get("subnet"), first.get("gateway", gateway6)
@@ -223,17 +226,79 @@ def _no_range_options(where: Mapping[str, Any], key: str) -> None:
     """host-local's ways of narrowing a range are refused, not dropped: an address outside them could be given."""
     for option in ("rangeStart", "rangeEnd", "exclude"):
         if option in where:
-            raise CniError(UNSUPPORTED_FIELD, f"{key}.{option}: not supported; netwrap gives the whole subnet")
+            raise _unsupported(f"{key}.{option}", where[option], "netwrap gives the whole subnet")
+
+
+def _unsupported(key: str, value: object, why: str) -> CniError:
+    """Code 2, with the key and its value, as the specification asks."""
+    return CniError(UNSUPPORTED_FIELD, f"{key}: {_shown(value)} is not supported: {why}")
+
+
+def _address(text: str) -> str:
+    """``text`` as ``ipaddress`` writes the address, or itself when it is none."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 200 else f"{text[:197]}..."
+
+
+def _bridge_options(data: Mapping[str, Any]) -> None:
+    """The reference bridge plugin's switches that netwrap cannot turn: refused when set the other way, never
+    dropped (a network that silently does otherwise than its file says is worse than an error)."""
+    for key, why in (
+        ("isGateway", "netwrap always gives the bridge the gateway address"),
+        ("hairpinMode", "netwrap always turns hairpin on, so that a container reaches its own published ports"),
+    ):
+        value = _get(data, key, bool, None)
+        if value is False:
+            raise _unsupported(key, value, why)
+    for key in ("ipMasqBackend", "vlan", "vlanTrunk", "macspoofchk", "disableContainerInterface"):
+        if data.get(key) not in (None, False, "", "iptables", []):
+            raise _unsupported(key, data[key], "not an option of netwrap's")
+
+
+def _default_route(data: Mapping[str, Any], ipam: object, gateways: set[str]) -> bool | None:
+    """Whether every attachment gets the default route: ``isDefaultGateway``, or a default route among
+    ``ipam.routes`` (the only routes netwrap makes: others are refused); None when neither is given."""
+    explicit: bool | None = _get(data, "isDefaultGateway", bool, None)
+    routes = ipam.get("routes") if isinstance(ipam, dict) else None
+    if routes is None:
+        return explicit
+    if not isinstance(routes, list):
+        raise _invalid("ipam.routes", routes, "must be a list of routes")
+    found = False
+    for number, route in enumerate(routes):
+        if not isinstance(route, dict) or not isinstance(route.get("dst"), str):
+            raise _invalid(f"ipam.routes[{number}]", route, "must be an object with a dst")
+        try:
+            dst = ipaddress.ip_network(route["dst"])
+        except ValueError:
+            raise _invalid(f"ipam.routes[{number}].dst", route["dst"], "is not a network") from None
+        gateway = route.get("gw")
+        if dst.prefixlen != 0 or not (gateway is None or (isinstance(gateway, str) and _address(gateway) in gateways)):
+            raise _unsupported(f"ipam.routes[{number}]", route, "netwrap makes the default route through the "
+                               "gateway, and no other")  # fmt: skip
+        found = True
+    return True if found or explicit else explicit
 
 
 def netconf(data: dict[str, Any], command: str) -> NetConf:
     """The configuration, checked (code 7, naming the key, for anything wrong)."""
     version = version_of(data)
     name = data.get("name")
-    if not isinstance(name, str) or not _NETWORK_NAME.match(name):
+    if not isinstance(name, str) or not _NETWORK_NAME.fullmatch(name):
         raise _invalid("name", name, "must be a network name: letters, digits, '_', '.' or '-', at most 63")
     if data.get("type") != "netwrap":
         raise _invalid("type", data.get("type"), "must be 'netwrap' for this plugin")
+    ipam = data.get("ipam")
+    if isinstance(ipam, dict) and ipam.get("type", "host-local") != "host-local":
+        raise _unsupported("ipam.type", ipam.get("type"), "netwrap gives the addresses itself, as host-local does")
+    _bridge_options(data)
     text, gateway_text, text6, gateway6_text = _subnet_and_gateway(data)
     subnet6, gateway6 = _ipv6_side(text6, gateway6_text)
     try:
@@ -256,11 +321,14 @@ def netconf(data: dict[str, Any], command: str) -> NetConf:
     mappings = tuple(_port(i, m) for i, m in enumerate(_get(runtime, "portMappings", list, [])))
     dns = _get(data, "dns", dict, {})
     valid = None
-    if command == "GC" and "cni.dev/valid-attachments" in data:  # absent: nothing said, nothing collected
-        listed = data["cni.dev/valid-attachments"]
+    # the key as libcni sends it; the specification of 1.1.0 named it cni.dev/attachments (libcni sends both)
+    key = next((k for k in ("cni.dev/valid-attachments", "cni.dev/attachments") if k in data), None)
+    if command == "GC" and key is not None:  # absent: nothing said, nothing collected
+        listed = data[key]
         if listed is not None and not isinstance(listed, list):  # null: an empty list, as Go encodes a nil slice
-            raise _invalid("cni.dev/valid-attachments", listed, "must be a list")
-        valid = tuple(_attachment(i, a) for i, a in enumerate(listed or []))
+            raise _invalid(key, listed, "must be a list")
+        valid = tuple(_attachment(key, i, a) for i, a in enumerate(listed or []))
+    ipam_options = ipam if isinstance(ipam, dict) else {}
     return NetConf(
         version=version,
         name=name,
@@ -271,11 +339,13 @@ def netconf(data: dict[str, Any], command: str) -> NetConf:
         subnet6=subnet6,
         gateway6=gateway6,
         mtu=mtu,
-        data_dir=_get(data, "dataDir", str, DEFAULT_DATA_DIR),
+        data_dir=_get(data, "dataDir", str, None) or _get(ipam_options, "dataDir", str, DEFAULT_DATA_DIR),
         state_dir=_get(data, "stateDir", str, ""),
         port_mappings=mappings,
         dns=dns,
         valid_attachments=valid,
+        default_route=_default_route(data, ipam, {str(gateway), str(gateway6)}),
+        resolv_conf=_get(ipam_options, "resolvConf", str, ""),
         prev_result=_get(data, "prevResult", dict, None),
         raw=data,
     )
@@ -290,6 +360,8 @@ def _port(index: int, item: object) -> PortMapping:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             raise _invalid(f"{key}.{what}", value, "must be a port from 1 to 65535")
     protocol = item.get("protocol", "tcp")
+    if isinstance(protocol, str) and protocol.lower() == "sctp":  # a protocol portmap knows; netwrap does not
+        raise _unsupported(f"{key}.protocol", protocol, "netwrap publishes tcp and udp ports")
     if not isinstance(protocol, str) or protocol.lower() not in ("tcp", "udp"):
         raise _invalid(f"{key}.protocol", protocol, "must be tcp or udp")
     host_ip = item.get("hostIP", "")
@@ -305,13 +377,15 @@ def _port(index: int, item: object) -> PortMapping:
     return PortMapping(int(host), int(inside), protocol.lower(), host_ip)  # type: ignore[arg-type]  # checked
 
 
-def _attachment(index: int, item: object) -> tuple[str, str]:
-    key = f"cni.dev/valid-attachments[{index}]"
+def _attachment(name: str, index: int, item: object) -> tuple[str, str]:
+    """One still valid attachment; one without both its keys is refused (read as another attachment, it would
+    let a live one be collected)."""
+    key = f"{name}[{index}]"
     if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
         raise _invalid(key, item, "must be an object with containerID and ifname")
-    ifname = item.get("ifname", "")
+    ifname = item.get("ifname")
     if not isinstance(ifname, str):
-        raise _invalid(f"{key}.ifname", ifname, "must be a string")
+        raise _invalid(f"{key}.ifname", ifname, "must be the attachment's interface name")
     return item["containerID"], ifname
 
 

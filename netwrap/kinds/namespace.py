@@ -24,7 +24,7 @@ from netwrap.kinds.base import (
 )
 
 NETNS_DIR = "/run/netns"
-_PROC_NET = re.compile(r"^/proc/([1-9][0-9]{0,9})/ns/net$")
+_PROC_NET = re.compile(r"/proc/([1-9][0-9]{0,9})/ns/net")  # whole: fullmatch
 
 
 @attrs.frozen
@@ -109,7 +109,7 @@ class AttachedNamespace(Kind):
 
     @property
     def pid(self) -> int | None:
-        found = _PROC_NET.match(self.source)
+        found = _PROC_NET.fullmatch(self.source)
         return int(found.group(1)) if found else None
 
     def create_commands(self) -> tuple[Command, ...]:

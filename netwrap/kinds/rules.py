@@ -120,7 +120,7 @@ ADDRESS_TYPES = frozenset({"LOCAL", "UNICAST", "BROADCAST", "MULTICAST", "ANYCAS
 CONNTRACK_STATES = frozenset({"NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "SNAT", "DNAT"})
 OWN_PREFIX = "NETWRAP-"  # the chains netwrap owns; their jumps stand first in the built-in chains
 ISOLATION_SUFFIX = "-ISO"  # a topology's isolation chain: its jump stands before every other netwrap jump
-_CHAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,27}$")
+_CHAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,27}")  # whole: fullmatch (a "$" lets a final newline in)
 
 
 def check_table(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -130,7 +130,7 @@ def check_table(instance: object, attribute: attrs.Attribute[str], value: object
 
 
 def check_chain_name(field: str, value: object, table: str) -> str:
-    if not isinstance(value, str) or not _CHAIN_NAME.match(value):
+    if not isinstance(value, str) or not _CHAIN_NAME.fullmatch(value):
         raise ValidationError(field, value, "is not a chain name (letters, digits, '_' or '-', at most 28)")
     if value in BUILTIN_CHAINS and value not in TABLE_CHAINS.get(table, ()):
         raise ValidationError(field, value, f"is not a chain of the {table} table")

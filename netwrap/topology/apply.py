@@ -61,18 +61,33 @@ def plan_topology(
     copy of the record, so the commands listed are exactly those apply would run
     (removals of what the file no longer has included).
     """
-    objects, _ = desired(topo, store)
-    taken = claims.conflicts(objects, claims.others(store, runner))
-    record = store.load()
-    checked = observe_for(runner, objects, record, check)
-    current = plan(objects, checked.state, checked.trusted)
-    conflicts = (*taken, *(item.assessment.reason for item in current.conflicts))
+    conflicts, current = judge(topo, runner, store, check)
     if conflicts:
         return TopologyPlan(current, (), conflicts)
+    record = store.load()
     copy = MemoryStore(record.copy() if record is not None else None)
     dry = DryRunner(runner)
     apply(topo, dry, copy, mode=mode, check=check)
     return TopologyPlan(current, tuple(dry.changes), ())
+
+
+def judge(
+    topo: Topology,
+    runner: Runner,
+    store: StateFile,
+    check: Check = "all",
+    adjust: Callable[[Sequence[NetObject]], Sequence[NetObject]] | None = None,
+) -> tuple[tuple[str, ...], Plan]:
+    """What stands in the way of ``topo`` (claims of other records, objects of another shape) and each wanted
+    object's standing, running only reads. ``adjust`` changes the wanted objects before they are judged (what
+    CHECK expects of an interface a later plugin of a chain changed)."""
+    objects: Sequence[NetObject] = desired(topo, store)[0]
+    if adjust is not None:
+        objects = adjust(objects)
+    taken = claims.conflicts(objects, claims.others(store, runner))
+    checked = observe_for(runner, objects, store.load(), check)
+    current = plan(objects, checked.state, checked.trusted)
+    return (*taken, *(item.assessment.reason for item in current.conflicts)), current
 
 
 def apply(

@@ -433,10 +433,19 @@ def test_two_containers_reach_each_other_the_outside_and_a_published_port(sandbo
     assert gone.returncode == 0 and gone.stdout == "" and "no records" in gone.stderr, (gone.stdout, gone.stderr)
 
 
-def test_repeated_add_keeps_the_address_and_repeated_del_is_no_error(sandbox: Sandbox) -> None:
+def test_a_repeated_add_is_refused_and_changes_nothing_and_a_repeated_del_is_no_error(sandbox: Sandbox) -> None:
     make_container(sandbox, "c1")
     before = snapshot.take(sandbox.runner)
     first = add(sandbox, "c1", published())
+    added = snapshot.take(sandbox.runner)
+    # ADD, 1.0.0: "If an interface of the requested name already exists in the container, the CNI plugin MUST
+    # return with an error." (A runtime "should not call ADD twice (without an intervening DEL)".)
+    refused = failed(cni(sandbox, "ADD", published(), container="c1", netns=netns_path("c1")), 101)
+    assert "eth0" in text_of(refused) and "DEL" in text_of(refused), refused
+    assert_same(added, sandbox)  # nothing changed, nothing taken away
+    succeeded(check(sandbox, "c1", published() | {"prevResult": first}))
+    # the interface gone from inside the container: an ADD makes it again, with the same address and port
+    run(sandbox, "ip", "link", "delete", "eth0", netns="c1")
     again = add(sandbox, "c1", published())
     assert address_of(again) == address_of(first)
     assert again["ips"] == first["ips"] and again["routes"] == first["routes"]
@@ -449,6 +458,19 @@ def test_repeated_add_keeps_the_address_and_repeated_del_is_no_error(sandbox: Sa
     succeeded(cni(sandbox, "DEL", conf(), container="never-added", netns=netns_path("c1")))
     succeeded(cni(sandbox, "DEL", conf(), container="never-added", netns=""))
     assert_same(before, sandbox)
+
+
+def test_an_add_into_the_plugins_own_namespace_or_a_file_that_is_none_is_refused(sandbox: Sandbox) -> None:
+    """The host's own namespace (a runtime's mistake) would get the container's interface among its devices."""
+    before = snapshot.take(sandbox.runner)
+    run(sandbox, "touch", "/run/not-a-namespace")
+    for netns, words in (("/proc/self/ns/net", "the plugin runs in"), ("/run/not-a-namespace", "not a namespace"),
+                         ("/proc/self/ns/mnt", "another kind")):  # fmt: skip
+        error = failed(cni(sandbox, "ADD", conf(), container="c1", netns=netns), 4)
+        assert "CNI_NETNS" in text_of(error) and words in text_of(error), error
+    run(sandbox, "rm", "/run/not-a-namespace")
+    assert_same(before, sandbox)
+    assert not Path(f"/proc/{sandbox.pid}/root{DATA_DIR}/{NETWORK}/leases.json").exists()
 
 
 def test_add_into_a_namespace_that_has_the_interface_already_fails_and_gives_everything_back(sandbox: Sandbox) -> None:
@@ -659,6 +681,13 @@ def test_check_passes_after_add_and_names_what_was_broken(sandbox: Sandbox) -> N
     run(sandbox, "ip", "addr", "add", address, "dev", "eth0", netns="c1")  # put back by hand: CHECK agrees
     run(sandbox, "ip", "route", "add", "default", "via", GATEWAY, netns="c1")
     succeeded(check(sandbox, "c1", with_prev))
+    # CHECK, 1.0.0: "The plugin must consult the prevResult to determine the expected interfaces", and "must allow
+    # for a later chained plugin to have modified networking resources": a later plugin sets eth0's MAC
+    run(sandbox, "ip", "link", "set", "dev", "eth0", "address", "02:00:00:00:00:66", netns="c1")
+    broken = failed(check(sandbox, "c1", with_prev), 100)  # the MAC ADD gave: not as this prevResult says
+    assert "02:00:00:00:00:66" in text_of(broken), broken
+    told = [x | {"mac": "02:00:00:00:00:66"} if x.get("sandbox") else x for x in result["interfaces"]]
+    succeeded(check(sandbox, "c1", config | {"prevResult": result | {"interfaces": told}}))
     # a rule of the published port deleted
     (dnat,) = [rule for rule in nat_rules(sandbox) if f"--dport {PUBLISHED}" in rule and "DNAT" in rule]
     run(sandbox, "iptables", "-t", "nat", *dnat.replace("-A ", "-D ", 1).split())
