@@ -419,3 +419,47 @@ def test_status_answers_while_an_add_holds_the_lease_lock(tmp_path: Path) -> Non
 def test_version_with_a_cni_version_that_is_no_string_answers_with_one() -> None:
     code, out = call({"CNI_COMMAND": "VERSION"}, {"cniVersion": 5})
     assert (code, out and out["cniVersion"]) == (0, spec.SUPPORTED[-1])
+
+
+def test_an_address_asked_for_as_podman_and_the_ips_capability_ask() -> None:
+    """``podman run --ip`` passes CNI_ARGS ``IP``; the ``ips`` capability ``runtimeConfig.ips``."""
+    six = {**CONF, "subnet6": "fd00:89::/64"}
+    assert spec.netconf(CONF, "ADD", "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.89.0.50").requested == (
+        ipaddress.IPv4Address("10.89.0.50"),
+    )
+    asked = spec.netconf({**six, "runtimeConfig": {"ips": ["10.89.0.9/24", "fd00:89::9/64"]}}, "ADD").requested
+    assert [str(a) for a in asked] == ["10.89.0.9", "fd00:89::9"]
+    assert [str(a) for a in spec.netconf({**CONF, "args": {"cni": {"ips": ["10.89.0.7"]}}}, "ADD").requested] == [
+        "10.89.0.7"
+    ]
+    assert spec.netconf(CONF, "DEL", "IP=10.89.0.50").requested == ()  # read by ADD alone
+    for conf, args, code, words in (
+        (CONF, "IP=10.90.0.5", spec.INVALID_CONFIG, "10.90.0.5"),  # outside the subnet
+        (CONF, "IP=10.89.0.1", spec.INVALID_CONFIG, "gateway"),
+        (CONF, "IP=fd00:89::9", spec.INVALID_CONFIG, "fd00:89::9"),  # no subnet6
+        (CONF, "IP=10.89.0.5,10.89.0.6", spec.UNSUPPORTED_FIELD, "one address per family"),
+        (CONF, "IP=nothing", spec.INVALID_CONFIG, "CNI_ARGS IP"),
+        (CONF, "MAC=02:00:00:00:00:01", spec.UNSUPPORTED_FIELD, "CNI_ARGS MAC"),
+        ({**CONF, "runtimeConfig": {"mac": "02:00:00:00:00:01"}}, "", spec.UNSUPPORTED_FIELD, "runtimeConfig.mac"),
+        (CONF, "IP", spec.INVALID_ENVIRONMENT, "CNI_ARGS"),
+    ):
+        with pytest.raises(CniError) as caught:
+            spec.netconf(conf, "ADD", args)
+        assert (caught.value.code, words in caught.value.msg) == (code, True), caught.value.msg
+
+
+def test_a_lease_takes_the_address_asked_for_unless_another_has_it(tmp_path: Path) -> None:
+    wanted = ipaddress.IPv4Address("10.89.0.50")
+    with Leases(tmp_path, "t1") as leases:
+        first = leases.take(container_id="a", ifname="eth0", netns="/a", ports=(), subnet=SUBNET, gateway=GATEWAY,
+                            requested=(wanted,))  # fmt: skip
+        assert first.address == wanted
+        with pytest.raises(CniError, match="leased to a/eth0") as caught:
+            leases.take(container_id="b", ifname="eth0", netns="/b", ports=(), subnet=SUBNET, gateway=GATEWAY,
+                        requested=(wanted,))  # fmt: skip
+        assert caught.value.code == spec.FAILED
+        assert leases.find("b", "eth0") is None
+        other = ipaddress.IPv4Address("10.89.0.60")  # the same attachment asking for another: it moves
+        moved = leases.take(container_id="a", ifname="eth0", netns="/a", ports=(), subnet=SUBNET, gateway=GATEWAY,
+                            requested=(other,))  # fmt: skip
+        assert (moved.address, [x.address for x in leases.leases]) == (other, [other])

@@ -144,11 +144,18 @@ class Leases:
         identity: str = "",
         subnet6: ipaddress.IPv6Network | None = None,
         gateway6: ipaddress.IPv6Address | None = None,
+        requested: Iterable[IPAddress] = (),
     ) -> Lease:
         """The attachment's lease: the one it has (an ADD repeated keeps its addresses), else the lowest free
-        host address of ``subnet`` that is not the gateway (and of ``subnet6``, after its gateway). No address
-        left: an error that says so."""
+        host address of ``subnet`` that is not the gateway (and of ``subnet6``, after its gateway); an address
+        ``requested`` (one per family, checked by the configuration) instead, unless another attachment has it.
+        No address left, or the one asked for taken: an error that says so."""
+        asked = {address.version: address for address in requested}
         mine = self.find(container_id, ifname)
+        if mine is not None and (asked.get(4, mine.address) != mine.address or (
+            6 in asked and asked[6] != mine.address6)):  # fmt: skip
+            self.leases.remove(mine)  # asked for other addresses than it has: it takes those
+            mine = None
         fits6 = subnet6 is None or (
             mine is not None and mine.address6 is not None and host_of(subnet6, mine.address6)
             and mine.address6 != gateway6
@@ -161,8 +168,12 @@ class Leases:
             self.leases.remove(mine)
         used: set[IPAddress] = {x.address for x in self.leases}
         used.add(gateway)
+        for address in asked.values():
+            holder = next((x for x in self.leases if address in (x.address, x.address6)), None)
+            if holder is not None:
+                raise CniError(FAILED, f"{address} is leased to {holder.container_id}/{holder.ifname} already")
         kept = mine.address if mine is not None and host_of(subnet, mine.address) and mine.address not in used else None
-        free = kept or lowest_free(subnet, used)
+        free = asked.get(4) or kept or lowest_free(subnet, used)
         if free is None:
             raise CniError(FAILED, f"no free address left in {subnet} ({len(self.leases)} leases)")
         free6 = None
@@ -170,7 +181,7 @@ class Leases:
             used6: set[IPAddress] = {x.address6 for x in self.leases if x.address6 is not None}
             if gateway6 is not None:
                 used6.add(gateway6)
-            free6 = lowest_free(subnet6, used6)
+            free6 = asked.get(6) or lowest_free(subnet6, used6)
             if free6 is None:
                 raise CniError(FAILED, f"no free address left in {subnet6} ({len(self.leases)} leases)")
         lease = Lease(

@@ -31,7 +31,7 @@ def run(environ: Mapping[str, str], stdin: str) -> tuple[int, dict[str, Any] | N
             requested = data.get("cniVersion", spec.SUPPORTED[-1])
             return 0, spec.version_result(requested if isinstance(requested, str) else spec.SUPPORTED[-1])
         spec.version_of(data)
-        conf = spec.netconf(data, env.command)
+        conf = spec.netconf(data, env.command, env.args)
         from netwrap.cni import plugin  # noqa: PLC0415  (VERSION and refusals need none of the engine)
 
         if env.command == "STATUS":

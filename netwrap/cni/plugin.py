@@ -274,6 +274,7 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
         lease = leases.take(
             container_id=env.container_id, ifname=env.ifname, netns=env.netns, ports=conf.port_mappings,
             subnet=conf.subnet, gateway=conf.gateway, identity=found, subnet6=conf.subnet6, gateway6=conf.gateway6,
+            requested=conf.requested,
         )  # fmt: skip
         try:
             # an ADD reads what it adds or changes and what shares a device with it (see engine.check); one

@@ -122,6 +122,7 @@ class NetConf:
     dns: Mapping[str, Any] = attrs.field(factory=dict)
     valid_attachments: tuple[tuple[str, str], ...] | None = None  # GC: (container id, ifname); None: not given
     default_route: bool | None = None  # isDefaultGateway, or a default route in ipam.routes; None: eth0's only
+    requested: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()  # static addresses asked for
     resolv_conf: str = ""  # ipam.resolvConf: a resolv.conf whose settings are the result's dns when none is given
     prev_result: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict)
@@ -287,8 +288,54 @@ def _default_route(data: Mapping[str, Any], ipam: object, gateways: set[str]) ->
     return True if found or explicit else explicit
 
 
-def netconf(data: dict[str, Any], command: str) -> NetConf:
-    """The configuration, checked (code 7, naming the key, for anything wrong)."""
+def cni_args(text: str) -> dict[str, str]:
+    """``CNI_ARGS``: ``KEY=VALUE`` pairs separated by ``;`` (a pair without ``=`` is refused, code 4)."""
+    found: dict[str, str] = {}
+    for pair in text.split(";"):
+        if not pair:
+            continue
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise CniError(INVALID_ENVIRONMENT, f"CNI_ARGS: {pair!r} is not KEY=VALUE")
+        found[key] = value
+    return found
+
+
+def _requested(data: Mapping[str, Any], runtime: Mapping[str, Any], args: Mapping[str, str]) -> tuple[Any, ...]:
+    """The static addresses asked for, at most one per family: ``runtimeConfig.ips`` (the ``ips`` capability),
+    ``args.cni.ips`` or ``CNI_ARGS`` ``IP`` (comma-separated, as podman passes ``--ip``); each with or without its
+    prefix length. A MAC asked for is refused: netwrap makes a container's MAC of its address."""
+    cni = data.get("args", {}).get("cni", {}) if isinstance(data.get("args"), dict) else {}
+    cni = cni if isinstance(cni, dict) else {}
+    for key, value in (("runtimeConfig.mac", runtime.get("mac")), ("args.cni.mac", cni.get("mac")),
+                       ("CNI_ARGS MAC", args.get("MAC"))):  # fmt: skip
+        if value:
+            raise _unsupported(key, value, "netwrap makes a container's MAC of its address")
+    asked: list[tuple[str, object]] = []
+    for key, listed in (("runtimeConfig.ips", runtime.get("ips")), ("args.cni.ips", cni.get("ips"))):
+        if listed is None:
+            continue
+        if not isinstance(listed, list):
+            raise _invalid(key, listed, "must be a list of addresses")
+        asked += [(f"{key}[{n}]", item) for n, item in enumerate(listed)]
+    if args.get("IP"):
+        asked += [("CNI_ARGS IP", item) for item in args["IP"].split(",")]
+    found: dict[int, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+    for key, item in asked:
+        try:
+            address = ipaddress.ip_interface(item.strip()).ip if isinstance(item, str) else None
+        except ValueError:
+            address = None
+        if address is None:
+            raise _invalid(key, item, "is not an IP address")
+        if found.get(address.version, address) != address:
+            raise _unsupported(key, item, f"one address per family: {found[address.version]} is asked for too")
+        found[address.version] = address
+    return tuple(found[v] for v in sorted(found))
+
+
+def netconf(data: dict[str, Any], command: str, args: str = "") -> NetConf:
+    """The configuration (and ``CNI_ARGS``, ``args``), checked (code 7, naming the key, for anything wrong)."""
     version = version_of(data)
     name = data.get("name")
     if not isinstance(name, str) or not _NETWORK_NAME.fullmatch(name):
@@ -318,6 +365,17 @@ def netconf(data: dict[str, Any], command: str) -> NetConf:
     if mtu is not None and not 68 <= mtu <= 65535:
         raise _invalid("mtu", mtu, "must be from 68 to 65535")
     runtime = _get(data, "runtimeConfig", dict, {})
+    requested = _requested(data, runtime, cni_args(args)) if command == "ADD" else ()
+    for address in requested:
+        within = subnet if address.version == 4 else subnet6
+        if (
+            within is None
+            or address not in within
+            or address in (within.network_address, gateway, gateway6)
+            or (address.version == 4 and address == subnet.broadcast_address)
+        ):
+            where = within or subnet
+            raise _invalid("the address asked for", str(address), f"is no host address of {where}, or is its gateway")
     mappings = tuple(_port(i, m) for i, m in enumerate(_get(runtime, "portMappings", list, [])))
     dns = _get(data, "dns", dict, {})
     valid = None
@@ -345,6 +403,7 @@ def netconf(data: dict[str, Any], command: str) -> NetConf:
         dns=dns,
         valid_attachments=valid,
         default_route=_default_route(data, ipam, {str(gateway), str(gateway6)}),
+        requested=requested,
         resolv_conf=_get(ipam_options, "resolvConf", str, ""),
         prev_result=_get(data, "prevResult", dict, None),
         raw=data,

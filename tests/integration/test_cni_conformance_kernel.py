@@ -460,6 +460,25 @@ def test_a_repeated_add_is_refused_and_changes_nothing_and_a_repeated_del_is_no_
     assert_same(before, sandbox)
 
 
+def test_an_address_asked_for_in_cni_args_is_given_and_one_taken_is_refused(sandbox: Sandbox) -> None:
+    """``podman run --ip`` passes ``IP=`` in CNI_ARGS (with ``IgnoreUnknown=1``), as host-local reads it."""
+    for name in ("c1", "c2", "c3"):
+        make_container(sandbox, name)
+    before = snapshot.take(sandbox.runner)
+    asked = cni(sandbox, "ADD", conf(), container="c1", netns=netns_path("c1"), args="IgnoreUnknown=1;IP=10.89.0.77")
+    assert address_of(succeeded(asked).json()) == "10.89.0.77"
+    assert addresses(sandbox, "c1", "eth0") == ["10.89.0.77/24"]
+    assert answers(sandbox, "10.89.0.77", None)
+    added = snapshot.take(sandbox.runner)
+    again = cni(sandbox, "ADD", conf(), container="c2", netns=netns_path("c2"), args="IgnoreUnknown=1;IP=10.89.0.77")
+    assert "leased to c1/eth0" in text_of(failed(again, 101))
+    assert_same(added, sandbox)  # the second changed nothing, and the first still has its address
+    assert address_of(add(sandbox, "c3")) == "10.89.0.2"  # the lowest free, as ever
+    for name in ("c1", "c3"):
+        delete(sandbox, name)
+    assert_same(before, sandbox)
+
+
 def test_an_add_into_the_plugins_own_namespace_or_a_file_that_is_none_is_refused(sandbox: Sandbox) -> None:
     """The host's own namespace (a runtime's mistake) would get the container's interface among its devices."""
     before = snapshot.take(sandbox.runner)
