@@ -323,3 +323,23 @@ def test_a_topology_file_is_parsed_once(
     assert cli.main(["graph", "-f", str(file), "--state-dir", str(tmp_path / "state")]) == 0
     assert "10.9.0." in capsys.readouterr().out
     assert len(parsed) == 1
+
+
+def test_clean_leaves_a_cni_network_whose_call_died_to_its_next_call(fp: FakeProcess, tmp_path: Path) -> None:
+    """A netwrap-cni network's record holds every container of it, not the dead call's alone: torn down, it would
+    cut them all off, and their runtime never adds them again."""
+    store = StateFile.in_dir(tmp_path, "topology-cni-apps")
+    record = Record(complete=False, writer=Writer(2**22 + 3, 1), action="apply")
+    for obj in tutorial.objects()[:3]:
+        record.add(obj)
+    store.save(record)
+    for args in (("clean", "--dry-run"), ("clean",)):
+        code, out, _ = run(*args, "--state-dir", str(tmp_path))
+        assert code == 0
+        assert out.splitlines() == [
+            "topology-cni-apps: interrupted, 3 object(s): a netwrap-cni call (pid 4194307) ended before finishing; "
+            "the network's next CNI call finishes it, or `netwrap apply -f CONFIG` now; left as it is"
+        ]
+    assert len(fp.calls) == 0
+    kept = store.load()
+    assert kept is not None and kept.keys() == record.keys() and not kept.complete

@@ -463,3 +463,26 @@ def test_a_lease_takes_the_address_asked_for_unless_another_has_it(tmp_path: Pat
         moved = leases.take(container_id="a", ifname="eth0", netns="/a", ports=(), subnet=SUBNET, gateway=GATEWAY,
                             requested=(other,))  # fmt: skip
         assert (moved.address, [x.address for x in leases.leases]) == (other, [other])
+
+
+def test_a_lease_file_that_is_a_directory_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "t1" / "leases.json").mkdir(parents=True)
+    (tmp_path / "t1").chmod(0o700)
+    with pytest.raises(CniError) as caught, Leases(tmp_path, "t1"):
+        pass
+    assert caught.value.code == spec.IO_FAILURE
+    assert str(tmp_path / "t1" / "leases.json") in caught.value.msg and "directory" in caught.value.msg
+
+
+def test_check_with_a_damaged_record_is_the_specs_error_not_an_internal_one(tmp_path: Path) -> None:
+    conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state")}
+    with Leases(tmp_path / "data", "t1") as leases:
+        leases.leases = [Lease("abc", "eth0", ipaddress.IPv4Address("10.89.0.2"), "/proc/self/ns/net",
+                               identity=plugin.identity("/proc/self/ns/net"))]  # fmt: skip
+        leases.save()
+    (tmp_path / "state").mkdir(mode=0o700)
+    (tmp_path / "state" / "topology-cni-t1.json").write_text("{truncated")
+    (tmp_path / "state" / "topology-cni-t1.json").chmod(0o600)
+    code, out = call({**ENV, "CNI_COMMAND": "CHECK", "CNI_NETNS": "/proc/self/ns/net"}, conf)
+    assert (code, out and out["code"]) == (1, spec.FAILED), out
+    assert "topology-cni-t1.json" in (out or {}).get("msg", ""), out

@@ -213,7 +213,9 @@ def _converge(
     """Save the leases and make the host match them; a topology they cannot make is refused before either.
     The topology built (None when nothing is left)."""
     alive = _alive(leases.leases, keep)
-    built = [x for x in _usable(conf, alive) if x.attachment != keep] + [x for x in alive if x.attachment == keep]
+    # the others first: the attachment being added never takes a port or an address another has (the topology's
+    # check then refuses it), however early its lease stands in the list
+    built = _usable(conf, [x for x in alive if x.attachment != keep]) + [x for x in alive if x.attachment == keep]
     topo = topology(conf, built) if built else None
     leases.leases = alive
     leases.save()
@@ -258,7 +260,8 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
     so that one container that cannot be added never stops the rest of the network."""
     with Leases(conf.data_dir, conf.name) as leases:
         before = list(leases.leases)
-        again = leases.find(env.container_id, env.ifname) is not None
+        had = leases.find(env.container_id, env.ifname)
+        again = had is not None
         found = identity(env.netns)
         problem = "is not there" if not found else netns_problem(env.netns)
         if problem is not None:
@@ -281,7 +284,7 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             # repeated looks inside every namespace, so that it repairs what it reports
             topo = _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "record")
         except Exception:
-            if lease.attachment not in {x.attachment for x in before}:
+            if lease != had:  # new, or changed (another namespace, other ports): what it had is given back
                 leases.leases = before
                 with contextlib.suppress(CniError):
                     _converge(conf, leases, runner)
@@ -358,8 +361,22 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
             if lease not in built:
                 raise CniError(spec.NOT_AS_WANTED, f"{env.netns} is not the namespace the attachment was added in, "
                                "or the configuration no longer allows its address or ports")  # fmt: skip
-            conflicts, found = apply_.judge(topology(conf, built), runner, store, "all", _as_told(env, conf))
-    wrong = [*conflicts, *(f"{i.obj.key}: {i.assessment.reason}" for i in found.changes)]
+            topo = topology(conf, built)
+            try:
+                taken, found = apply_.judge(topo, runner, store, "all", _as_told(env, conf))
+                attached = apply_.attachments(topo, store)
+            except CniError:
+                raise
+            except NetwrapError as exc:  # a damaged record, say: the spec's error, never an internal one
+                raise CniError(spec.FAILED, _summary(exc), str(exc)) from None
+    # this attachment's path alone (its own objects, its network's, the rules that concern it): another
+    # container's trouble is not this one's
+    name = container_name(env.container_id, env.ifname)
+    (container,) = (c for c in topo.containers if c.name == name)
+    _, path = apply_.container_path(container, attached, [item.obj for item in found.items])
+    keys = {obj.key for obj in path}
+    wrong = [*taken, *(f"{i.obj.key}: {i.assessment.reason}" for i in found.items if i.obj.key in keys and
+                       i.status != "present")]  # fmt: skip
     if wrong:
         raise CniError(spec.NOT_AS_WANTED, wrong[0], "\n".join(wrong))
 

@@ -121,6 +121,20 @@ def build(
         )  # fmt: skip
 
 
+def _in_the_way(current: Plan, state: HostState, record: Record | None) -> list[str]:
+    """The plan's conflicts (something of another shape under a wanted name), and what it would change in
+    place though netwrap did not make it (no record of it): a device or a chain of another tool's of the name
+    wanted, with another MAC, MTU or rules. Changed, that would then be recorded as netwrap's, and removed with
+    the rest."""
+    mine = set(record.keys()) if record is not None else set()
+    return [item.assessment.reason for item in current.conflicts] + [
+        f"{item.obj.key} is there, not made by netwrap, and not as wanted ({item.assessment.reason}): netwrap "
+        "changes only what it made; remove it or choose another name"
+        for item in current.changes
+        if item.obj.made and item.obj.key not in mine and item.obj.exists(state)
+    ]
+
+
 class _Pruned:
     """The removal of what the record holds and the build no longer wants: done, or running beside the build."""
 
@@ -190,9 +204,9 @@ def _build(
         on_checked(checked)
     state = checked.state
     current = plan(objects, state, checked.trusted)
-    if current.conflicts:
+    if in_the_way := _in_the_way(current, state, record):
         pruned.outcome()  # its failure first: it came first
-        raise _conflict_error([item.assessment.reason for item in current.conflicts])
+        raise _conflict_error(in_the_way)
     if not current.changes:
         pruned.outcome()  # nothing to make: nothing to run beside it
     uses = [obj.key for obj in objects]

@@ -4,7 +4,8 @@ Every build writes a record in the state directory before each change (see
 :mod:`netwrap.engine.state`). A record that is not complete and whose writer is gone
 is a crashed run's; ``clean`` tears it down like ``down`` would, so it removes
 only what that run created. Finished builds (``tutorial up``) and runs still
-going are listed and left alone.
+going are listed and left alone, and so is a netwrap-cni network whose call
+died: its record holds every container of the network, not that call's alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from netwrap.engine.state import Record, StateFile, state_files
 from netwrap.errors import NetwrapError
 from netwrap.host.runner import Runner
 
-Status = Literal["crashed", "running", "kept", "unreadable"]
+Status = Literal["crashed", "running", "kept", "unreadable", "interrupted"]
+CNI_RECORDS = "topology-cni-"  # a netwrap-cni network's record (topology names starting with cni- are its own)
 
 
 @attrs.frozen
@@ -54,6 +56,12 @@ def survey(state_dir: Path | str) -> list[Leftover]:
             found.append(Leftover(file, record, "kept", f"{who} finished; {_undo(file, record)} removes it"))
         elif record.writer.alive():
             found.append(Leftover(file, record, "running", f"{who} is still running"))
+        elif file.name.startswith(CNI_RECORDS):
+            # one call of many: tearing the record down would cut off every container of the network, which
+            # their runtime never adds again; the network's next call finishes what this one began
+            found.append(Leftover(file, record, "interrupted", f"a netwrap-cni call (pid {record.writer.pid}) "
+                                  "ended before finishing; the network's next CNI call finishes it, or `netwrap "
+                                  "apply -f CONFIG` now; left as it is"))  # fmt: skip
         else:
             found.append(Leftover(file, record, "crashed", f"{who} ended before finishing"))
     return found

@@ -414,8 +414,13 @@ def read_private(path: Path, what: str) -> str | None:
         return None
     except OSError as exc:
         raise NetwrapError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        shape = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise NetwrapError(f"{what} {path} is {shape}: refused, and nothing in it is acted on")
     with os.fdopen(fd, encoding="utf-8") as fh:
-        check_private(path, what, os.fstat(fh.fileno()))
+        check_private(path, what, info)
         try:
             return fh.read()
         except (OSError, UnicodeDecodeError) as exc:

@@ -141,6 +141,7 @@ class NetObject(Protocol):
     restores: ClassVar[bool]
     found_anywhere: ClassVar[bool]
     written_whole: ClassVar[bool]
+    made: ClassVar[bool]
 
     @property
     def key(self) -> str: ...
@@ -196,6 +197,9 @@ class Kind:
     that may have been moved).
     ``written_whole``: made unread, it is written whole, exactly as wanted,
     whatever was there (a chain of netwrap's own, in one transaction).
+    ``made``: one that is there belongs to whoever made it (a device, a
+    chain): netwrap changes it in place (an MTU, a MAC, a chain's rules) only
+    when its own record says it made it, never another tool's.
     """
 
     __slots__ = ()  # the kinds are slotted attrs classes: no per-object dict
@@ -203,6 +207,7 @@ class Kind:
     restores: ClassVar[bool] = False
     found_anywhere: ClassVar[bool] = False
     written_whole: ClassVar[bool] = False
+    made: ClassVar[bool] = False
 
     @property
     def key(self) -> str:
@@ -340,6 +345,7 @@ class NamedDevice(ReadsLinks):
 
     __slots__ = ()
     device_kind: ClassVar[str]
+    made: ClassVar[bool] = True
     name: str
 
     def assess(self, state: HostState) -> Assessment:

@@ -138,6 +138,7 @@ class OwnedChain(InTable, Kind):
     """
 
     written_whole: ClassVar[bool] = True  # see plan_commands: a table not read means the chain is written whole
+    made: ClassVar[bool] = True
 
     name: str
     table: str = attrs.field(default="filter", validator=check_table)

@@ -52,6 +52,7 @@ class VethPair(ReadsLinks):
     """
 
     found_anywhere = True  # its ends may have been moved: a removal looks in every namespace
+    made = True
 
     name: str = attrs.field(validator=NAME)
     peer: str = attrs.field(validator=NAME)

@@ -24,7 +24,7 @@ from netwrap.host.runner import DryRunner, Runner
 from netwrap.kinds import Claim, NetObject
 from netwrap.kinds.base import Device
 from netwrap.topology import compose, verified
-from netwrap.topology.model import Topology
+from netwrap.topology.model import Container, Topology
 
 
 def store_for(topo: Topology, state_dir: Path | str, host: str = "") -> StateFile:
@@ -61,7 +61,8 @@ def plan_topology(
     copy of the record, so the commands listed are exactly those apply would run
     (removals of what the file no longer has included).
     """
-    conflicts, current = judge(topo, runner, store, check)
+    taken, current = judge(topo, runner, store, check)
+    conflicts = (*taken, *(item.assessment.reason for item in current.conflicts))
     if conflicts:
         return TopologyPlan(current, (), conflicts)
     record = store.load()
@@ -78,16 +79,15 @@ def judge(
     check: Check = "all",
     adjust: Callable[[Sequence[NetObject]], Sequence[NetObject]] | None = None,
 ) -> tuple[tuple[str, ...], Plan]:
-    """What stands in the way of ``topo`` (claims of other records, objects of another shape) and each wanted
-    object's standing, running only reads. ``adjust`` changes the wanted objects before they are judged (what
-    CHECK expects of an interface a later plugin of a chain changed)."""
+    """What other records claim of ``topo``'s objects, and each wanted object's standing (objects of another
+    shape in the way are its conflicts), running only reads. ``adjust`` changes the wanted objects before they
+    are judged (what CHECK expects of an interface a later plugin of a chain changed)."""
     objects: Sequence[NetObject] = desired(topo, store)[0]
     if adjust is not None:
         objects = adjust(objects)
     taken = claims.conflicts(objects, claims.others(store, runner))
     checked = observe_for(runner, objects, store.load(), check)
-    current = plan(objects, checked.state, checked.trusted)
-    return (*taken, *(item.assessment.reason for item in current.conflicts)), current
+    return tuple(taken), plan(objects, checked.state, checked.trusted)
 
 
 def apply(
@@ -199,19 +199,10 @@ def status(
     checked = observe_for(runner, objects, store.load(), check)
     items = {item.obj.key: item for item in plan(objects, checked.state, checked.trusted).items}
     attached = compose.links(topo, allocations)
-    shared = [obj for obj in objects if obj.shared()]
     rows = []
     for container in topo.containers:
         namespace = topo.namespace_of(container.name)
-        own: set[Device] = {(None, x.host_interface) for x in attached if x.container is container}
-        mine = [obj for obj in objects if container.owns_namespace and _belongs(obj, container.namespace, own)]
-        bridges: set[Device] = {(None, x.network.bridge) for x in attached if x.container is container}
-        path = [*mine, *(o for o in objects if o.location is None and o.devices() & bridges and o not in mine)]
-        names = frozenset(name for _, name in own | bridges)
-        addresses = frozenset(
-            a for x in attached if x.container is container for a in (x.address, x.address6) if a is not None
-        )
-        path += [o for o in shared if o.concerns(names, addresses)] if bridges else []
+        mine, path = container_path(container, attached, objects)
         lacking = [items[obj.key] for obj in path if items[obj.key].status != "present"]
         missing = tuple(f"{item.obj.key}: {item.assessment.reason}" for item in lacking)
         if container.mode == "host":
@@ -240,6 +231,29 @@ def status(
         ports = tuple(str(p) for p in container.ports)
         rows.append(ContainerStatus(container.name, container.mode, namespace, networks, ports, condition, missing))
     return rows
+
+
+def container_path(
+    container: Container, attached: Sequence[compose.Link], objects: Sequence[NetObject]
+) -> tuple[list[NetObject], list[NetObject]]:
+    """A container's own objects, and its whole path: those, its networks' (bridge, gateway address, bridge
+    up, the bridge's settings) and the shared objects that concern it (see :func:`status`)."""
+    own: set[Device] = {(None, x.host_interface) for x in attached if x.container is container}
+    mine = [obj for obj in objects if container.owns_namespace and _belongs(obj, container.namespace, own)]
+    bridges: set[Device] = {(None, x.network.bridge) for x in attached if x.container is container}
+    path = [*mine, *(o for o in objects if o.location is None and o.devices() & bridges and o not in mine)]
+    names = frozenset(name for _, name in own | bridges)
+    addresses = frozenset(
+        a for x in attached if x.container is container for a in (x.address, x.address6) if a is not None
+    )
+    path += [o for o in objects if o.shared() and o.concerns(names, addresses)] if bridges else []
+    return mine, path
+
+
+def attachments(topo: Topology, store: Store) -> list[compose.Link]:
+    """Every attachment of ``topo`` with its devices and addresses (those the last apply gave kept)."""
+    record = store.load()
+    return compose.links(topo, compose.assign(topo, record.allocations if record else None))
 
 
 def _belongs(obj: NetObject, namespace: str, own: set[Device]) -> bool:

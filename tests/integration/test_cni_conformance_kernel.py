@@ -479,6 +479,58 @@ def test_an_address_asked_for_in_cni_args_is_given_and_one_taken_is_refused(sand
     assert_same(before, sandbox)
 
 
+def test_a_failed_add_of_an_attachment_that_was_there_gives_back_what_it_had(sandbox: Sandbox) -> None:
+    """A repeated ADD that fails (its interface gone, asking another's port; or naming another namespace) leaves
+    the lease as it was: the network goes on, and no other container loses its port."""
+    for name in ("c1", "c2", "c3", "c1new"):
+        make_container(sandbox, name)
+    before = snapshot.take(sandbox.runner)
+    add(sandbox, "c1", published(8080))
+    a2 = address_of(add(sandbox, "c2", published(8081)))
+    run(sandbox, "ip", "link", "delete", "eth0", netns="c1")  # so that a repeated ADD is let through
+    refused = failed(cni(sandbox, "ADD", published(8081), container="c1", netns=netns_path("c1")), 7)
+    assert "8081" in text_of(refused), refused
+    assert [r for r in nat_rules(sandbox) if "--dport 8081" in r] == [
+        f"-A NETWRAP-cni-t1 -p tcp -m tcp --dport 8081 -j DNAT --to-destination {a2}:80"
+    ]
+    assert addresses(sandbox, "c2", "eth0") == [f"{a2}/24"]
+    succeeded(check(sandbox, "c2", published(8081)))
+    refused = failed(cni(sandbox, "ADD", published(8080), container="c1", netns=netns_path("c1new")), 101)
+    delete(sandbox, "c1", published(8080))  # the lease still names c1's own namespace: DEL finds it
+    add(sandbox, "c3")  # and the network goes on
+    succeeded(check(sandbox, "c2", published(8081)))
+    for name in ("c2", "c3"):
+        delete(sandbox, name)
+    assert_same(before, sandbox)
+
+
+def test_another_tools_bridge_or_chain_of_the_networks_name_is_refused_and_left_as_it_was(sandbox: Sandbox) -> None:
+    """Changed in place (a MAC, a chain's rules), another tool's bridge or chain was recorded as netwrap's and
+    deleted by the last DEL."""
+    make_container(sandbox, "c1")
+    before = snapshot.take(sandbox.runner)
+    for made, remove in (
+        ((("ip", "link", "add", BRIDGE, "type", "bridge"), ("ip", "addr", "add", "192.0.2.78/32", "dev", BRIDGE)),
+         ("ip", "link", "del", BRIDGE)),
+        ((("iptables", "-t", "nat", "-N", "NETWRAP-cni-t1"),
+          ("iptables", "-t", "nat", "-A", "NETWRAP-cni-t1", "-s", "192.0.2.9/32", "-j", "RETURN")),
+         ("sh", "-c", "iptables -t nat -F NETWRAP-cni-t1 && iptables -t nat -X NETWRAP-cni-t1")),
+    ):  # fmt: skip
+        for command in made:
+            run(sandbox, *command)
+        theirs = snapshot.take(sandbox.runner)
+        refused = failed(cni(sandbox, "ADD", conf(), container="c1", netns=netns_path("c1")), 101)
+        assert "not made by netwrap" in text_of(refused), refused
+        assert_same(theirs, sandbox)  # nothing changed: theirs as it was, nothing of netwrap's
+        delete(sandbox, "c1")
+        assert_same(theirs, sandbox)
+        run(sandbox, *remove)
+    assert_same(before, sandbox)
+    add(sandbox, "c1")  # the names free again: the network is made
+    delete(sandbox, "c1")
+    assert_same(before, sandbox)
+
+
 def test_an_add_into_the_plugins_own_namespace_or_a_file_that_is_none_is_refused(sandbox: Sandbox) -> None:
     """The host's own namespace (a runtime's mistake) would get the container's interface among its devices."""
     before = snapshot.take(sandbox.runner)
