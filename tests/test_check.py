@@ -135,6 +135,7 @@ def test_a_record_check_reads_for_what_is_new_and_what_shares_a_device_with_it(
     assert checked.trusted == {o.key for o in objects} - sharing
     assert batch_read("Tdocker0") in seen(fp)
     assert batch_read("Tdocker1") not in seen(fp)  # the other container is not looked at
+    assert not checked.widened  # what it read of the record's is there: nothing more is read
 
 
 def test_a_record_check_reads_for_an_object_whose_value_changed(fp: FakeProcess, runner: SubprocessRunner) -> None:

@@ -135,6 +135,18 @@ def _in_the_way(current: Plan, state: HostState, record: Record | None) -> list[
     ]
 
 
+def _observe(
+    runner: Runner, objects: Sequence[NetObject], record: Record | None, *, check: Check, scope: Scope, pruned: _Pruned
+) -> Checked:
+    """The check; one that read beyond the scope judged apart from a removal running beside it reads again
+    once the removal is over."""
+    checked = observe_for(runner, objects, record, check, scope)
+    if checked.widened and pruned.running:
+        pruned.wait()
+        checked = observe_for(runner, objects, record, check, scope)
+    return checked
+
+
 class _Pruned:
     """The removal of what the record holds and the build no longer wants: done, or running beside the build."""
 
@@ -147,6 +159,10 @@ class _Pruned:
         if self._running is not None:
             self._done, self._running = self._running.result(), None
         return self._done
+
+    @property
+    def running(self) -> bool:
+        return self._running is not None
 
     def wait(self) -> None:
         """Wait for it without raising: the caller has an error of its own to raise."""
@@ -199,7 +215,7 @@ def _build(
     on_checked: Callable[[Checked], None] | None,
 ) -> Outcome:
     """The build after (or beside) the pruning: observe, plan, claim and create."""
-    checked = observe_for(runner, objects, record, check, scope)
+    checked = _observe(runner, objects, record, check=check, scope=scope, pruned=pruned)
     if on_checked is not None:
         on_checked(checked)
     state = checked.state

@@ -68,6 +68,7 @@ class Checked:
     state: HostState
     trusted: frozenset[str] = frozenset()
     host_reads: Reads | None = None  # set when nothing inside a namespace was read
+    widened: bool = False  # a record check read beyond its scope: something it made was found gone
 
 
 def observe_for(
@@ -114,9 +115,35 @@ def _by_record(runner: Runner, objects: Sequence[NetObject], scope: Scope) -> Ch
     rest. An object written whole that only lost items since (a chain losing a container's rules) is not read
     either: it is rewritten as wanted, and a read would save nothing (the kernel waits for a transaction that
     deletes rules, whether it deletes one or flushes them all)."""
-    state = observe(runner, [obj for obj in scope.looked if id(obj) not in scope.unread])
+    reading = [obj for obj in scope.looked if id(obj) not in scope.unread]
+    state = observe(runner, reading)
     examined = {id(obj) for obj in scope.looked}
-    return Checked(state, frozenset(obj.key for obj in objects if id(obj) not in examined))
+    widened = False
+    while more := _in_doubt(objects, reading, examined, scope.changed, state):
+        widened = True
+        examined |= {id(obj) for obj in more}
+        reading += more
+        state = observe(runner, reading)
+    return Checked(state, frozenset(obj.key for obj in objects if id(obj) not in examined), widened=widened)
+
+
+def _in_doubt(
+    objects: Sequence[NetObject],
+    reading: list[NetObject],
+    examined: set[int],
+    changed: frozenset[int],
+    state: HostState,
+) -> list[NetObject]:
+    """What a record check must read too once it finds something the record says was made, unchanged since,
+    not there (a container's veth someone deleted, whose port the check read because a new port joins the
+    bridge): the objects that make the devices it relies on, and what relies on its own. Trusted,
+    they would be left broken, and the build would fail on them (a port of a veth that is gone)."""
+    gone = [obj for obj in reading if id(obj) not in changed and obj.assess(state).status != "present"]
+    if not gone:
+        return []
+    wanted = set().union(*(obj.relies_on() for obj in gone))
+    made = set().union(*(obj.devices() for obj in gone))  # a maker read and found gone widens the next round
+    return [obj for obj in objects if id(obj) not in examined and (obj.devices() & wanted or obj.relies_on() & made)]
 
 
 def _shrunk(before: dict[str, Any] | None, now: dict[str, Any]) -> bool:
@@ -138,9 +165,10 @@ def _within(items: list[Any], longer: list[Any]) -> bool:
     return all(any(item == other for other in rest) for item in items)
 
 
-def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int]]:
+def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int], set[int]]:
     """What a record check examines: what is new or changed since ``record``, and what relies on a device it
-    relies on; and, of those, the ones (by ``id``) it need not read: written whole and only shrunk."""
+    relies on; and, of those, the ones (by ``id``) it need not read (written whole and only shrunk), and the
+    changed ones."""
     made = record.made_as()
     changed: set[int] = set()
     unread: set[int] = set()
@@ -152,25 +180,28 @@ def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetOb
                 unread.add(id(obj))
     devices = set().union(*(obj.relies_on() for obj in objects if id(obj) in changed))
     examined = changed | {id(obj) for obj in objects if obj.relies_on() & devices}
-    return [obj for obj in objects if id(obj) in examined], unread
+    return [obj for obj in objects if id(obj) in examined], unread, changed
 
 
 @attrs.frozen
 class Scope:
     """What a build reads for: ``looked``, the objects it examines (all of them, but with a record check);
-    ``unread``, the ids of those it examines without a read (written whole and only shrunk)."""
+    ``unread``, the ids of those it examines without a read (written whole and only shrunk); ``changed``, the
+    ids of those new or changed since the record. With a record check, anything examined that the record made
+    and that is found gone widens the reads (see :func:`_in_doubt`)."""
 
     looked: list[NetObject]
     unread: frozenset[int] = frozenset()
+    changed: frozenset[int] = frozenset()  # new or changed since the record (all, without one)
 
 
 def scope_of(objects: Sequence[NetObject], record: Record | None, check: Check) -> Scope:
     """The objects :func:`observe_for` would read for, and that a build may then change: with a record check,
     what is not trusted; otherwise all of them."""
     if check == "record" and record is not None and record.complete:
-        looked, unread = _unsettled(objects, record)
-        return Scope(looked, frozenset(unread))
-    return Scope(list(objects))
+        looked, unread, changed = _unsettled(objects, record)
+        return Scope(looked, frozenset(unread), frozenset(changed))
+    return Scope(list(objects), changed=frozenset(id(obj) for obj in objects))
 
 
 def reach(obj: NetObject) -> frozenset[tuple[str, ...]]:

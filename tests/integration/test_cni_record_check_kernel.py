@@ -48,3 +48,22 @@ def test_an_add_leaves_another_attachments_insides_alone(sandbox: Sandbox) -> No
     assert first["ips"]
     check = cni(sandbox, "CHECK", published(8081), container="a", netns="/run/netns/a")
     assert check.returncode != 0 and "route" in check.stdout  # and CHECK does see it
+
+
+def test_an_add_beside_a_container_whose_veth_was_deleted_by_hand_makes_it_again(sandbox: Sandbox) -> None:
+    """The new port's ADD reads the bridge's other ports; one whose veth is gone (deleted inside its container)
+    was made by netwrap and is not there: the check reads what it relies on too, and the ADD mends it instead
+    of failing on a port of a device that is gone."""
+    for name in ("a", "b", "c"):
+        sandbox.runner.run(Command("ip", ("netns", "add", name)))
+    added = {}
+    for name, port in (("a", 8081), ("b", 8082)):
+        call = cni(sandbox, "ADD", published(port), container=name, netns=f"/run/netns/{name}")
+        added[name] = succeeded(call).json()["ips"][0]["address"].split("/")[0]
+    sandbox.runner.run(Command("ip", ("link", "del", "eth0"), netns="a"))
+    assert len(_ports(sandbox)) == 1
+    succeeded(cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c"))
+    assert len(_ports(sandbox)) == 3
+    assert ping(sandbox.runner, added["a"], "c") and ping(sandbox.runner, added["b"], "c")
+    assert ping(sandbox.runner, added["a"], None)
+    succeeded(cni(sandbox, "CHECK", published(8081), container="a", netns="/run/netns/a"))
