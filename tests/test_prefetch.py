@@ -108,3 +108,17 @@ def test_the_kept_reads_round_trip_and_a_damaged_file_keeps_none(tmp_path: Path)
         assert prefetch.load(path) == [], text
     assert prefetch.load(tmp_path / "missing.json") == []
     prefetch.save(tmp_path / "no" / "such" / "folder.json", [LIST])  # cannot be kept: no error
+
+
+def test_a_read_started_before_a_change_is_not_handed_out_after_it() -> None:
+    """A removal that runs before the build changes the host: what was read ahead may show it as it was."""
+    inner = Counting()
+    ahead = prefetch.Prefetching(inner)
+    ahead.start([LIST, SAVE])
+    ahead.run(LIST)  # handed out: nothing changed yet
+    ahead.run(CHANGE)
+    ahead.run(SAVE)
+    ahead.close()  # what was started is waited for
+    tools = [c.tool for c in inner.ran]
+    assert (tools.count("ip"), tools.count("iptables-save")) == (2, 2)  # the list once, then the change; the
+    # save started ahead and again after the change, when asked

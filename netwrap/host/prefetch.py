@@ -9,11 +9,15 @@ commands a little later, gets their results (or their errors) as they would
 have come. What is not asked for is waited for and dropped; what was not
 started runs as usual. Only reads of the host are taken: never a command that
 changes something, nor one inside a namespace (a container's come and go).
+Once a command that changes something has run, nothing started before it is
+handed out: it may show the host as it was (a removal that runs before the
+build, say), and is read again when asked.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +44,8 @@ class Prefetching:
     _pending: dict[Command, Future[Result]] = attrs.field(factory=dict)
     _pool: ThreadPoolExecutor | None = None
     asked: list[Command] = attrs.field(factory=list)  # the host's reads asked for, in order: next time's
+    _dropped: list[Future[Result]] = attrs.field(factory=list)  # started before a change: waited for, not used
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     @property
     def concurrent(self) -> bool:
@@ -57,7 +63,13 @@ class Prefetching:
     def run(self, command: Command) -> Result:
         if worth_starting(command):
             self.asked.append(command)
-        started = self._pending.pop(command, None)
+        with self._lock:
+            if command.mutates:  # the host changes: what was read before may be out of date
+                self._dropped += self._pending.values()
+                self._pending.clear()
+                started = None
+            else:
+                started = self._pending.pop(command, None)
         if started is not None:
             return started.result()  # its result, or the error it raised, as if run now
         return self.inner.run(command)
@@ -67,6 +79,7 @@ class Prefetching:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self._pending.clear()
+        self._dropped.clear()
 
 
 def save(path: Path, commands: Sequence[Command]) -> None:

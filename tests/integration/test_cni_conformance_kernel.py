@@ -531,6 +531,27 @@ def test_another_tools_bridge_or_chain_of_the_networks_name_is_refused_and_left_
     assert_same(before, sandbox)
 
 
+def test_a_bridge_renamed_in_the_configuration_moves_every_attachment_at_the_next_add(sandbox: Sandbox) -> None:
+    """An edit of the configuration, as of a topology file: the next call makes the network the new one says.
+    The removal of the old bridge runs before the build, and the reads started ahead of it are read again."""
+    for name in ("c1", "c2", "c3"):
+        make_container(sandbox, name)
+    before = snapshot.take(sandbox.runner)
+    given = {name: address_of(add(sandbox, name)) for name in ("c1", "c2")}
+    renamed = conf(bridge="br-other")
+    given["c3"] = address_of(add(sandbox, "c3", renamed))
+    assert "cni-t1" not in links(sandbox, None)
+    ports = read(sandbox, "ip", "-o", "link", "show", "master", "br-other")
+    assert ports.count("master br-other") == 3, ports
+    for name, address in given.items():
+        succeeded(check(sandbox, name, renamed))
+        assert answers(sandbox, address, None), name
+    assert answers(sandbox, given["c1"], "c3")
+    for name in ("c1", "c2", "c3"):
+        delete(sandbox, name, renamed)
+    assert_same(before, sandbox)
+
+
 def test_an_add_into_the_plugins_own_namespace_or_a_file_that_is_none_is_refused(sandbox: Sandbox) -> None:
     """The host's own namespace (a runtime's mistake) would get the container's interface among its devices."""
     before = snapshot.take(sandbox.runner)
