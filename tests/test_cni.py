@@ -486,3 +486,16 @@ def test_check_with_a_damaged_record_is_the_specs_error_not_an_internal_one(tmp_
     code, out = call({**ENV, "CNI_COMMAND": "CHECK", "CNI_NETNS": "/proc/self/ns/net"}, conf)
     assert (code, out and out["code"]) == (1, spec.FAILED), out
     assert "topology-cni-t1.json" in (out or {}).get("msg", ""), out
+
+
+def test_a_file_where_the_state_or_data_directory_should_be_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    state = spec.netconf({**CONF, "stateDir": str(tmp_path / "file")}, "ADD")
+    with pytest.raises(CniError, match="a file is in the way of the directory"), plugin._turns(state):
+        pass
+    with (
+        pytest.raises(CniError, match="a file is in the way of the directory") as caught,
+        Leases(tmp_path / "file", "t1"),
+    ):
+        pass
+    assert caught.value.code == spec.IO_FAILURE

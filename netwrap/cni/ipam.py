@@ -85,6 +85,8 @@ class Leases:
             raise CniError(TRY_AGAIN_LATER, str(exc)) from None  # passing: the runtime may call again
         except NetwrapError as exc:
             raise CniError(IO_FAILURE, str(exc)) from None
+        except (FileExistsError, NotADirectoryError):
+            raise CniError(IO_FAILURE, f"cannot use {self.folder}: a file is in the way of the directory") from None
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot use {self.folder}: {exc.strerror or exc}") from None
         try:

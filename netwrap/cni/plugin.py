@@ -129,6 +129,8 @@ def _turns(conf: NetConf) -> Iterator[StateFile]:
             stack.enter_context(StateLock(registry.folder(host_run())))
         except LockTimeoutError as exc:
             raise CniError(spec.TRY_AGAIN_LATER, str(exc)) from None
+        except (FileExistsError, NotADirectoryError):
+            raise CniError(spec.IO_FAILURE, f"stateDir {folder}: a file is in the way of the directory") from None
         except OSError as exc:
             raise CniError(spec.IO_FAILURE, f"cannot lock {folder}: {exc.strerror or exc}") from None
         yield _store(folder, conf)
@@ -283,11 +285,16 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             # an ADD reads what it adds or changes and what shares a device with it (see engine.check); one
             # repeated looks inside every namespace, so that it repairs what it reports
             topo = _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "record")
-        except Exception:
+        except Exception as exc:
             if lease != had:  # new, or changed (another namespace, other ports): what it had is given back
                 leases.leases = before
                 with contextlib.suppress(CniError):
                     _converge(conf, leases, runner)
+            if not again and isinstance(exc, CniError) and exc.code == spec.FAILED and _interface_there(env, runner):
+                # the spec's case, found by the kernel: "If an interface of the requested name already exists in
+                # the container, the CNI plugin MUST return with an error" (what was made is given back)
+                raise CniError(spec.FAILED, f"{env.ifname} exists in {env.netns} already, and is not netwrap's: "
+                               "nothing of this attachment is left", str(exc)) from None  # fmt: skip
             raise
     if topo is None:  # never: the lease just taken is always built
         raise CniError(spec.FAILED, f"attachment {env.container_id}/{env.ifname} was not built")
