@@ -499,3 +499,17 @@ def test_a_file_where_the_state_or_data_directory_should_be_is_named_as_such(tmp
     ):
         pass
     assert caught.value.code == spec.IO_FAILURE
+
+
+def test_a_configuration_list_with_cni_versions_alone_is_read_at_the_highest_it_shares(tmp_path: Path) -> None:
+    """1.1.0 lets a list name its versions (``cniVersions``) instead of one ``cniVersion``."""
+    path = tmp_path / "apps.conflist"
+    ours = {k: v for k, v in CONF.items() if k not in ("cniVersion", "name")}
+    path.write_text(json.dumps({"cniVersions": ["0.4.0", "1.0.0", "1.1.0", "9.0.0"], "name": "t1",
+                                "plugins": [ours, {"type": "portmap"}]}))  # fmt: skip
+    path.chmod(0o600)
+    tmp_path.chmod(0o700)
+    assert plugin.config_from_file(path).version == "1.1.0"
+    path.write_text(json.dumps({"cniVersions": ["0.4.0"], "name": "t1", "plugins": [ours]}))
+    with pytest.raises(NetwrapError, match="not supported"):
+        plugin.config_from_file(path)

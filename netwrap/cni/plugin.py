@@ -524,11 +524,20 @@ def config_from_file(path: Path) -> NetConf:
         ours = [p for p in plugins if isinstance(p, dict) and p.get("type") == "netwrap"]
         if len(ours) != 1:
             raise NetwrapError(f"{path}: a network configuration list needs one plugin of type netwrap")
-        data = {"cniVersion": data.get("cniVersion"), "name": data.get("name"), **ours[0]}
+        data = {"cniVersion": _list_version(data), "name": data.get("name"), **ours[0]}
     try:
         return spec.netconf(data, "CHECK")
     except CniError as exc:
         raise NetwrapError(f"{path}: {exc.msg}") from None
+
+
+def _list_version(data: dict[str, Any]) -> object:
+    """A configuration list's version as a runtime picks it: ``cniVersion``, else the highest of ``cniVersions``
+    (1.1.0's list of versions) that the plugin speaks."""
+    if "cniVersion" in data or not isinstance(data.get("cniVersions"), list):
+        return data.get("cniVersion")
+    spoken = [v for v in spec.SUPPORTED if v in data["cniVersions"]]
+    return spoken[-1] if spoken else data["cniVersions"]
 
 
 def topology_from_file(path: Path) -> Topology:
