@@ -345,16 +345,27 @@ def test_leases_of_a_dual_stack_network_take_and_keep_an_address_of_each_family(
         assert again.address6 == given[1].address6 and again.address == given[1].address
 
 
-def test_the_default_route_follows_is_default_gateway_and_ipam_routes_else_eth0_alone() -> None:
+def test_the_default_route_follows_is_default_gateway_else_eth0_alone() -> None:
     def default(extra: dict[str, Any], ifname: str) -> bool:
         return plugin.gets_default_route(spec.netconf({**CONF, **extra}, "ADD"), ifname)
 
     assert (default({}, "eth0"), default({}, "net1")) == (True, False)
     assert (default({"isDefaultGateway": True}, "net1"), default({"isDefaultGateway": False}, "eth0")) == (True, False)
-    routes = {"ipam": {"routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}  # as podman's configurations have them
-    assert default(routes, "net1")
-    assert default({"ipam": {"routes": [{"dst": "0.0.0.0/0", "gw": "10.89.0.1"}]}}, "net1")  # through the gateway
-    assert default({"ipam": {"routes": []}, "isDefaultGateway": False}, "eth0") is False
+    # default routes in ipam.routes (as podman writes them) are taken, and are what eth0 gets anyway: a second
+    # network's would clash with the first's in the container
+    routes = {"ipam": {"routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}, {"dst": "0.0.0.0/0", "gw": "10.89.0.1"}]}}
+    assert (default(routes, "eth0"), default(routes, "net1")) == (True, False)
+
+
+def test_what_only_an_add_refuses_never_stops_a_del_check_or_gc_of_what_an_earlier_netwrap_made() -> None:
+    """An earlier netwrap took these and ignored them: its containers must still be deleted."""
+    for extra in ({"isGateway": False}, {"hairpinMode": False}, {"ipam": {"type": "static"}},
+                  {"ipam": {"routes": [{"dst": "10.200.0.0/16"}]}}, {"vlan": 5}):  # fmt: skip
+        with pytest.raises(CniError) as caught:
+            spec.netconf({**CONF, **extra}, "ADD")
+        assert caught.value.code == spec.UNSUPPORTED_FIELD
+        for command in ("DEL", "CHECK", "GC"):
+            assert spec.netconf({**CONF, **extra}, command).name == "t1"
 
 
 def test_gc_takes_the_key_the_specification_of_1_1_0_names_too() -> None:
@@ -367,13 +378,13 @@ def test_gc_takes_the_key_the_specification_of_1_1_0_names_too() -> None:
     assert spec.netconf(CONF, "GC").valid_attachments is None  # nothing said: nothing collected
 
 
-def test_ipam_data_dir_and_resolv_conf_as_host_local_reads_them(tmp_path: Path) -> None:
+def test_ipam_resolv_conf_as_host_local_reads_it_and_ipam_data_dir_is_not_netwraps(tmp_path: Path) -> None:
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("# comment\nnameserver 192.0.2.53\nnameserver 192.0.2.54 ; x\nsearch a.example b.example\n"
                       "options ndots:2 edns0\ndomain\n")  # fmt: skip
     read = spec.netconf({**CONF, "ipam": {"dataDir": str(tmp_path / "d"), "resolvConf": str(resolv)}}, "ADD")
-    assert read.data_dir == str(tmp_path / "d")
-    assert spec.netconf({**CONF, "dataDir": "/x", "ipam": {"dataDir": "/y"}}, "ADD").data_dir == "/x"
+    assert read.data_dir == spec.DEFAULT_DATA_DIR  # host-local's own folder, never netwrap's leases' (an earlier
+    # netwrap ignored it: its leases are in dataDir, and a network read elsewhere would lose every container)
     assert plugin.resolv_conf(read.resolv_conf) == {
         "nameservers": ["192.0.2.53", "192.0.2.54"], "search": ["a.example", "b.example"],
         "options": ["ndots:2", "edns0"],
@@ -513,3 +524,12 @@ def test_a_configuration_list_with_cni_versions_alone_is_read_at_the_highest_it_
     path.write_text(json.dumps({"cniVersions": ["0.4.0"], "name": "t1", "plugins": [ours]}))
     with pytest.raises(NetwrapError, match="not supported"):
         plugin.config_from_file(path)
+
+
+def test_an_add_whose_resolv_conf_cannot_be_read_fails_before_anything_is_leased(tmp_path: Path) -> None:
+    conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state"),
+            "ipam": {"resolvConf": str(tmp_path / "missing")}}  # fmt: skip
+    code, out = call({**ENV, "CNI_NETNS": "/proc/self/ns/net"}, conf)  # refused later anyway: this comes first
+    assert (code, out and out["code"]) == (1, spec.IO_FAILURE), out
+    assert "resolvConf" in (out or {}).get("msg", "")
+    assert read_leases(tmp_path / "data", "t1") == []

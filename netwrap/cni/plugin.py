@@ -35,13 +35,13 @@ from netwrap.command import Command
 from netwrap.engine import registry
 from netwrap.engine.check import Check
 from netwrap.engine.lock import StateLock
-from netwrap.engine.plan import plan
+from netwrap.engine.plan import PlanItem, plan
 from netwrap.engine.state import DEFAULT_STATE_DIR, MemoryStore, StateFile
 from netwrap.errors import LockTimeoutError, NetwrapError
 from netwrap.host import prefetch
 from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
-from netwrap.kinds import NetObject, VethPair
+from netwrap.kinds import NetObject, OwnedChain, VethPair
 from netwrap.topology import apply as apply_
 from netwrap.topology import files as topofile
 from netwrap.topology.compose import bridge_mac, host_end_mac, mac_for
@@ -94,8 +94,8 @@ def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
 
 
 def gets_default_route(conf: NetConf, ifname: str) -> bool:
-    """As ``isDefaultGateway`` or a default route in ``ipam.routes`` say; else eth0 only (a second network's
-    interface, eth1 and on, reaches its own subnet only)."""
+    """As ``isDefaultGateway`` says (every attachment of the network, or none); else eth0 only (a second
+    network's interface, eth1 and on, reaches its own subnet only)."""
     return conf.default_route if conf.default_route is not None else ifname == "eth0"
 
 
@@ -260,10 +260,13 @@ def _summary(exc: NetwrapError) -> str:
 def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
     """Lease an address and build the attachment; on failure the lease is given back and the others rebuilt,
     so that one container that cannot be added never stops the rest of the network."""
+    dns = resolv_conf(conf.resolv_conf)  # read before anything is made: a file that cannot be is the ADD's error
     with Leases(conf.data_dir, conf.name) as leases:
         before = list(leases.leases)
         had = leases.find(env.container_id, env.ifname)
         again = had is not None
+        # a container removed without DEL holds no address another asks for (let go here, as a converge would)
+        leases.leases = _alive(leases.leases, keep=(env.container_id, env.ifname))
         found = identity(env.netns)
         problem = "is not there" if not found else netns_problem(env.netns)
         if problem is not None:
@@ -286,11 +289,14 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             # repeated looks inside every namespace, so that it repairs what it reports
             topo = _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "record")
         except Exception as exc:
+            given_back = lease == had
             if lease != had:  # new, or changed (another namespace, other ports): what it had is given back
                 leases.leases = before
                 with contextlib.suppress(CniError):
                     _converge(conf, leases, runner)
-            if not again and isinstance(exc, CniError) and exc.code == spec.FAILED and _interface_there(env, runner):
+                    given_back = True
+            foreign = given_back and not again and isinstance(exc, CniError) and exc.code == spec.FAILED
+            if foreign and _interface_there(env, runner):
                 # the spec's case, found by the kernel: "If an interface of the requested name already exists in
                 # the container, the CNI plugin MUST return with an error" (what was made is given back)
                 raise CniError(spec.FAILED, f"{env.ifname} exists in {env.netns} already, and is not netwrap's: "
@@ -298,7 +304,7 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             raise
     if topo is None:  # never: the lease just taken is always built
         raise CniError(spec.FAILED, f"attachment {env.container_id}/{env.ifname} was not built")
-    return result(env, conf, topo, lease)
+    return result(env, conf, topo, lease, dns)
 
 
 def delete(env: Env, conf: NetConf, runner: Runner) -> None:
@@ -370,7 +376,7 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
                                "or the configuration no longer allows its address or ports")  # fmt: skip
             topo = topology(conf, built)
             try:
-                taken, found = apply_.judge(topo, runner, store, "all", _as_told(env, conf))
+                judged = apply_.judge(topo, runner, store, "all", _as_told(env, conf))
                 attached = apply_.attachments(topo, store)
             except CniError:
                 raise
@@ -380,12 +386,27 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
     # container's trouble is not this one's
     name = container_name(env.container_id, env.ifname)
     (container,) = (c for c in topo.containers if c.name == name)
-    _, path = apply_.container_path(container, attached, [item.obj for item in found.items])
+    _, path = apply_.container_path(container, attached, [item.obj for item in judged.plan.items])
     keys = {obj.key for obj in path}
-    wrong = [*taken, *(f"{i.obj.key}: {i.assessment.reason}" for i in found.items if i.obj.key in keys and
-                       i.status != "present")]  # fmt: skip
+    concerns = apply_.concerning(container, attached)
+    wrong = [*judged.taken] + [
+        f"{item.obj.key}: {item.assessment.reason}"
+        for item in judged.plan.items
+        if item.obj.key in keys and item.status != "present" and not _whole_for(item, concerns, judged.state)
+    ]
     if wrong:
         raise CniError(spec.NOT_AS_WANTED, wrong[0], "\n".join(wrong))
+
+
+def _whole_for(item: PlanItem, concerns: tuple[frozenset[str], frozenset[Any]], state: HostState) -> bool:
+    """Whether a chain that is not as wanted still lists, in order, every rule of it that concerns the
+    attachment (the chain holds every container's rules: another's missing rule is not this one's trouble)."""
+    chain = item.obj
+    if not isinstance(chain, OwnedChain) or item.status == "conflict" or not chain.exists(state):
+        return False
+    mine = [rule.body() for rule in chain.rules if rule.concerns(*concerns)]
+    listed = iter(rule.words for rule in state.rules.get(chain.where, ()) if rule.chain == chain.name)
+    return all(any(words == seen for seen in listed) for words in mine)
 
 
 def _as_told(env: Env, conf: NetConf) -> Callable[[Sequence[NetObject]], Sequence[NetObject]]:
@@ -435,7 +456,9 @@ def status(conf: NetConf) -> None:
         raise CniError(spec.NOT_AVAILABLE, exc.msg) from None
 
 
-def result(env: Env, conf: NetConf, topo: Topology, lease: Lease) -> dict[str, Any]:
+def result(
+    env: Env, conf: NetConf, topo: Topology, lease: Lease, resolv: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ADD result: the bridge, the host end and the container's interface (each with its MAC, made of an
     address and set by the apply: nothing is read), the address, the default route and the DNS settings of the
     configuration."""
@@ -461,7 +484,7 @@ def result(env: Env, conf: NetConf, topo: Topology, lease: Lease) -> dict[str, A
         routes.append({"dst": "0.0.0.0/0", "gw": str(conf.gateway)})
         if lease.address6 is not None and conf.gateway6 is not None:
             routes.append({"dst": "::/0", "gw": str(conf.gateway6)})
-    dns = dict(conf.dns) or dict(previous.get("dns") or {}) or resolv_conf(conf.resolv_conf)
+    dns = dict(conf.dns) or dict(previous.get("dns") or {}) or dict(resolv or {})
     return {"cniVersion": conf.version, "interfaces": interfaces, "ips": ips, "routes": routes, "dns": dns}
 
 

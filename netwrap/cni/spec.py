@@ -121,7 +121,7 @@ class NetConf:
     port_mappings: tuple[PortMapping, ...] = ()
     dns: Mapping[str, Any] = attrs.field(factory=dict)
     valid_attachments: tuple[tuple[str, str], ...] | None = None  # GC: (container id, ifname); None: not given
-    default_route: bool | None = None  # isDefaultGateway, or a default route in ipam.routes; None: eth0's only
+    default_route: bool | None = None  # isDefaultGateway: every attachment's, or none; None: eth0's only
     requested: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()  # static addresses asked for
     resolv_conf: str = ""  # ipam.resolvConf: a resolv.conf whose settings are the result's dns when none is given
     prev_result: Mapping[str, Any] | None = None
@@ -263,16 +263,14 @@ def _bridge_options(data: Mapping[str, Any]) -> None:
             raise _unsupported(key, data[key], "not an option of netwrap's")
 
 
-def _default_route(data: Mapping[str, Any], ipam: object, gateways: set[str]) -> bool | None:
-    """Whether every attachment gets the default route: ``isDefaultGateway``, or a default route among
-    ``ipam.routes`` (the only routes netwrap makes: others are refused); None when neither is given."""
-    explicit: bool | None = _get(data, "isDefaultGateway", bool, None)
+def _ipam_routes(ipam: object, gateways: set[str]) -> None:
+    """``ipam.routes``: default routes through the gateway are what netwrap makes anyway (the first interface's,
+    see ``isDefaultGateway``); any other is refused, code 2, never dropped."""
     routes = ipam.get("routes") if isinstance(ipam, dict) else None
     if routes is None:
-        return explicit
+        return
     if not isinstance(routes, list):
         raise _invalid("ipam.routes", routes, "must be a list of routes")
-    found = False
     for number, route in enumerate(routes):
         if not isinstance(route, dict) or not isinstance(route.get("dst"), str):
             raise _invalid(f"ipam.routes[{number}]", route, "must be an object with a dst")
@@ -284,8 +282,6 @@ def _default_route(data: Mapping[str, Any], ipam: object, gateways: set[str]) ->
         if dst.prefixlen != 0 or not (gateway is None or (isinstance(gateway, str) and _address(gateway) in gateways)):
             raise _unsupported(f"ipam.routes[{number}]", route, "netwrap makes the default route through the "
                                "gateway, and no other")  # fmt: skip
-        found = True
-    return True if found or explicit else explicit
 
 
 def cni_args(text: str) -> dict[str, str]:
@@ -343,9 +339,12 @@ def netconf(data: dict[str, Any], command: str, args: str = "") -> NetConf:
     if data.get("type") != "netwrap":
         raise _invalid("type", data.get("type"), "must be 'netwrap' for this plugin")
     ipam = data.get("ipam")
-    if isinstance(ipam, dict) and ipam.get("type", "host-local") != "host-local":
+    adding = command == "ADD"  # what netwrap cannot make is refused when asked to make it: a DEL, CHECK or GC
+    # of a network an earlier netwrap made (which took these and ignored them) still goes by the rest
+    if adding and isinstance(ipam, dict) and ipam.get("type", "host-local") != "host-local":
         raise _unsupported("ipam.type", ipam.get("type"), "netwrap gives the addresses itself, as host-local does")
-    _bridge_options(data)
+    if adding:
+        _bridge_options(data)
     text, gateway_text, text6, gateway6_text = _subnet_and_gateway(data)
     subnet6, gateway6 = _ipv6_side(text6, gateway6_text)
     try:
@@ -387,6 +386,8 @@ def netconf(data: dict[str, Any], command: str, args: str = "") -> NetConf:
             raise _invalid(key, listed, "must be a list")
         valid = tuple(_attachment(key, i, a) for i, a in enumerate(listed or []))
     ipam_options = ipam if isinstance(ipam, dict) else {}
+    if adding:
+        _ipam_routes(ipam, {str(gateway), str(gateway6)})
     return NetConf(
         version=version,
         name=name,
@@ -397,12 +398,12 @@ def netconf(data: dict[str, Any], command: str, args: str = "") -> NetConf:
         subnet6=subnet6,
         gateway6=gateway6,
         mtu=mtu,
-        data_dir=_get(data, "dataDir", str, None) or _get(ipam_options, "dataDir", str, DEFAULT_DATA_DIR),
+        data_dir=_get(data, "dataDir", str, DEFAULT_DATA_DIR),  # never ipam.dataDir: host-local's, not netwrap's
         state_dir=_get(data, "stateDir", str, ""),
         port_mappings=mappings,
         dns=dns,
         valid_attachments=valid,
-        default_route=_default_route(data, ipam, {str(gateway), str(gateway6)}),
+        default_route=_get(data, "isDefaultGateway", bool, None),
         requested=requested,
         resolv_conf=_get(ipam_options, "resolvConf", str, ""),
         prev_result=_get(data, "prevResult", dict, None),

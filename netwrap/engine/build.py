@@ -122,12 +122,16 @@ def build(
 
 
 def _in_the_way(current: Plan, state: HostState, record: Record | None) -> list[str]:
-    """The plan's conflicts (something of another shape under a wanted name), and what it would change in
-    place though netwrap did not make it (no record of it): a device or a chain of another tool's of the name
-    wanted, with another MAC, MTU or rules. Changed, that would then be recorded as netwrap's, and removed with
-    the rest."""
+    """The plan's conflicts (something of another shape under a wanted name), and :func:`made_by_others`."""
+    return [item.assessment.reason for item in current.conflicts] + made_by_others(current, state, record)
+
+
+def made_by_others(current: Plan, state: HostState, record: Record | None) -> list[str]:
+    """What the plan would change in place though netwrap did not make it (no record of it): a device or a
+    chain of another tool's of the name wanted, with another MAC, MTU or rules. Changed, that would then be
+    recorded as netwrap's, and removed with the rest."""
     mine = set(record.keys()) if record is not None else set()
-    return [item.assessment.reason for item in current.conflicts] + [
+    return [
         f"{item.obj.key} is there, not made by netwrap, and not as wanted ({item.assessment.reason}): netwrap "
         "changes only what it made; remove it or choose another name"
         for item in current.changes

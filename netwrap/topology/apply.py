@@ -7,6 +7,7 @@ nothing, keeps every address, and removes what the file no longer has.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ import attrs
 from netwrap.command import Command
 from netwrap.engine import claims
 from netwrap.engine.batch import Mode
-from netwrap.engine.build import Outcome, Progress, build, teardown
+from netwrap.engine.build import Outcome, Progress, build, made_by_others, teardown
 from netwrap.engine.check import Check, Checked, observe_for
 from netwrap.engine.plan import Plan, plan
 from netwrap.engine.state import MemoryStore, StateFile, Store
+from netwrap.host.observe import HostState
 from netwrap.host.runner import DryRunner, Runner
 from netwrap.kinds import Claim, NetObject
 from netwrap.kinds.base import Device
@@ -61,8 +63,9 @@ def plan_topology(
     copy of the record, so the commands listed are exactly those apply would run
     (removals of what the file no longer has included).
     """
-    taken, current = judge(topo, runner, store, check)
-    conflicts = (*taken, *(item.assessment.reason for item in current.conflicts))
+    judged = judge(topo, runner, store, check)
+    current = judged.plan
+    conflicts = (*judged.taken, *(item.assessment.reason for item in current.conflicts))
     if conflicts:
         return TopologyPlan(current, (), conflicts)
     record = store.load()
@@ -72,22 +75,34 @@ def plan_topology(
     return TopologyPlan(current, tuple(dry.changes), ())
 
 
+@attrs.frozen
+class Judged:
+    """What :func:`judge` found: what is taken (claims of other records, objects another tool made under a
+    wanted name that apply would have to change), each wanted object's standing, and the host as read."""
+
+    taken: tuple[str, ...]
+    plan: Plan
+    state: HostState
+
+
 def judge(
     topo: Topology,
     runner: Runner,
     store: StateFile,
     check: Check = "all",
     adjust: Callable[[Sequence[NetObject]], Sequence[NetObject]] | None = None,
-) -> tuple[tuple[str, ...], Plan]:
-    """What other records claim of ``topo``'s objects, and each wanted object's standing (objects of another
-    shape in the way are its conflicts), running only reads. ``adjust`` changes the wanted objects before they
-    are judged (what CHECK expects of an interface a later plugin of a chain changed)."""
+) -> Judged:
+    """What stands in the way of ``topo`` besides objects of another shape (its plan's conflicts), and each
+    wanted object's standing, running only reads. ``adjust`` changes the wanted objects before they are judged
+    (what CHECK expects of an interface a later plugin of a chain changed)."""
     objects: Sequence[NetObject] = desired(topo, store)[0]
     if adjust is not None:
         objects = adjust(objects)
     taken = claims.conflicts(objects, claims.others(store, runner))
-    checked = observe_for(runner, objects, store.load(), check)
-    return tuple(taken), plan(objects, checked.state, checked.trusted)
+    record = store.load()
+    checked = observe_for(runner, objects, record, check)
+    current = plan(objects, checked.state, checked.trusted)
+    return Judged((*taken, *made_by_others(current, checked.state, record)), current, checked.state)
 
 
 def apply(
@@ -242,12 +257,19 @@ def container_path(
     mine = [obj for obj in objects if container.owns_namespace and _belongs(obj, container.namespace, own)]
     bridges: set[Device] = {(None, x.network.bridge) for x in attached if x.container is container}
     path = [*mine, *(o for o in objects if o.location is None and o.devices() & bridges and o not in mine)]
-    names = frozenset(name for _, name in own | bridges)
-    addresses = frozenset(
-        a for x in attached if x.container is container for a in (x.address, x.address6) if a is not None
-    )
+    names, addresses = concerning(container, attached)
     path += [o for o in objects if o.shared() and o.concerns(names, addresses)] if bridges else []
     return mine, path
+
+
+def concerning(
+    container: Container, attached: Sequence[compose.Link]
+) -> tuple[frozenset[str], frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]]:
+    """The device names (host ends, bridges) and addresses by which a shared object (a rule) concerns a
+    container."""
+    links = [x for x in attached if x.container is container]
+    names = frozenset(name for x in links for name in (x.host_interface, x.network.bridge))
+    return names, frozenset(a for x in links for a in (x.address, x.address6) if a is not None)
 
 
 def attachments(topo: Topology, store: Store) -> list[compose.Link]:

@@ -476,6 +476,14 @@ def test_an_address_asked_for_in_cni_args_is_given_and_one_taken_is_refused(sand
     assert address_of(add(sandbox, "c3")) == "10.89.0.2"  # the lowest free, as ever
     for name in ("c1", "c3"):
         delete(sandbox, name)
+    # a container removed without DEL (its namespace gone) holds no address another asks for
+    asked = cni(sandbox, "ADD", conf(), container="c1", netns=netns_path("c1"), args="IgnoreUnknown=1;IP=10.89.0.77")
+    succeeded(asked)
+    run(sandbox, "ip", "netns", "delete", "c1")
+    again = cni(sandbox, "ADD", conf(), container="c2", netns=netns_path("c2"), args="IgnoreUnknown=1;IP=10.89.0.77")
+    assert address_of(succeeded(again).json()) == "10.89.0.77"
+    delete(sandbox, "c2")
+    make_container(sandbox, "c1")
     assert_same(before, sandbox)
 
 
@@ -549,6 +557,25 @@ def test_a_bridge_renamed_in_the_configuration_moves_every_attachment_at_the_nex
     assert answers(sandbox, given["c1"], "c3")
     for name in ("c1", "c2", "c3"):
         delete(sandbox, name, renamed)
+    assert_same(before, sandbox)
+
+
+def test_check_of_one_container_is_not_failed_by_another_containers_missing_rule(sandbox: Sandbox) -> None:
+    """The nat chain holds every container's published ports: CHECK judges the rules that concern its own."""
+    for name in ("c1", "c2"):
+        make_container(sandbox, name)
+    before = snapshot.take(sandbox.runner)
+    add(sandbox, "c1", published(8081))
+    add(sandbox, "c2", published(8082))
+    (theirs,) = [rule for rule in nat_rules(sandbox) if "--dport 8082" in rule and "DNAT" in rule]
+    run(sandbox, "iptables", "-t", "nat", *theirs.replace("-A ", "-D ", 1).split())
+    succeeded(check(sandbox, "c1", published(8081)))
+    assert "8082" in text_of(failed(check(sandbox, "c2", published(8082)), 100))
+    (mine,) = [rule for rule in nat_rules(sandbox) if "--dport 8081" in rule and "DNAT" in rule]
+    run(sandbox, "iptables", "-t", "nat", *mine.replace("-A ", "-D ", 1).split())
+    assert "8081" in text_of(failed(check(sandbox, "c1", published(8081)), 100))
+    for name, port in (("c1", 8081), ("c2", 8082)):
+        delete(sandbox, name, published(port))
     assert_same(before, sandbox)
 
 
