@@ -21,13 +21,19 @@ def _ports(sandbox: Sandbox) -> set[str]:
     return {link["ifname"] for link in json.loads(out or "[]")}
 
 
-def test_an_add_beside_a_bridge_deleted_by_hand_brings_it_back_with_every_port(sandbox: Sandbox) -> None:
+def _two_added(sandbox: Sandbox) -> dict[str, str]:
+    """Containers a and b added (publishing 8081 and 8082), c's namespace made; a's and b's addresses."""
     for name in ("a", "b", "c"):
         sandbox.runner.run(Command("ip", ("netns", "add", name)))
     added = {}
     for name, port in (("a", 8081), ("b", 8082)):
         call = cni(sandbox, "ADD", published(port), container=name, netns=f"/run/netns/{name}")
         added[name] = succeeded(call).json()["ips"][0]["address"].split("/")[0]
+    return added
+
+
+def test_an_add_beside_a_bridge_deleted_by_hand_brings_it_back_with_every_port(sandbox: Sandbox) -> None:
+    added = _two_added(sandbox)
     before = _ports(sandbox)
     assert len(before) == 2
     sandbox.runner.run(Command("ip", ("link", "del", BRIDGE)))
@@ -54,12 +60,7 @@ def test_an_add_beside_a_container_whose_veth_was_deleted_by_hand_makes_it_again
     """The new port's ADD reads the bridge's other ports; one whose veth is gone (deleted inside its container)
     was made by netwrap and is not there: the check reads what it relies on too, and the ADD mends it instead
     of failing on a port of a device that is gone."""
-    for name in ("a", "b", "c"):
-        sandbox.runner.run(Command("ip", ("netns", "add", name)))
-    added = {}
-    for name, port in (("a", 8081), ("b", 8082)):
-        call = cni(sandbox, "ADD", published(port), container=name, netns=f"/run/netns/{name}")
-        added[name] = succeeded(call).json()["ips"][0]["address"].split("/")[0]
+    added = _two_added(sandbox)
     sandbox.runner.run(Command("ip", ("link", "del", "eth0"), netns="a"))
     assert len(_ports(sandbox)) == 1
     succeeded(cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c"))
