@@ -23,6 +23,7 @@ from tests.test_tutorial import seen
 
 # captured: stat -L --printf '%d:%i %n\n' -- /run/netns/c1 /proc/4242/ns/net /nope (exit 1: /nope is on stderr)
 STAT = "4:4026532248 /run/netns/c1\n4:4026532248 /proc/4242/ns/net\n"
+HOSTS = "4:4026531840 /proc/self/ns/net\n4:4026531840 /proc/1/ns/net\n"  # the host's own, as stat shows them
 
 
 def test_identities_are_read_from_stat() -> None:
@@ -63,6 +64,10 @@ def _state(listed: bool, files: dict[str, str]) -> HostState:
         (True, {"/run/netns/c1": "4:2", "/proc/4242/ns/net": "4:1"}, "conflict", "another namespace"),
         (True, {"/run/netns/c1": "4:2"}, "conflict", "has exited"),
         (False, {}, "conflict", "no namespace to attach"),
+        # the host's own namespace (pid 1's, or the reader's), and a file that is no namespace: never attached
+        (False, {"/proc/4242/ns/net": "4:9", "/proc/self/ns/net": "4:9"}, "conflict", "host's own"),
+        (True, {"/run/netns/c1": "4:9", "/proc/4242/ns/net": "4:9", "/proc/1/ns/net": "4:9"}, "conflict", "host's"),
+        (False, {"/proc/4242/ns/net": "2049:77", "/proc/self/ns/net": "4:9"}, "conflict", "not a namespace file"),
     ],
 )
 def test_assessed_by_what_the_name_and_the_process_lead_to(
@@ -81,8 +86,9 @@ def test_a_removal_goes_by_the_name_alone() -> None:
 def test_observe_reads_both_identities_in_one_stat(fp: FakeProcess, runner: SubprocessRunner) -> None:
     fp.register(["ip", "netns", "list"], stdout="c1\n")
     fp.register(
-        ["stat", "-L", "--printf", "%d:%i %n\\n", "--", "/proc/4242/ns/net", "/run/netns/c1"],
-        stdout=STAT, stderr="stat: cannot statx '/nope'\n", returncode=0,
+        ["stat", "-L", "--printf", "%d:%i %n\\n", "--", "/proc/1/ns/net", "/proc/4242/ns/net", "/proc/self/ns/net",
+         "/run/netns/c1"],
+        stdout=STAT + HOSTS, stderr="stat: cannot statx '/nope'\n", returncode=0,
     )  # fmt: skip
     state = observe(runner, [AttachedNamespace("c1", "/proc/4242/ns/net")])
     assert state.files["/run/netns/c1"] == state.files["/proc/4242/ns/net"]

@@ -19,6 +19,7 @@ from netwrap.cni import plugin, spec
 from netwrap.cni.ipam import Lease, Leases, read_leases
 from netwrap.cni.spec import CniError, PortMapping
 from netwrap.errors import NetwrapError
+from netwrap.host.nsfile import netns_problem
 
 SUBNET = ipaddress.IPv4Network("10.89.0.0/24")
 GATEWAY = ipaddress.IPv4Address("10.89.0.1")
@@ -402,10 +403,10 @@ def test_a_lease_lock_held_too_long_is_try_again_later(tmp_path: Path) -> None:
 
 def test_only_a_network_namespace_of_another_than_the_plugin_is_added_to(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    assert "not a namespace file" in (plugin.netns_problem(str(tmp_path / "file")) or "")
-    assert "another kind" in (plugin.netns_problem("/proc/self/ns/mnt") or "")
-    assert "runs in" in (plugin.netns_problem("/proc/self/ns/net") or "")
-    assert "cannot be opened" in (plugin.netns_problem(str(tmp_path / "gone")) or "")
+    assert "not a namespace file" in (netns_problem(str(tmp_path / "file")) or "")
+    assert "another kind" in (netns_problem("/proc/self/ns/mnt") or "")
+    assert "host's own" in (netns_problem("/proc/self/ns/net") or "")
+    assert "cannot be opened" in (netns_problem(str(tmp_path / "gone")) or "")
     conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state")}
     code, out = call({**ENV, "CNI_NETNS": "/proc/self/ns/net"}, conf)
     assert (code, out and out["code"]) == (1, spec.INVALID_ENVIRONMENT)

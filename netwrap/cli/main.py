@@ -61,7 +61,8 @@ from netwrap.engine.clean import clean, survey
 from netwrap.engine.lock import StateLock
 from netwrap.engine.plan import PlanItem
 from netwrap.engine.state import DEFAULT_STATE_DIR, StateFile, Store, state_files
-from netwrap.errors import NetwrapError, ToolNotFoundError
+from netwrap.errors import NetwrapError, StepError, ToolNotFoundError, TopologyError
+from netwrap.host.nsfile import netns_problem
 from netwrap.host.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
 from netwrap.host.ssh import SshRunner, parse_destination
 from netwrap.kinds import BridgeTool, NetObject
@@ -725,6 +726,10 @@ def _attach(options: Options, streams: Streams) -> int:
             raise NetwrapError("attach --netns-path needs --name: the container's name in the topology")
         if any(c.name == name for c in topo.containers):
             raise NetwrapError(f"{name!r} is a container of {options.file}; attach it under another --name")
+        problem = netns_problem(source) if remote is None and source else None  # another machine's: judged there
+        if problem is not None:
+            given = f"--pid {options.pid}" if options.pid is not None else f"--netns-path {options.netns_path}"
+            raise NetwrapError(f"attach {given}: {source} {problem}; nothing was changed")
         container = Container(
             name,
             networks=tuple(Attachment(network) for network in options.networks),
@@ -739,10 +744,18 @@ def _attach(options: Options, streams: Streams) -> int:
         mode = options.mode_for(topo.style)
         try:
             outcome = apply_.apply(wanted, runner, store, _progress(streams.err), mode=mode)
-        except NetwrapError:
+        except NetwrapError as exc:
             attached.save(store, before)
-            with contextlib.suppress(NetwrapError):
+            try:
                 apply_.apply(attached.merged(topo, before, str(options.file)), runner, store, mode=mode)
+            except NetwrapError:
+                raise exc from None  # not given back: the build's advice (run again, or tear down) stands
+            if isinstance(exc, StepError):
+                raise NetwrapError(
+                    f"attach {name}: step {exc.step} of {exc.total} ({exc.key}) failed: {exc.cause.message}; what "
+                    "it had made is removed again, nothing was changed (does the container have an interface "
+                    f"or a default route of its own?)\n  stderr: {exc.stderr.strip()}"
+                ) from None
             raise
         _report(outcome, f"attach {name} to {topo.name}", streams)
     return EXIT_OK
@@ -757,7 +770,14 @@ def _detach(options: Options, streams: Streams) -> int:
             names = ", ".join(repr(c.name) for c in before) or "none"
             raise NetwrapError(f"{options.name!r} is not attached to topology {topo.name!r} (attached: {names})")
         after = [c for c in before if c.name != options.name]
-        wanted = attached.merged(topo, after, str(options.file))
+        try:
+            wanted = attached.merged(topo, after, str(options.file))
+        except TopologyError as exc:
+            raise NetwrapError(
+                f"detach {options.name}: {options.file} as it is now does not fit the containers that stay "
+                "attached, and detach applies the rest as the file says; put back in the file what they need, "
+                f"detach, then edit it again; or destroy the topology:\n{exc}"
+            ) from None
         attached.save(store, after)
         outcome = apply_.apply(
             wanted, _echo(options, streams, remote), store, _progress(streams.err), mode=options.mode_for(topo.style)

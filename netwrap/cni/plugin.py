@@ -15,8 +15,6 @@ network's bridge, rules and chains with it.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import functools
 import hashlib
 import ipaddress
@@ -39,6 +37,7 @@ from netwrap.engine.plan import PlanItem, plan
 from netwrap.engine.state import DEFAULT_STATE_DIR, MemoryStore, StateFile
 from netwrap.errors import LockTimeoutError, NetwrapError
 from netwrap.host import prefetch
+from netwrap.host.nsfile import netns_problem
 from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.kinds import NetObject, OwnedChain, VethPair
@@ -144,34 +143,6 @@ def identity(path: str) -> str:
     except OSError:
         return ""
     return f"{boot} {info.st_dev}:{info.st_ino}"
-
-
-NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace a file leads to (Linux 4.11 and later)
-CLONE_NEWNET = 0x40000000  # ... when it is a network namespace (os.CLONE_NEWNET from Python 3.12)
-
-
-def netns_problem(path: str) -> str | None:
-    """Why ``path`` is no container's network namespace, or None: a file that leads to no namespace, or to
-    another kind, or to the namespace this process runs in (the host's, whose devices an ADD would change)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        return f"cannot be opened: {exc.strerror or exc}"
-    try:
-        try:
-            kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
-        except OSError as exc:
-            if exc.errno == errno.ENOTTY:
-                return "is not a namespace file"
-            kind = CLONE_NEWNET  # a kernel that cannot tell: the checks below still hold
-        if kind != CLONE_NEWNET:
-            return "is a namespace of another kind, not a network namespace"
-        here, there = os.stat("/proc/self/ns/net"), os.fstat(fd)
-        if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
-            return "is the network namespace the plugin runs in (the host's), not a container's"
-    finally:
-        os.close(fd)
-    return None
 
 
 @functools.cache

@@ -24,6 +24,9 @@ from netwrap.kinds.base import (
 )
 
 NETNS_DIR = "/run/netns"
+# the host's own network namespace, as the process that reads for netwrap sees it, and as the machine's init's:
+# never a container's to attach (what netwrap would build in it lands among the host's devices and routes)
+HOST_NETNS = ("/proc/self/ns/net", "/proc/1/ns/net")
 _PROC_NET = re.compile(r"/proc/([1-9][0-9]{0,9})/ns/net")  # whole: fullmatch
 
 
@@ -133,7 +136,7 @@ class AttachedNamespace(Kind):
         return read_command("ip", "netns", "list")
 
     def needs(self) -> Need:
-        return Need(listed=True, files=(self.path, self.source))
+        return Need(listed=True, files=(self.path, self.source, *HOST_NETNS))
 
     def removal_needs(self) -> Need:
         """The listing alone: a removal goes by the name, wherever it leads (see :meth:`shape`)."""
@@ -154,6 +157,11 @@ class AttachedNamespace(Kind):
             if verdict.status == "present":
                 return conflict(f"{gone}; its namespace is still named {self.name}: destroy removes what is left")
             return conflict(f"{gone}: there is no namespace to attach as {self.name}")
+        hosts = [state.files[path] for path in HOST_NETNS if path in state.files]
+        if source in hosts:
+            return conflict(f"{whose} is in the host's own network namespace: a container needs one of its own")
+        if hosts and source.partition(":")[0] != hosts[0].partition(":")[0]:  # namespaces are files of nsfs
+            return conflict(f"{self.source} is not a namespace file: there is no namespace to attach as {self.name}")
         if verdict.status != "present":
             return verdict
         if named != source:

@@ -583,7 +583,7 @@ def test_an_add_into_the_plugins_own_namespace_or_a_file_that_is_none_is_refused
     """The host's own namespace (a runtime's mistake) would get the container's interface among its devices."""
     before = snapshot.take(sandbox.runner)
     run(sandbox, "touch", "/run/not-a-namespace")
-    for netns, words in (("/proc/self/ns/net", "the plugin runs in"), ("/run/not-a-namespace", "not a namespace"),
+    for netns, words in (("/proc/self/ns/net", "host's own"), ("/run/not-a-namespace", "not a namespace"),
                          ("/proc/self/ns/mnt", "another kind")):  # fmt: skip
         error = failed(cni(sandbox, "ADD", conf(), container="c1", netns=netns), 4)
         assert "CNI_NETNS" in text_of(error) and words in text_of(error), error
