@@ -44,7 +44,6 @@ class Prefetching:
     _pending: dict[Command, Future[Result]] = attrs.field(factory=dict)
     _pool: ThreadPoolExecutor | None = None
     asked: list[Command] = attrs.field(factory=list)  # the host's reads asked for, in order: next time's
-    _dropped: list[Future[Result]] = attrs.field(factory=list)  # started before a change: waited for, not used
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     @property
@@ -64,9 +63,8 @@ class Prefetching:
         if worth_starting(command):
             self.asked.append(command)
         with self._lock:
-            if command.mutates:  # the host changes: what was read before may be out of date
-                self._dropped += self._pending.values()
-                self._pending.clear()
+            if command.mutates:  # the host changes: what was read before may be out of date (the pool still
+                self._pending.clear()  # waits for it at close: no process outlives the call)
                 started = None
             else:
                 started = self._pending.pop(command, None)
@@ -79,7 +77,6 @@ class Prefetching:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self._pending.clear()
-        self._dropped.clear()
 
 
 def save(path: Path, commands: Sequence[Command]) -> None:
