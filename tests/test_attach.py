@@ -52,8 +52,15 @@ def test_a_bad_source_is_refused_naming_the_field(source: object) -> None:
         AttachedNamespace("c1", source)
 
 
+HOST_IDS = {"/proc/self/ns/net": "4:99", "/proc/1/ns/net": "4:99"}  # the host's own namespace, as stat shows it
+
+
 def _state(listed: bool, files: dict[str, str]) -> HostState:
-    return HostState(namespaces=("c1",) if listed else (), files=files)
+    """The host's namespace read as well, unless ``files`` says otherwise about it (``"-"``: it was not read)."""
+    given = {k: v for k, v in files.items() if k != "-"}
+    if not any(path in files for path in (*HOST_IDS, "-")):
+        given = {**HOST_IDS, **given}
+    return HostState(namespaces=("c1",) if listed else (), files=given)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +75,15 @@ def _state(listed: bool, files: dict[str, str]) -> HostState:
         (False, {"/proc/4242/ns/net": "4:9", "/proc/self/ns/net": "4:9"}, "conflict", "host's own"),
         (True, {"/run/netns/c1": "4:9", "/proc/4242/ns/net": "4:9", "/proc/1/ns/net": "4:9"}, "conflict", "host's"),
         (False, {"/proc/4242/ns/net": "2049:77", "/proc/self/ns/net": "4:9"}, "conflict", "not a namespace file"),
+        # a pid reused by a host process after the container exited: the restart is what to tell
+        (
+            True,
+            {"/run/netns/c1": "4:2", "/proc/4242/ns/net": "4:9", "/proc/self/ns/net": "4:9"},
+            "conflict",
+            "restarted?",
+        ),
+        # the host's own namespace not read (no /proc): never attached unchecked
+        (False, {"/proc/4242/ns/net": "4:1", "-": ""}, "conflict", "could not be read"),
     ],
 )
 def test_assessed_by_what_the_name_and_the_process_lead_to(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -407,6 +408,30 @@ def test_only_a_network_namespace_of_another_than_the_plugin_is_added_to(tmp_pat
     assert "another kind" in (netns_problem("/proc/self/ns/mnt") or "")
     assert "host's own" in (netns_problem("/proc/self/ns/net") or "")
     assert "cannot be opened" in (netns_problem(str(tmp_path / "gone")) or "")
+    os.mkfifo(tmp_path / "fifo")
+    assert "not a namespace file" in (netns_problem(str(tmp_path / "fifo")) or "")
+    assert "not a namespace file" in (netns_problem("/dev/null") or "")
+
+
+def test_a_file_that_is_no_namespace_is_looked_at_and_never_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a FIFO waits for a writer; opening a device can act (a watchdog, a tape): only a file of the
+    namespaces' own file system is opened."""
+    opened: list[str] = []
+    real = os.open
+
+    def watching(path: str, flags: int, *args: int) -> int:
+        opened.append(str(path))
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", watching)
+    os.mkfifo(tmp_path / "fifo")
+    for path in (str(tmp_path / "fifo"), "/dev/null", str(tmp_path)):
+        assert "not a namespace file" in (netns_problem(path) or "")
+    assert opened == []
+    assert "host's own" in (netns_problem("/proc/self/ns/net") or "")
+    assert opened == ["/proc/self/ns/net"]
     conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state")}
     code, out = call({**ENV, "CNI_NETNS": "/proc/self/ns/net"}, conf)
     assert (code, out and out["code"]) == (1, spec.INVALID_ENVIRONMENT)

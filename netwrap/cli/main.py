@@ -65,7 +65,7 @@ from netwrap.errors import NetwrapError, StepError, ToolNotFoundError, TopologyE
 from netwrap.host.nsfile import netns_problem
 from netwrap.host.runner import DryRunner, EchoRunner, Runner, SubprocessRunner, find_tool, host_run, require_tools
 from netwrap.host.ssh import SshRunner, parse_destination
-from netwrap.kinds import BridgeTool, NetObject
+from netwrap.kinds import AttachedNamespace, BridgeTool, NetObject
 from netwrap.kinds.namespace import namespace_file
 from netwrap.topology import apply as apply_
 from netwrap.topology import attached
@@ -689,6 +689,7 @@ def _apply(options: Options, streams: Streams) -> int:
         def preflight(objects: Sequence[NetObject]) -> None:
             if remote is None:
                 require_tools(_commands_of(objects, with_probes=False))
+                _namespace_files(objects)
 
         outcome = apply_.apply(
             loaded,
@@ -701,6 +702,17 @@ def _apply(options: Options, streams: Streams) -> int:
         )
         _report(outcome, f"apply {loaded.name}", streams)
     return EXIT_OK
+
+
+def _namespace_files(objects: Sequence[NetObject]) -> None:
+    """Before anything runs on this machine: every running container's namespace file is a network namespace,
+    and not the host's (the kernel is asked; one that cannot be opened, a container that exited, is left to the
+    plan, which says so)."""
+    for obj in objects:
+        if isinstance(obj, AttachedNamespace):
+            problem = netns_problem(obj.source)
+            if problem is not None and not problem.startswith("cannot be opened"):
+                raise NetwrapError(f"{obj.name}: {obj.source} {problem}; nothing was changed")
 
 
 def _topology_only(options: Options, what: str) -> Topology:
@@ -751,11 +763,10 @@ def _attach(options: Options, streams: Streams) -> int:
             except NetwrapError:
                 raise exc from None  # not given back: the build's advice (run again, or tear down) stands
             if isinstance(exc, StepError):
-                raise NetwrapError(
-                    f"attach {name}: step {exc.step} of {exc.total} ({exc.key}) failed: {exc.cause.message}; what "
-                    "it had made is removed again, nothing was changed (does the container have an interface "
-                    f"or a default route of its own?)\n  stderr: {exc.stderr.strip()}"
-                ) from None
+                hint = " (does the container have an interface or a default route of its own?)" if (
+                    "File exists" in exc.stderr) else ""  # fmt: skip
+                advice = f"attach removed what it had made again, and the rest is as {options.file} says{hint}"
+                raise StepError(exc.step, exc.total, exc.key, exc.cause, advice) from None
             raise
         _report(outcome, f"attach {name} to {topo.name}", streams)
     return EXIT_OK

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 
 NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace a file leads to (Linux 4.11 and later)
 CLONE_NEWNET = 0x40000000  # ... when it is a network namespace (os.CLONE_NEWNET from Python 3.12)
@@ -17,9 +18,17 @@ CLONE_NEWNET = 0x40000000  # ... when it is a network namespace (os.CLONE_NEWNET
 
 def netns_problem(path: str) -> str | None:
     """Why ``path`` is no container's network namespace, or None: a file that leads to no namespace, or to
-    another kind, or to the namespace this process runs in (the host's, whose devices an ADD would change)."""
+    another kind, or to the namespace this process runs in (the host's, whose devices an ADD would change).
+    Looked at before it is opened: only a file of the namespaces' own file system is (opening a FIFO would wait
+    for a writer, a device file could act)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        info, here = os.stat(path), os.stat("/proc/self/ns/net")
+    except OSError as exc:
+        return f"cannot be opened: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode) or info.st_dev != here.st_dev:
+        return "is not a namespace file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         return f"cannot be opened: {exc.strerror or exc}"
     try:
@@ -31,7 +40,7 @@ def netns_problem(path: str) -> str | None:
             kind = CLONE_NEWNET  # a kernel that cannot tell: the checks below still hold
         if kind != CLONE_NEWNET:
             return "is a namespace of another kind, not a network namespace"
-        here, there = os.stat("/proc/self/ns/net"), os.fstat(fd)
+        there = os.fstat(fd)
         if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
             return "is the host's own network namespace (the one netwrap runs in), not a container's"
     finally:

@@ -158,14 +158,17 @@ class AttachedNamespace(Kind):
                 return conflict(f"{gone}; its namespace is still named {self.name}: destroy removes what is left")
             return conflict(f"{gone}: there is no namespace to attach as {self.name}")
         hosts = [state.files[path] for path in HOST_NETNS if path in state.files]
+        if verdict.status == "present" and named != source:
+            return conflict(f"{self.name} names another namespace than {whose}'s (restarted?): destroy it first")
+        if not hosts:  # never taken on trust: the host's own namespace would be wired as a container's
+            return conflict(f"the host's own namespace could not be read ({HOST_NETNS[0]}): {self.source} is not "
+                            "attached unchecked")  # fmt: skip
         if source in hosts:
             return conflict(f"{whose} is in the host's own network namespace: a container needs one of its own")
-        if hosts and source.partition(":")[0] != hosts[0].partition(":")[0]:  # namespaces are files of nsfs
+        if source.partition(":")[0] != hosts[0].partition(":")[0]:  # namespaces are files of nsfs
             return conflict(f"{self.source} is not a namespace file: there is no namespace to attach as {self.name}")
         if verdict.status != "present":
             return verdict
-        if named != source:
-            return conflict(f"{self.name} names another namespace than {whose}'s (restarted?): destroy it first")
         return present(f"namespace {self.name} is {whose}'s")
 
     def claims(self) -> tuple[Claim, ...]:

@@ -116,6 +116,16 @@ def test_the_hosts_own_namespace_or_a_file_that_is_none_is_never_attached(sandbo
         assert done.returncode != 0 and "host's own" in done.stderr, done.stderr
         done = cli(sandbox, "destroy", "-f", str(named), "--state-dir", state)
         assert done.returncode == 0, done.stderr
+        # a namespace of another kind named in a file: the kernel is asked before anything runs
+        other = tmp_path / "other.toml"
+        other.write_text(
+            topo.read_text()
+            + f'\n[containers.uts]\nnetworks = ["apps"]\nnetns_path = "/proc/{host_process.pid}/ns/uts"\n'
+        )
+        done = cli(sandbox, "apply", "-f", str(other), "--state-dir", state)
+        assert done.returncode != 0 and "another kind" in done.stderr and "nothing was changed" in done.stderr, (
+            done.stderr
+        )
     finally:
         host_process.kill()
         host_process.wait()
@@ -148,7 +158,7 @@ def test_an_attach_that_fails_half_way_says_it_was_given_back_and_a_detach_says_
             time.sleep(0.02)  # its eth0 made (the shell then becomes sleep)
         done = cli(sandbox, "attach", "-f", str(topo), "--state-dir", state, "--pid", str(owning.pid),
                    "--network", "apps")  # fmt: skip
-        assert done.returncode != 0 and "removed again, nothing was changed" in done.stderr, done.stderr
+        assert done.returncode != 0 and "attach removed what it had made again" in done.stderr, done.stderr
         assert "run again" not in done.stderr
         assert "eth0" in _inside(owning.pid, "link")  # its own, untouched
         for process in plain:
