@@ -710,9 +710,15 @@ def _namespace_files(objects: Sequence[NetObject]) -> None:
     plan, which says so)."""
     for obj in objects:
         if isinstance(obj, AttachedNamespace):
-            problem = netns_problem(obj.source)
-            if problem is not None and not problem.startswith("cannot be opened"):
-                raise NetwrapError(f"{obj.name}: {obj.source} {problem}; nothing was changed")
+            _refuse_namespace_file(obj.name, obj.source, missing=False)
+
+
+def _refuse_namespace_file(what: str, source: str, *, missing: bool = True) -> None:
+    """A :class:`NetwrapError` naming ``what`` when ``source`` is no network namespace of a container's (one
+    that cannot be opened too, with ``missing``)."""
+    problem = netns_problem(source)
+    if problem is not None and (missing or not problem.startswith("cannot be opened")):
+        raise NetwrapError(f"{what}: {source} {problem}; nothing was changed")
 
 
 def _topology_only(options: Options, what: str) -> Topology:
@@ -738,10 +744,9 @@ def _attach(options: Options, streams: Streams) -> int:
             raise NetwrapError("attach --netns-path needs --name: the container's name in the topology")
         if any(c.name == name for c in topo.containers):
             raise NetwrapError(f"{name!r} is a container of {options.file}; attach it under another --name")
-        problem = netns_problem(source) if remote is None and source else None  # another machine's: judged there
-        if problem is not None:
+        if remote is None and source:  # another machine's file is judged there
             given = f"--pid {options.pid}" if options.pid is not None else f"--netns-path {options.netns_path}"
-            raise NetwrapError(f"attach {given}: {source} {problem}; nothing was changed")
+            _refuse_namespace_file(f"attach {given}", source)
         container = Container(
             name,
             networks=tuple(Attachment(network) for network in options.networks),

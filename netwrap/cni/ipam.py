@@ -77,16 +77,13 @@ class Leases:
         self.leases: list[Lease] = []
 
     def __enter__(self) -> Leases:
+        _ready(self.folder)
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            check_private(self.folder, "CNI data directory")
             self._lock.__enter__()
         except LockTimeoutError as exc:
             raise CniError(TRY_AGAIN_LATER, str(exc)) from None  # passing: the runtime may call again
         except NetwrapError as exc:
             raise CniError(IO_FAILURE, str(exc)) from None
-        except (FileExistsError, NotADirectoryError):
-            raise CniError(IO_FAILURE, f"cannot use {self.folder}: a file is in the way of the directory") from None
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot use {self.folder}: {exc.strerror or exc}") from None
         try:
@@ -212,16 +209,24 @@ def usable(data_dir: str | Path, network: str) -> None:
     """The network's data directory can be used (made, private, writable) and its leases read, checked without
     the lock; a :class:`CniError` that says why not."""
     folder = Path(data_dir) / network
+    _ready(folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CniError(IO_FAILURE, f"{folder} cannot be written")
+    Leases(data_dir, network).read()
+
+
+def _ready(folder: Path) -> None:
+    """The network's data directory, made if missing (0700) and checked private; a :class:`CniError` (code 5)
+    that says why it cannot be used."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         check_private(folder, "CNI data directory")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise CniError(IO_FAILURE, f"{folder} cannot be written")
     except NetwrapError as exc:
-        raise CniError(IO_FAILURE, exc.msg if isinstance(exc, CniError) else str(exc)) from None
+        raise CniError(IO_FAILURE, str(exc)) from None
+    except (FileExistsError, NotADirectoryError):
+        raise CniError(IO_FAILURE, f"cannot use {folder}: a file is in the way of the directory") from None
     except OSError as exc:
         raise CniError(IO_FAILURE, f"cannot use {folder}: {exc.strerror or exc}") from None
-    Leases(data_dir, network).read()
 
 
 def read_leases(data_dir: str | Path, network: str) -> list[Lease]:

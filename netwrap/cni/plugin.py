@@ -31,7 +31,7 @@ from netwrap.cni.ipam import Lease, Leases, read_leases, usable
 from netwrap.cni.spec import CniError, Env, NetConf
 from netwrap.command import Command
 from netwrap.engine import registry
-from netwrap.engine.check import Check
+from netwrap.engine.check import Check, within
 from netwrap.engine.lock import StateLock
 from netwrap.engine.plan import PlanItem, plan
 from netwrap.engine.state import DEFAULT_STATE_DIR, MemoryStore, StateFile
@@ -43,7 +43,7 @@ from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.kinds import NetObject, OwnedChain, VethPair
 from netwrap.topology import apply as apply_
 from netwrap.topology import files as topofile
-from netwrap.topology.compose import bridge_mac, host_end_mac, mac_for
+from netwrap.topology.compose import bridge_mac, host_end_mac, links, mac_for
 from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
 
 TOOLS = ("ip", "iptables", "iptables-save", "iptables-restore", "sysctl", "stat", "mount", "touch", "nsenter")
@@ -348,7 +348,6 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
             topo = topology(conf, built)
             try:
                 judged = apply_.judge(topo, runner, store, "all", _as_told(env, conf))
-                attached = apply_.attachments(topo, store)
             except CniError:
                 raise
             except NetwrapError as exc:  # a damaged record, say: the spec's error, never an internal one
@@ -357,6 +356,7 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
     # container's trouble is not this one's
     name = container_name(env.container_id, env.ifname)
     (container,) = (c for c in topo.containers if c.name == name)
+    attached = links(topo, judged.allocations)
     _, path = apply_.container_path(container, attached, [item.obj for item in judged.plan.items])
     keys = {obj.key for obj in path}
     concerns = apply_.concerning(container, attached)
@@ -376,8 +376,7 @@ def _whole_for(item: PlanItem, concerns: tuple[frozenset[str], frozenset[Any]], 
     if not isinstance(chain, OwnedChain) or item.status == "conflict" or not chain.exists(state):
         return False
     mine = [rule.body() for rule in chain.rules if rule.concerns(*concerns)]
-    listed = iter(rule.words for rule in state.rules.get(chain.where, ()) if rule.chain == chain.name)
-    return all(any(words == seen for seen in listed) for words in mine)
+    return within(mine, [rule.words for rule in state.rules.get(chain.where, ()) if rule.chain == chain.name])
 
 
 def _as_told(env: Env, conf: NetConf) -> Callable[[Sequence[NetObject]], Sequence[NetObject]]:

@@ -26,7 +26,7 @@ what a host-side or full check of the same network would read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -154,12 +154,12 @@ def _shrunk(before: dict[str, Any] | None, now: dict[str, Any]) -> bool:
         earlier = before[field]
         if value == earlier:
             continue
-        if not (isinstance(value, list) and isinstance(earlier, list) and _within(value, earlier)):
+        if not (isinstance(value, list) and isinstance(earlier, list) and within(value, earlier)):
             return False
     return True
 
 
-def _within(items: list[Any], longer: list[Any]) -> bool:
+def within(items: Iterable[Any], longer: Iterable[Any]) -> bool:
     """Whether ``items`` appear in ``longer`` in the same order (some of ``longer``'s left out)."""
     rest = iter(longer)
     return all(any(item == other for other in rest) for item in items)

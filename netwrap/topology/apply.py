@@ -83,6 +83,7 @@ class Judged:
     taken: tuple[str, ...]
     plan: Plan
     state: HostState
+    allocations: compose.Addresses  # the addresses the objects were composed with (the last apply's kept)
 
 
 def judge(
@@ -95,14 +96,15 @@ def judge(
     """What stands in the way of ``topo`` besides objects of another shape (its plan's conflicts), and each
     wanted object's standing, running only reads. ``adjust`` changes the wanted objects before they are judged
     (what CHECK expects of an interface a later plugin of a chain changed)."""
-    objects: Sequence[NetObject] = desired(topo, store)[0]
+    wanted, allocations = desired(topo, store)
+    objects: Sequence[NetObject] = wanted
     if adjust is not None:
         objects = adjust(objects)
     taken = claims.conflicts(objects, claims.others(store, runner))
     record = store.load()
     checked = observe_for(runner, objects, record, check)
     current = plan(objects, checked.state, checked.trusted)
-    return Judged((*taken, *made_by_others(current, checked.state, record)), current, checked.state)
+    return Judged((*taken, *made_by_others(current, checked.state, record)), current, checked.state, allocations)
 
 
 def apply(
@@ -270,12 +272,6 @@ def concerning(
     links = [x for x in attached if x.container is container]
     names = frozenset(name for x in links for name in (x.host_interface, x.network.bridge))
     return names, frozenset(a for x in links for a in (x.address, x.address6) if a is not None)
-
-
-def attachments(topo: Topology, store: Store) -> list[compose.Link]:
-    """Every attachment of ``topo`` with its devices and addresses (those the last apply gave kept)."""
-    record = store.load()
-    return compose.links(topo, compose.assign(topo, record.allocations if record else None))
 
 
 def _belongs(obj: NetObject, namespace: str, own: set[Device]) -> bool:
