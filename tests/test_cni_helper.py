@@ -22,11 +22,17 @@ from netwrap.cni import client, helper, install
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 HANDLER = """
-import json, os, sys
+import json, os, sys, threading, time
 def handler():
     text = sys.stdin.read()
     if text == "die":
         os.kill(os.getpid(), 9)
+    if text == "slow":
+        time.sleep(3)
+    if text == "leave a descriptor":
+        os.open("/dev/null", os.O_RDONLY)
+    if text == "leave a thread":
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
     mask = os.umask(0); os.umask(mask)
     sys.stdout.write(json.dumps({"stdin": text, "x": os.environ.get("X"), "cwd": os.getcwd(), "umask": mask,
                                  "pid": os.getpid()}))
@@ -85,8 +91,31 @@ def test_the_call_runs_with_the_callers_input_output_environment_directory_and_u
     assert seen["x"] == "caller's"
     assert seen["cwd"] == str(tmp_path)
     assert seen["umask"] == 0o027
-    assert seen["pid"] not in (served.pid, os.getpid())  # a forked copy ran it
+    assert seen["pid"] == served.pid  # the helper was free: it ran the call itself
     assert done.stderr == "to stderr\n"
+
+
+def test_a_call_run_in_the_helper_leaves_nothing_of_the_caller_to_the_next(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    own = (os.readlink(f"/proc/{served.pid}/cwd"), _umask_of(served.pid))
+    assert _call(name, "one", first, X="first's").returncode == 7
+    assert (os.readlink(f"/proc/{served.pid}/cwd"), _umask_of(served.pid)) == own  # its own again, between calls
+    code = (
+        f"import os, sys; sys.path.insert(0, {ROOT!r}); os.umask(0o002)\n"
+        f"from netwrap.cni import client; sys.exit(client.through_helper({name!r}) % 256)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], input="two", capture_output=True, text=True, cwd=second,
+        env={"PATH": "/usr/bin:/bin"}, check=False,
+    )  # fmt: skip
+    seen = json.loads(done.stdout)
+    assert (seen["stdin"], seen["x"], seen["cwd"], seen["umask"]) == ("two", None, str(second), 0o002)
+    assert seen["pid"] == served.pid
+    assert done.stderr == "to stderr\n"  # the first call's output went to the first caller only
 
 
 def test_the_executable_exits_with_the_calls_code_and_its_whole_output(
@@ -116,14 +145,81 @@ def test_calls_at_once_each_get_their_own_copy(name: bytes, served: subprocess.P
     assert {d.returncode for d in done} == {7}
 
 
-def test_a_copy_that_dies_before_answering_is_a_cni_error(
+def _umask_of(pid: int) -> str:
+    return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Umask"))
+
+
+def test_calls_that_come_while_the_helper_is_busy_each_run_in_a_spare(
     name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
-    done = _call(name, "die", tmp_path)
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(5) as pool:
+        slow = pool.submit(_call, name, "slow", tmp_path)
+        time.sleep(0.5)  # the helper runs the slow call by now
+        quick = list(pool.map(lambda n: _call(name, f"quick {n}", tmp_path, X="spare's"), range(4)))
+        assert slow.running()  # all four answered while the helper was still busy: none waited for another
+        seen = [json.loads(done.stdout) for done in quick]
+        assert sorted(x["stdin"] for x in seen) == [f"quick {n}" for n in range(4)]
+        assert {(x["x"], x["cwd"]) for x in seen} == {("spare's", str(tmp_path))}
+        pids = {x["pid"] for x in seen}
+        assert len(pids) == 4 and not pids & {served.pid, os.getpid()}
+        assert json.loads(slow.result().stdout)["pid"] == served.pid
+    assert json.loads(_call(name, "after", tmp_path).stdout)["pid"] == served.pid  # free again: its own
+
+
+def test_a_spare_that_dies_before_answering_is_a_cni_error(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(_call, name, "slow", tmp_path)
+        time.sleep(0.5)
+        done = _call(name, "die", tmp_path)
+        assert slow.result().returncode == 7
     assert done.returncode == 1
     error = json.loads(done.stdout)
     assert error["code"] == 999 and "helper" in error["msg"]
     assert served.poll() is None  # the helper itself goes on
+    assert _call(name, "after", tmp_path).returncode == 7
+
+
+def test_a_call_that_kills_the_helper_is_a_cni_error_and_the_next_runs_here(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    done = _call(name, "die", tmp_path)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["code"] == 999
+    served.wait(timeout=10)
+    deadline = time.monotonic() + 10  # its spare sees the helper gone, and ends: nobody listens any more
+    while _call(name, "after", tmp_path).returncode != client.NO_HELPER % 256:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("left", ["leave a descriptor", "leave a thread"])
+def test_a_call_that_leaves_something_behind_stops_the_helper(
+    left: str, name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """A descriptor might hold a lock: the next call must not find it held by the helper."""
+    assert _call(name, left, tmp_path).returncode == 7  # answered first
+    assert served.wait(timeout=10) == 0
+
+
+def test_a_helper_stopped_by_pid_takes_its_spare_with_it(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    assert _call(name, "one", tmp_path).returncode == 7
+    served.terminate()
+    served.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(name) != 0:
+                break  # the name is free: the spare, which held it too, has ended
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
 def test_no_helper_means_the_call_runs_here(name: bytes, tmp_path: Path) -> None:
@@ -263,7 +359,7 @@ def test_the_compiled_client_hands_over_input_output_environment_directory_umask
     assert seen["x"] == "caller's"
     assert seen["cwd"] == str(tmp_path)
     assert seen["umask"] == 0o027
-    assert seen["pid"] not in (served_compiled.pid, os.getpid())
+    assert seen["pid"] == served_compiled.pid
     assert done.stderr == "to stderr\n"
 
 

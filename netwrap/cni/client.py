@@ -6,9 +6,10 @@ it can: with the standard library's smallest modules only, it connects to the
 helper of this machine (:mod:`netwrap.cni.helper`, an abstract unix socket of
 this network namespace, named after this installation), checks that the
 helper runs as the same user, and passes it its standard input, output and
-error, its environment, working directory and umask. The helper forks a copy
-of itself with everything already imported, which runs the call exactly as
-:func:`netwrap.cni.main.main` would here and sends back the exit code.
+error, its environment, working directory and umask. The helper, with
+everything already imported, runs the call exactly as
+:func:`netwrap.cni.main.main` would here (itself when free, else in a spare
+copy forked beforehand) and sends back the exit code.
 
 When there is no helper (the first call, or after it stopped being idle), the
 call runs here, in this process, and a helper is started for the next ones.

@@ -1,18 +1,22 @@
-"""The warm helper behind ``netwrap-cni``: everything imported once, one forked copy per call.
+"""The warm helper behind ``netwrap-cni``: everything imported once, each call run without a start.
 
 Started by the first call that finds none (see :mod:`netwrap.cni.client`), it
-listens on an abstract unix socket of its network namespace and, for each
+listens on an abstract unix socket of its network namespace and serves each
 caller that runs as the same user, in the same network, mount, user and PID
-namespaces and under the same root, forks a copy of itself. The copy takes
-the caller's standard input, output and error, environment, working
-directory and umask, runs :func:`netwrap.cni.main.main` exactly as the caller
-would have, and sends back the exit code. A copy shares nothing with the next
-call: locks, leases and records are taken and read as by any other process.
+namespaces and under the same root. A call that finds the helper free runs in
+the helper itself: for the call's time the helper takes the caller's standard
+input, output and error, environment, working directory and umask, runs
+:func:`netwrap.cni.main.main` exactly as the caller would have, puts its own
+back and sends the exit code. A call that comes while the helper is busy runs
+in a spare: a copy forked and warmed beforehand, which forks its successor and
+runs that one call. Locks, leases and records are taken and read as by any
+other process; a call that leaves a thread or a descriptor behind stops the
+helper, so that nothing one call holds outlives it.
 
 It answers "not taken" (and the caller runs the call itself) to a caller
 elsewhere, and stops for good once netwrap's files change under it (an
 upgrade), or after ``NETWRAP_CNI_HELPER_IDLE`` seconds (600 by default)
-without a call.
+without a call. Its spare ends with it.
 """
 
 from __future__ import annotations
@@ -20,15 +24,20 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
+import select
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
+
+import attrs
 
 from netwrap.cni import client
 
 IDLE = 600.0
+TAKEN = b"t"  # a spare's word to the helper: it took a call (the helper forks the next once free)
 MAX_REQUEST = 1 << 20
 
 
@@ -62,60 +71,258 @@ def _changed(known: dict[str, int]) -> bool:
     return False
 
 
-def serve(name: bytes, idle: float = IDLE, handler: Callable[[], int] | None = None) -> None:
-    """Answer calls on ``name`` until idle for ``idle`` seconds; return at once if another helper has it."""
-    run = handler or _cni_main()
+def serve(
+    name: bytes, idle: float = IDLE, handler: Callable[[], int] | None = None, warm: Callable[[], object] | None = None
+) -> None:
+    """Answer calls on ``name`` until idle for ``idle`` seconds; return at once if another helper has it.
+
+    A call that finds the helper free runs in the helper itself (no copy to fork, no page of it to copy), with
+    the caller's descriptors, directory, umask and environment for its time, all put back afterwards. A call
+    that comes while the helper runs one is taken by the spare: a copy forked and warmed (``warm``) while
+    the helper was free, that runs that one call and ends (the helper forks the next spare once free again).
+    The helper stops when idle, when netwrap's files change (an upgrade), when its spare ends without a
+    call, or when a call leaves a thread or a descriptor behind (so that nothing one call holds, a lock
+    least of all, outlives it)."""
+    if handler is None:
+        handler, warm = _cni_main()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(name)
     except OSError:
         return  # a helper started by another call at the same time: it serves
     listener.listen(128)
-    listener.settimeout(idle)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the copies
+    listener.setblocking(False)  # the spare may take what was there: the helper then waits again
     own, known = namespaces("self"), sources()
     gc.freeze()  # what is imported stays shared with the copies instead of being copied on their first collection
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            return
-        with conn:
-            pid, uid = client.peer(conn)
-            try:
-                same = uid == os.getuid() and namespaces(pid) == own
-            except OSError:
-                same = False  # gone already, or in a PID namespace this one cannot see
-            stale = _changed(known)
-            if not same or stale:
-                with contextlib.suppress(OSError):
-                    conn.sendall(client.REFUSED)
-                if stale:
-                    return
+    spare = Spare.fork(listener, handler, warm, (own, known))
+    try:
+        while True:
+            _ended(spare.pid)  # the first spare, once it has run its call: reaped
+            ready = select.select([listener.fileno(), spare.news], [], [], idle)[0]
+            if not ready:
+                return
+            if spare.news in ready:
+                if not spare.took():
+                    return  # the line of spares ended (netwrap's files changed, or one was killed): stop
                 continue
-            if os.fork() == 0:
-                listener.close()
-                _copy(conn, run)
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                continue
+            with conn:
+                conn.setblocking(True)
+                verdict = _verdict(conn, own, known)
+                if verdict != OURS:
+                    if verdict == STALE:
+                        return
+                    continue
+                before = _held()
+                spare.tell(BUSY)
+                try:
+                    _here(conn, handler)
+                finally:
+                    spare.tell(FREE)
+                if _held() != before or threading.active_count() > 1:
+                    return
+    finally:
+        listener.close()
+        spare.close()
+
+
+OURS, ELSEWHERE, STALE = "ours", "elsewhere", "stale"
+BUSY, FREE = b"b", b"f"  # the helper's word to its spare: take the calls that come, or leave them
+
+
+def _verdict(conn: socket.socket, own: tuple[int, ...], known: dict[str, int]) -> str:
+    """Whether a caller is one to serve (same user, namespaces and root, netwrap's files unchanged); a caller
+    that is not is answered "not taken" (it then runs the call itself)."""
+    pid, uid = client.peer(conn)
+    try:
+        same = uid == os.getuid() and namespaces(pid) == own
+    except OSError:
+        same = False  # gone already, or in a PID namespace this one cannot see
+    verdict = STALE if _changed(known) else OURS if same else ELSEWHERE
+    if verdict != OURS:
+        with contextlib.suppress(OSError):
+            conn.sendall(client.REFUSED)
+    return verdict
+
+
+@attrs.define
+class Spare:
+    """The line of spares: a copy forked while the helper is free, for a call that comes while it is not. One
+    that takes a call forks its successor first, which waits in its place: calls that come at once each get a
+    copy, and a call that needs no lock (STATUS, VERSION) never waits for one that does."""
+
+    pid: int  # the first of the line (the helper's child: reaped by it)
+    control: int  # the helper writes BUSY and FREE; its end closes when the helper ends
+    news: int  # each spare that takes a call writes TAKEN; the pipe ends when the line does
+
+    @classmethod
+    def fork(
+        cls,
+        listener: socket.socket,
+        run: Callable[[], int],
+        warm: Callable[[], object] | None,
+        given: tuple[tuple[int, ...], dict[str, int]],
+    ) -> Spare:
+        orders, control = os.pipe()
+        news, told = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(control)
+            os.close(news)
+            _spare(listener, (orders, told), run, warm, given)
+        os.close(orders)
+        os.close(told)
+        return cls(pid, control, news)
+
+    def tell(self, word: bytes) -> None:
+        with contextlib.suppress(OSError):  # a line that ended: the helper learns it from ``news``
+            os.write(self.control, word)
+
+    def took(self) -> bool:
+        """Whether a spare took a call (its successor waits in its place); else the line has ended: the helper
+        was found changed on disk, or a spare was killed before it could fork its successor."""
+        return os.read(self.news, 1) == TAKEN
+
+    def close(self) -> None:
+        for fd in (self.control, self.news):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _spare(
+    listener: socket.socket,
+    pipes: tuple[int, int],
+    run: Callable[[], int],
+    warm: Callable[[], object] | None,
+    given: tuple[tuple[int, ...], dict[str, int]],
+) -> None:
+    """In a forked spare: warm up, then take the next call of ours that comes while the helper is busy, tell
+    the helper, fork the successor, and run the call as a copy (see :func:`_copy`); never returns."""
+    orders, told = pipes
+    own, known = given
+    try:
+        if warm is not None:
+            with contextlib.suppress(Exception):  # only a head start: a call runs without it
+                warm()
+        busy = False
+        while True:
+            ready = select.select([orders, listener.fileno()] if busy else [orders], [], [])[0]
+            if orders in ready:
+                words = os.read(orders, 64)
+                if not words:
+                    os._exit(0)  # the helper is gone (stopped by pid, say): so is its spare
+                busy = words[-1:] == BUSY
+                continue
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                continue  # the helper, free again, took it
+            conn.setblocking(True)
+            verdict = _verdict(conn, own, known)
+            if verdict == STALE:
+                os._exit(0)
+            if verdict == OURS:
+                os.write(told, TAKEN)
+                if os.fork() != 0:
+                    break  # this one runs the call; the child, unwarmed, waits in its place
+            conn.close()
+        for fd in (orders, told):
+            os.close(fd)
+        listener.close()
+        _copy(conn, run)
+    finally:
+        os._exit(1)
+
+
+def _ended(pid: int) -> None:
+    """Reap a child that has ended (nothing when it runs, or was reaped before)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _held() -> set[str]:
+    """This process's open descriptors."""
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _here(conn: socket.socket, run: Callable[[], int]) -> None:
+    """In the helper: become the caller for the call's time (its three descriptors, directory, umask and
+    environment), run it, put back the helper's own, then answer with the exit code."""
+    try:
+        fields, fds = _receive(conn)
+    except OSError:
+        return  # the caller went away before it asked
+    if len(fds) != 3 or len(fields) < 3 or fields[0] != client.PROTOCOL:
+        for fd in fds:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            conn.sendall(client.REFUSED)
+        return
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    streams: tuple[TextIO, TextIO, TextIO] = (sys.stdin, sys.stdout, sys.stderr)
+    home, mask, environ = os.open(".", os.O_RDONLY | os.O_DIRECTORY), os.umask(0o077), dict(os.environb)
+    code = 1
+    try:
+        _become(fds, fields)
+        sys.stdin, sys.stdout, sys.stderr = (
+            open(0, encoding="utf-8", closefd=False),  # noqa: SIM115  (closed below)
+            open(1, "w", encoding="utf-8", closefd=False),  # noqa: SIM115
+            open(2, "w", encoding="utf-8", closefd=False),  # noqa: SIM115
+        )
+        try:
+            conn.sendall(client.ANSWERED)
+        except OSError:
+            return  # the caller went away: nothing was run (what was taken is put back below)
+        try:
+            code = run()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    finally:
+        for opened in (sys.stdin, sys.stdout, sys.stderr):
+            if opened not in streams:
+                with contextlib.suppress(OSError, ValueError):
+                    opened.close()
+        sys.stdin, sys.stdout, sys.stderr = streams
+        for target, fd in enumerate(saved):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.fchdir(home)
+        os.close(home)
+        os.umask(mask)
+        os.environb.clear()
+        os.environb.update(environ)
+    with contextlib.suppress(OSError):  # a caller killed meanwhile: nobody to answer
+        conn.sendall(bytes([code & 0xFF]))
+
+
+def _become(fds: list[int], fields: list[bytes]) -> None:
+    """Take the caller's standard input, output and error, directory, umask and environment."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(fields[1])
+    os.umask(int(fields[2]))
+    os.environb.clear()
+    for entry in fields[3:]:
+        key, _, value = entry.partition(b"=")
+        os.environb[key] = value
 
 
 def _copy(conn: socket.socket, run: Callable[[], int]) -> None:
-    """In the forked copy: become the caller, run the call, answer with its exit code; never returns."""
+    """In a spare that took a call: become the caller, run the call, answer with its exit code; never returns."""
     code = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the call waits for its own processes
         fields, fds = _receive(conn)
         if len(fds) != 3 or len(fields) < 3 or fields[0] != client.PROTOCOL:
             conn.sendall(client.REFUSED)
             os._exit(1)
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(fields[1])
-        os.umask(int(fields[2]))
-        os.environb.clear()
-        for entry in fields[3:]:
-            key, _, value = entry.partition(b"=")
-            os.environb[key] = value
+        _become(fds, fields)
         conn.sendall(client.ANSWERED)
         code = run()
         sys.stdout.flush()
@@ -139,12 +346,13 @@ def _receive(conn: socket.socket) -> tuple[list[bytes], list[int]]:
     return body.split(b"\0"), fds
 
 
-def _cni_main() -> Callable[[], int]:
-    """The plugin's own entry point, with what a call needs imported and warmed beforehand."""
+def _cni_main() -> tuple[Callable[[], int], Callable[[], object]]:
+    """The plugin's own entry point, with what a call needs imported and warmed beforehand, and the warming
+    (each spare runs it again: see :func:`serve`)."""
     from netwrap.cni import main, plugin  # noqa: PLC0415  (the point of the helper: import once)
 
     plugin.warm()
-    return main.main
+    return main.main, plugin.warm
 
 
 def idle_seconds(environ: os._Environ[str] | dict[str, str]) -> float:
