@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import attrs
 import pytest
 
-from netwrap import Namespace, OwnedChain, Rule
+from netwrap import AttachedNamespace, Namespace, OwnedChain, Rule, VethPair
 from netwrap.command import Command
 from netwrap.engine import check
 from netwrap.engine.build import build
@@ -126,3 +126,76 @@ def test_what_the_record_check_reads_for_is_worked_out_once_and_before_the_remov
     build([WANTED, FRESH], runner, store, prune=True, mode="batch", check="record")
     assert calls == [2]  # once, with the stale namespace still recorded
     assert runner.overlapped == {"ip": True, "iptables-restore": True}
+
+
+@attrs.define
+class Recording:
+    """Records each command with its input; those whose text (argv and input) holds a word of ``gone`` fail as
+    ``ip`` does for a device or a name that is not there."""
+
+    gone: tuple[str, ...] = ()
+    ran: list[str] = attrs.field(factory=list)
+
+    def run(self, command: Command) -> Result:
+        text = " ".join(command.argv) + (f" <<< {command.input.strip()}" if command.input else "")
+        self.ran.append(text)
+        if command.mutates and any(word in text for word in self.gone):
+            from netwrap.errors import CommandError  # noqa: PLC0415
+
+            raise CommandError(command.argv, 1, "", 'Cannot find device "v0-c1"\n')
+        return Result(command, 0, "", "")
+
+
+CONTAINER = (
+    AttachedNamespace("c1", "/run/netns/b1"),
+    VethPair("v0-c1", "eth0", peer_netns="c1"),
+)
+
+
+def test_a_record_check_removes_what_the_record_made_as_made_without_a_read() -> None:
+    """A CNI DEL: the container's veth and namespace name go unread (the record is complete and trusted)."""
+    store, runner = _record(*CONTAINER), Recording()
+    outcome = build([], runner, store, prune=True, mode="batch", check="record")
+    assert runner.ran == ["ip -batch - <<< link del v0-c1\nnetns del c1"]
+    assert set(outcome.changed) == {obj.key for obj in CONTAINER}
+    record = store.load()
+    assert record is not None and record.complete and record.created == []
+
+
+def test_a_trusted_removal_takes_what_is_gone_already_for_done() -> None:
+    """Someone deleted the veth by hand: the batch fails on it, and each removal then runs alone."""
+    store, runner = _record(*CONTAINER), Recording(gone=("link del v0-c1",))
+    build([], runner, store, prune=True, mode="batch", check="record")
+    assert runner.ran[1:] == ["ip link del v0-c1", "ip netns del c1"]
+    record = store.load()
+    assert record is not None and record.complete and record.created == []
+
+
+@pytest.mark.parametrize("how", ["unfinished", "all", "host"])
+def test_a_removal_reads_first_unless_a_record_check_trusts_a_finished_record(how: str) -> None:
+    store = MemoryStore(Record(list(CONTAINER), uses=[o.key for o in CONTAINER], complete=how != "unfinished"))
+    runner = Recording()
+    build([], runner, store, prune=True, mode="batch", check="record" if how == "unfinished" else how)  # type: ignore[arg-type]
+    assert "ip netns list" in runner.ran  # the namespaces' names, read before anything goes
+
+
+def test_a_removal_reads_first_when_one_object_cannot_go_unread() -> None:
+    """A chain (or a setting) is removed as the host shows it: then everything is read, as before."""
+    store, runner = _record(*CONTAINER, MADE), Recording()
+    build([], runner, store, prune=True, mode="batch", check="record")
+    assert "ip netns list" in runner.ran
+
+
+def test_trusted_removals_of_veths_in_one_group_are_never_merged() -> None:
+    """A GC of two containers: every container's veth is in the network's group, and the host was not read, so
+    one ``ip link del group`` would take the containers that stay too."""
+    two = [
+        *CONTAINER,
+        AttachedNamespace("c2", "/run/netns/b2"),
+        VethPair("v0-c2", "eth0", peer_netns="c2", group=7),
+    ]
+    two[1] = attrs.evolve(CONTAINER[1], group=7)
+    store, runner = _record(*two), Recording()
+    build([], runner, store, prune=True, mode="batch", check="record")
+    assert not any("group" in command for command in runner.ran)
+    assert "link del v0-c1" in runner.ran[0] and "link del v0-c2" in runner.ran[0]

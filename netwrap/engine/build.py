@@ -113,7 +113,10 @@ def build(
     scope = scope_of(objects, record, check)  # worked out once: the check below reads for the same objects
     beside = beside and apart(stale, scope.looked)
     guard = threading.Lock()  # the record is changed and saved by one side at a time
-    with _pruning(stale, record, runner=runner, store=store, mode=mode, guard=guard, beside=beside) as pruned:
+    trusted = check == "record" and record is not None and record.complete  # what goes, as what stays
+    with _pruning(
+        stale, record, runner=runner, store=store, mode=mode, guard=guard, beside=beside, trusted=trusted
+    ) as pruned:
         return _build(
             objects, runner, store, record=record, scope=scope, pruned=pruned, guard=guard,
             action=action, finish=finish, allocations=allocations, progress=progress, mode=mode, check=check,
@@ -185,16 +188,19 @@ def _pruning(
     mode: Mode,
     guard: threading.Lock,
     beside: bool,
+    trusted: bool,
 ) -> Iterator[_Pruned]:
-    """Remove ``stale`` first, or start removing it beside what runs in the block (waited for at its end)."""
+    """Remove ``stale`` first, or start removing it beside what runs in the block (waited for at its end);
+    ``trusted``: without a look first where the objects allow it (see :func:`_undo`)."""
     if not stale or record is None:
         yield _Pruned()
         return
+    undo = functools.partial(_undo, siblings=(), mode=mode, guard=guard, trusted=trusted)
     if not beside:
-        yield _Pruned(_undo(stale, record, runner, store, siblings=(), mode=mode, guard=guard))
+        yield _Pruned(undo(stale, record, runner, store))
         return
     with ThreadPoolExecutor(max_workers=1) as aside:
-        pruned = _Pruned(running=aside.submit(_undo, stale, record, runner, store, siblings=(), mode=mode, guard=guard))
+        pruned = _Pruned(running=aside.submit(undo, stale, record, runner, store))
         try:
             yield pruned
         finally:
@@ -346,12 +352,17 @@ def _undo(
     mode: Mode = "verbatim",
     then_cleared: bool = False,
     guard: threading.Lock | None = None,
+    trusted: bool = False,
 ) -> Outcome:
     """Remove ``targets`` (owned by ``record``) in reverse order; drop them from the record as they go.
 
     ``then_cleared``: the caller drops the whole record next, so a batched run
     does not write the emptied record first. ``guard``: held while the record
-    is changed and saved (a build may claim in it meanwhile).
+    is changed and saved (a build may claim in it meanwhile). ``trusted``: the
+    record is complete and a record check trusts it, so when every object to
+    remove can be removed as made (:meth:`~netwrap.kinds.base.Kind.trusted_removal`:
+    a CNI DEL's veth and namespace name), nothing is read first; one found gone
+    already is taken for done.
     """
     target_keys = {obj.key for obj in targets}
     handed = {}
@@ -367,13 +378,16 @@ def _undo(
         return obj.goes_with(leaving)
 
     removed = [o for o in doomed if not skipped(o)]
-    state: HostState = observe(runner, for_removal(removed))
+    as_made = {obj.key: commands for obj in removed if (commands := obj.trusted_removal()) is not None}
+    unread = trusted and len(as_made) == len(removed)
+    state: HostState = HostState() if unread else observe(runner, for_removal(removed))
     changed: list[str] = []
     notes = [f"{key} is still used by {sibling.name}; handed over, not removed" for key, sibling in handed.items()]
     advice = f"what is left is still recorded in {store.describe()}: run the teardown again"
     order = list(reversed(doomed))
+    given = as_made if unread else None
     if mode == "batch":
-        batched = _undo_batched(order, skipped, record=record, state=state, runner=runner, advice=advice)
+        batched = _undo_batched(order, skipped, record=record, state=state, runner=runner, advice=advice, given=given)
         with guard or contextlib.nullcontext():
             record.drop(target_keys)
             if not then_cleared:
@@ -381,7 +395,7 @@ def _undo(
         return Outcome((*changed, *batched.changed), tuple(notes + list(batched.notes)))
     for number, obj in enumerate(order, start=1):
         if not skipped(obj):
-            commands, note = _removal(obj, record, state)
+            commands, note = _removal(obj, record, state, given)
             try:
                 for command in commands:
                     _run_tolerant(command, runner)
@@ -408,22 +422,25 @@ def _undo_batched(
     state: HostState,
     runner: Runner,
     advice: str,
+    given: dict[str, tuple[Command, ...]] | None,
 ) -> Outcome:
-    """The removals of ``order`` (already reversed), regrouped into a few processes."""
+    """The removals of ``order`` (already reversed), regrouped into a few processes (``given``: the commands
+    of each, unread; then no deletions are merged into one ``link del group``: whether the group holds devices
+    that stay, another container's veth, is not known)."""
     steps: list[Step] = []
     changed: list[str] = []
     notes: list[str] = []
     for number, obj in enumerate(order, start=1):
         if skipped(obj):
             continue
-        commands, note = _removal(obj, record, state)
+        commands, note = _removal(obj, record, state, given)
         steps += [Step(number, command) for command in commands]
         if commands:
             changed.append(obj.key)
         if note is not None:
             notes.append(note)
     try:
-        execute(_grouped(steps, order, state), runner, "batch", removing=True)
+        execute(steps if given is not None else _grouped(steps, order, state), runner, "batch", removing=True)
     except StepFailure as failure:
         if not _already_gone(failure.cause):
             key = order[failure.item - 1].key
@@ -469,8 +486,13 @@ def _grouped(steps: list[Step], order: list[NetObject], state: HostState) -> lis
     return result
 
 
-def _removal(obj: NetObject, record: Record, state: HostState) -> tuple[tuple[Command, ...], str | None]:
-    """The commands that remove (or give back) one object as observed, and a note when it is left alone."""
+def _removal(
+    obj: NetObject, record: Record, state: HostState, given: dict[str, tuple[Command, ...]] | None = None
+) -> tuple[tuple[Command, ...], str | None]:
+    """The commands that remove (or give back) one object as observed (or as ``given``, unread), and a note
+    when it is left alone."""
+    if given is not None:
+        return given[obj.key], None
     return obj.removal(state, record.previous.get(obj.key))
 
 

@@ -167,6 +167,8 @@ class NetObject(Protocol):
 
     def removal(self, state: HostState, previous: str | None) -> tuple[tuple[Command, ...], str | None]: ...
 
+    def trusted_removal(self) -> tuple[Command, ...] | None: ...
+
     def remembered(self, state: HostState) -> str | None: ...
 
     def devices(self) -> frozenset[Device]: ...
@@ -256,6 +258,12 @@ class Kind:
         if verdict.status == "conflict":
             return (), f"{self.key} left alone: {verdict.reason}"
         return (self.delete_commands() if verdict.status == "present" else ()), None
+
+    def trusted_removal(self) -> tuple[Command, ...] | None:
+        """The commands that remove it as the last complete apply made it, without a look first (a record check
+        trusts the record for what goes as for what stays; a command that finds it gone already is taken for
+        done); None, by default, when its removal must look first (a setting to give back, a chain, ...)."""
+        return None
 
     def remembered(self, state: HostState) -> str | None:
         """The value to give back when it is removed, as the host shows it before the first change."""

@@ -142,6 +142,10 @@ class AttachedNamespace(Kind):
         """The listing alone: a removal goes by the name, wherever it leads (see :meth:`shape`)."""
         return Need(listed=True)
 
+    def trusted_removal(self) -> tuple[Command, ...] | None:
+        """The name taken away, as a removal always goes by the name."""
+        return self.delete_commands()
+
     def shape(self, state: HostState) -> Assessment:
         """Named, wherever the name leads (what a removal goes by)."""
         if state.namespaces is not None and state.has_netns(self.name):

@@ -208,6 +208,10 @@ class VethPair(ReadsLinks):
                     return attrs.evolve(self, netns=netns).delete_commands(end), None
         return (), None
 
+    def trusted_removal(self) -> tuple[Command, ...] | None:
+        """Through the end that stays where the pair was made (the other goes with it)."""
+        return self.delete_commands()
+
     def devices(self) -> frozenset[Device]:
         return frozenset({(self.netns, self.name), (self.peer_netns or self.netns, self.peer)})
 
