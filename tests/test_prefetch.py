@@ -122,3 +122,23 @@ def test_a_read_started_before_a_change_is_not_handed_out_after_it() -> None:
     tools = [c.tool for c in inner.ran]
     assert (tools.count("ip"), tools.count("iptables-save")) == (2, 2)  # the list once, then the change; the
     # save started ahead and again after the change, when asked
+
+
+def test_one_calls_own_paths_are_kept_as_placeholders_and_the_next_call_reads_its_own(tmp_path: Path) -> None:
+    """The identities an ADD reads are of its own container's files: the next ADD starts that read with its
+    own, and a call without them starts none."""
+    memo = tmp_path / "reads.json"
+    host = Command("ip", ("netns", "list"), mutates=False)
+
+    def stat(*paths: str) -> Command:
+        return Command("stat", ("-L", "--", "/proc/self/ns/net", *paths), mutates=False, ok_codes=frozenset({0, 1}))
+
+    prefetch.save(memo, [host, stat("/run/netns/b1", "/run/netns/cni-1")],
+                  {"source": "/run/netns/b1", "named": "/run/netns/cni-1"})  # fmt: skip
+    assert "/run/netns/b1" not in memo.read_text()  # nothing of that call is kept but the reads' shape
+    assert prefetch.load(memo, {"source": "/run/netns/b2", "named": "/run/netns/cni-2"}) == [
+        host,
+        stat("/run/netns/b2", "/run/netns/cni-2"),
+    ]
+    assert prefetch.load(memo) == [host]
+    assert prefetch.load(memo, {"source": "/run/netns/b2"}) == [host]  # a particular missing: not started

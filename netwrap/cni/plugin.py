@@ -41,6 +41,7 @@ from netwrap.host.nsfile import netns_problem
 from netwrap.host.observe import HostState
 from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.kinds import NetObject, OwnedChain, VethPair
+from netwrap.kinds.namespace import NETNS_DIR
 from netwrap.topology import apply as apply_
 from netwrap.topology import files as topofile
 from netwrap.topology.compose import bridge_mac, host_end_mac, links, mac_for
@@ -195,8 +196,9 @@ def _converge(
     with _turns(conf) as store:
         # the host's reads of the last call of this kind start now, beside the Python work before the check
         memo = _memo(store, f"{'add' if keep else 'remove'}-{check}")
+        mine = _particulars(leases.leases, keep)
         ahead = prefetch.Prefetching(runner)
-        ahead.start(prefetch.load(memo))
+        ahead.start(prefetch.load(memo, mine))
         try:
             if topo is not None:
                 apply_.apply(topo, ahead, store, mode="batch", check=check)
@@ -212,8 +214,17 @@ def _converge(
             for kept in store.path.parent.glob(f".{store.path.stem}.reads-*"):
                 kept.unlink(missing_ok=True)  # the network is gone: so is what its calls read
         else:
-            prefetch.save(memo, ahead.asked)
+            prefetch.save(memo, ahead.asked, mine)
     return topo
+
+
+def _particulars(leases: Sequence[Lease], keep: tuple[str, str] | None) -> dict[str, str]:
+    """What an ADD reads that is its own: its namespace file and the name netwrap gives it (their identities:
+    see :class:`~netwrap.kinds.namespace.AttachedNamespace`), kept for the next ADD as placeholders."""
+    lease = next((x for x in leases if x.attachment == keep), None)
+    if lease is None:
+        return {}
+    return {"source": lease.netns, "named": f"{NETNS_DIR}/{container_name(*lease.attachment)}"}
 
 
 def _memo(store: StateFile, kind: str) -> Path:

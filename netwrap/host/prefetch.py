@@ -12,13 +12,17 @@ changes something, nor one inside a namespace (a container's come and go).
 Once a command that changes something has run, nothing started before it is
 handed out: it may show the host as it was (a removal that runs before the
 build, say), and is read again when asked.
+
+A read of one call's own paths (the identities of the container's namespace
+file and of the name netwrap gives it) is kept with those paths as
+placeholders (``particulars``), and the next call starts it with its own.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ import attrs
 from netwrap.command import Command
 from netwrap.host.runner import Result, Runner
 
-READS = frozenset({"ip", "iptables-save", "ip6tables-save", "iptables", "ip6tables", "sysctl", "bridge"})
+READS = frozenset({"ip", "iptables-save", "ip6tables-save", "iptables", "ip6tables", "sysctl", "bridge", "stat"})
 
 
 def worth_starting(command: Command) -> bool:
@@ -79,9 +83,11 @@ class Prefetching:
         self._pending.clear()
 
 
-def save(path: Path, commands: Sequence[Command]) -> None:
-    """Keep ``commands`` (the host's reads) for the next call; a file that cannot be written is no error."""
-    kept = [_describe(c) for c in dict.fromkeys(commands) if worth_starting(c)]
+def save(path: Path, commands: Sequence[Command], particulars: Mapping[str, str] | None = None) -> None:
+    """Keep ``commands`` (the host's reads) for the next call; a file that cannot be written is no error.
+    ``particulars``: this call's own values (by name): an argument that is one is kept as its name."""
+    names = {value: _mark(name) for name, value in (particulars or {}).items()}
+    kept = [_describe(c, names) for c in dict.fromkeys(commands) if worth_starting(c)]
     try:
         temporary = path.with_name(f"{path.name}.tmp")
         temporary.write_text(json.dumps(kept), encoding="utf-8")
@@ -90,22 +96,29 @@ def save(path: Path, commands: Sequence[Command]) -> None:
         pass
 
 
-def load(path: Path) -> list[Command]:
-    """The reads kept by :func:`save`; none when the file is missing or not as :func:`save` writes it."""
+def load(path: Path, particulars: Mapping[str, str] | None = None) -> list[Command]:
+    """The reads kept by :func:`save`, with this call's ``particulars`` in place of the last one's; none when
+    the file is missing or not as :func:`save` writes it, and not one that names a particular not given."""
+    values = {_mark(name): value for name, value in (particulars or {}).items()}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        commands = [_command(entry) for entry in data]
+        commands = [_command(entry, values) for entry in data]
     except (OSError, ValueError, TypeError, KeyError):
         return []
-    return [c for c in commands if worth_starting(c)]
+    return [c for c in commands if c is not None and worth_starting(c)]
 
 
-def _describe(command: Command) -> dict[str, Any]:
-    return {"tool": command.tool, "args": list(command.args), "input": command.input, "enter": command.enter,
-            "ok_codes": sorted(command.ok_codes)}  # fmt: skip
+def _mark(name: str) -> str:
+    """A particular's place in a kept argument: NUL-delimited, which no argument of a process can hold."""
+    return f"\0{name}\0"
 
 
-def _command(entry: dict[str, Any]) -> Command:
+def _describe(command: Command, names: Mapping[str, str]) -> dict[str, Any]:
+    return {"tool": command.tool, "args": [names.get(a, a) for a in command.args], "input": command.input,
+            "enter": command.enter, "ok_codes": sorted(command.ok_codes)}  # fmt: skip
+
+
+def _command(entry: dict[str, Any], values: Mapping[str, str]) -> Command | None:
     if not isinstance(entry, dict) or not isinstance(entry["tool"], str) or not isinstance(entry["args"], list):
         raise TypeError("not a command")
     text = entry["input"]
@@ -114,5 +127,8 @@ def _command(entry: dict[str, Any]) -> Command:
         raise TypeError("input")
     if not isinstance(codes, list) or not all(isinstance(c, int) for c in codes):
         raise TypeError("ok_codes")
-    return Command(entry["tool"], tuple(str(a) for a in entry["args"]), mutates=False, input=text,
-                   ok_codes=frozenset(codes), enter=bool(entry["enter"]))  # fmt: skip
+    args = [values.get(str(a), str(a)) for a in entry["args"]]
+    if any("\0" in a for a in args):
+        return None  # a particular of the last call that this one does not have
+    return Command(entry["tool"], tuple(args), mutates=False, input=text, ok_codes=frozenset(codes),
+                   enter=bool(entry["enter"]))  # fmt: skip
