@@ -187,3 +187,15 @@ def test_a_chain_that_gains_rules_is_read_to_insert_them_in_place(fp: FakeProces
         fp.calls.clear()
         observe_for(runner, [after], finished([before]), "record")
         assert ("iptables", "-t", "nat", "-S") in seen(fp), after
+
+
+def test_a_new_port_reads_its_bridge_not_the_other_ports_on_it() -> None:
+    """The other ports plug into the bridge, they do not name it: a new port's ADD is not theirs to judge (a
+    hundred ports, a hundred reads and plans), and one that is broken is its own container's business."""
+    from netwrap.engine.check import scope_of  # noqa: PLC0415
+    from netwrap.kinds import Bridge, BridgePort, LinkUp  # noqa: PLC0415
+
+    made = [Bridge("br0"), LinkUp("br0"), BridgePort("br0", "va"), BridgePort("br0", "vb")]
+    new = BridgePort("br0", "vc")
+    looked = {obj.key for obj in scope_of([*made, new], finished(made), "record").looked}
+    assert looked == {new.key, made[0].key, made[1].key}  # the port, the bridge and what names the bridge

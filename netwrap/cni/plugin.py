@@ -267,7 +267,7 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
             requested=conf.requested,
         )  # fmt: skip
         try:
-            # an ADD reads what it adds or changes and what shares a device with it (see engine.check); one
+            # an ADD reads what it adds or changes and what names a device it relies on (see engine.check); one
             # repeated looks inside every namespace, so that it repairs what it reports
             topo = _converge(conf, leases, runner, keep=lease.attachment, check="all" if again else "record")
         except Exception as exc:

@@ -19,8 +19,10 @@ someone removed from inside a container is seen by a full check, not by this.
 A record check (``"record"``, for a change that adds or removes a few
 containers beside many, as a CNI plugin's ADD and DEL do) trusts every object
 that the last complete apply made exactly as it is wanted now, and reads only
-for the rest: what is new or changed, and whatever relies on a device it
-relies on (the bridge a new port joins, the ports already on it). What it trusts is
+for the rest: what is new or changed, and whatever names a device it relies
+on (the bridge a new port joins, the bridge's address and settings; not the
+other ports plugged into it). Something it made and finds gone widens the
+reads to what relies on it (a bridge deleted by hand: every port). What it trusts is
 what a host-side or full check of the same network would read.
 """
 
@@ -111,7 +113,7 @@ def observe_for(
 
 
 def _by_record(runner: Runner, objects: Sequence[NetObject], scope: Scope) -> Checked:
-    """Read for what is new or changed since the record (and what relies on a device it relies on); trust the
+    """Read for what is new or changed since the record (and what names a device it relies on); trust the
     rest. An object written whole that only lost items since (a chain losing a container's rules) is not read
     either: it is rewritten as wanted, and a read would save nothing (the kernel waits for a transaction that
     deletes rules, whether it deletes one or flushes them all)."""
@@ -166,7 +168,7 @@ def within(items: Iterable[Any], longer: Iterable[Any]) -> bool:
 
 
 def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int], set[int]]:
-    """What a record check examines: what is new or changed since ``record``, and what relies on a device it
+    """What a record check examines: what is new or changed since ``record``, and what names a device it
     relies on; and, of those, the ones (by ``id``) it need not read (written whole and only shrunk), and the
     changed ones."""
     made = record.made_as()
@@ -179,7 +181,9 @@ def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetOb
             if obj.written_whole and _shrunk(before, now):
                 unread.add(id(obj))
     devices = set().union(*(obj.relies_on() for obj in objects if id(obj) in changed))
-    examined = changed | {id(obj) for obj in objects if obj.relies_on() & devices}
+    # what names such a device (makes it, moves it, sets it): not what merely plugs into it (the other ports of
+    # the bridge a new port joins; one that is broken is its own container's business)
+    examined = changed | {id(obj) for obj in objects if obj.devices() & devices}
     return [obj for obj in objects if id(obj) in examined], unread, changed
 
 
