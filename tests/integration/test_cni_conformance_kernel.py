@@ -896,7 +896,7 @@ def test_ten_dels_and_ten_adds_at_once(sandbox: Sandbox) -> None:
 
 def test_the_reads_kept_for_the_next_call_are_the_hosts_and_go_with_the_network(sandbox: Sandbox) -> None:
     """Each call starts the host's reads of the last call of its kind ahead (see netwrap.host.prefetch): they are
-    kept beside the record, never a container's, and leave with the network."""
+    kept beside the record, never a container's (its paths are placeholders), and leave with the network."""
     for name in ("c1", "c2"):
         make_container(sandbox, name)
     before = snapshot.take(sandbox.runner)
@@ -905,8 +905,10 @@ def test_the_reads_kept_for_the_next_call_are_the_hosts_and_go_with_the_network(
     kept = json.loads(read(sandbox, "cat", f"{STATE_DIR}/.topology-cni-{NETWORK}.reads-add-record.json"))
     assert kept, "an ADD kept no read"
     tools = {entry["tool"] for entry in kept}
-    assert tools <= {"ip", "iptables-save", "iptables", "sysctl"}, tools
+    assert tools <= {"ip", "iptables-save", "iptables", "sysctl", "stat"}, tools
     assert not any("/run/netns" in " ".join(entry["args"]) for entry in kept), kept  # no container's path
+    (identities,) = [entry["args"] for entry in kept if entry["tool"] == "stat"]
+    assert {"\0source\0", "\0named\0"} <= set(identities)  # where the next ADD reads its own
     delete(sandbox, "c1")
     delete(sandbox, "c2")
     left = read(sandbox, "ls", "-A", STATE_DIR).split()
