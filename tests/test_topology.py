@@ -360,3 +360,20 @@ def test_a_network_with_a_dot_gets_a_bridge_its_settings_can_name_and_a_given_on
     assert dotted != dashed
     with pytest.raises(TopologyError, match=r"\[networks\.n\] bridge: 'br\.0': contains '\.'"):
         topofile.loads('name = "t"\n[networks.n]\nsubnet = "10.1.0.0/24"\nbridge = "br.0"\n')
+
+
+def test_composing_again_gives_the_very_same_objects_and_a_bad_one_is_refused_each_time() -> None:
+    """A long-lived process composes each call's network anew: the objects of the last call come back as they
+    were (validated and described once); an object that cannot be made is an error every time, never kept."""
+    from netwrap.kinds import Address  # noqa: PLC0415
+    from netwrap.topology.compose import made  # noqa: PLC0415
+
+    topo = topofile.load(sorted(EXAMPLES.glob("*.toml"))[0])
+    first = compose.objects(topo, compose.allocate(topo))
+    again = compose.objects(topo, compose.allocate(topo))
+    assert first == again and all(a is b for a, b in zip(first, again, strict=True))
+    assert made(Address, "eth0", "10.0.0.2/24") is made(Address, "eth0", "10.0.0.2/24")
+    assert made(Address, "eth0", "10.0.0.3/24") != made(Address, "eth0", "10.0.0.2/24")
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            made(Address, "eth0", "10.0.0.300/24")

@@ -19,10 +19,11 @@ isolated from one another.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
-from collections.abc import Collection, Mapping
-from typing import Literal, cast
+from collections.abc import Callable, Collection, Mapping
+from typing import Literal, ParamSpec, TypeVar, cast
 
 import attrs
 
@@ -46,6 +47,24 @@ from netwrap.kinds import (
     VethPair,
 )
 from netwrap.topology.model import Container, Network, Problem, Topology
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=16384)  # a network of some 2,000 containers, before one call evicts the next's
+def _kept(cls: Callable[..., object], args: tuple[object, ...], kwargs: tuple[tuple[str, object], ...]) -> object:
+    return cls(*args, **dict(kwargs))
+
+
+def made(cls: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``cls(*args, **kwargs)``, and the very same object when asked again with the same arguments.
+
+    A long-lived process (netwrap-cni's helper) composes a whole network for each call, and most of its
+    objects are the last call's: they are frozen values, so one object serves both, validated once, described
+    once (see :mod:`netwrap.engine.serial`). Bounded: the least recently asked go first."""
+    return cast(T, _kept(cls, args, tuple(kwargs.items())))
+
 
 Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
 Allocations6 = dict[tuple[str, str], ipaddress.IPv6Address]
@@ -221,8 +240,8 @@ def _ipv6_bridge(net: Network) -> list[NetObject]:
     that the kernel makes the link-local address at the ports' carrier rather than at a later, delayed event.
     """
     return [
-        Sysctl(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0"),
-        Sysctl(f"net.ipv6.conf.{net.bridge}.accept_dad", "0"),
+        made(Sysctl, f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0"),
+        made(Sysctl, f"net.ipv6.conf.{net.bridge}.accept_dad", "0"),
     ]
 
 
@@ -230,16 +249,16 @@ def _bridge_up(net: Network) -> list[NetObject]:
     """A bridge's gateway addresses, then the bridge up."""
     out: list[NetObject] = []
     if net.gateway is not None:
-        out.append(Address(net.bridge, f"{net.gateway}/{net.prefix}"))
+        out.append(made(Address, net.bridge, f"{net.gateway}/{net.prefix}"))
     if net.gateway6 is not None:
-        out.append(Address(net.bridge, f"{net.gateway6}/{net.prefix6}"))
-    return [*out, LinkUp(net.bridge)]
+        out.append(made(Address, net.bridge, f"{net.gateway6}/{net.prefix6}"))
+    return [*out, made(LinkUp, net.bridge)]
 
 
 def _bridge(topo: Topology, net: Network, group: int | None) -> Bridge:
     """A network's bridge; a docker-style one with its own MAC (see :func:`bridge_mac`)."""
     mac = bridge_mac(net) if topo.style == "docker" else None
-    return Bridge(net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None, mac=mac)
+    return made(Bridge, net.bridge, tool=net.bridge_tool, group=group if net.bridge_tool == "ip" else None, mac=mac)
 
 
 def bridge_mac(net: Network) -> str | None:
@@ -288,23 +307,25 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
     own = [c for c in topo.containers if c.owns_namespace]
     # a running container's namespace is given a name; the others are made
     out: list[NetObject] = [
-        Namespace(c.namespace) if c.source is None else AttachedNamespace(c.namespace, c.source) for c in own
+        made(Namespace, c.namespace) if c.source is None else made(AttachedNamespace, c.namespace, c.source)
+        for c in own
     ]
     group = link_group(topo) if topo.style == "docker" else None
     for link in attached:
         mtu = link.network.mtu
         if link.moved:
-            out.append(VethPair(link.interface, link.host_interface, mtu=mtu))
+            out.append(made(VethPair, link.interface, link.host_interface, mtu=mtu))
         else:
             known = link.address or link.address6
             docker = known if topo.style == "docker" else None
             out.append(
-                VethPair(
+                made(
+                    VethPair,
                     link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu,
                     peer_mac=mac_for(docker) if docker else None, mac=host_end_mac(docker) if docker else None,
                 )
             )  # fmt: skip
-    out += [LinkNetns(link.interface, link.netns) for link in attached if link.moved]
+    out += [made(LinkNetns, link.interface, link.netns) for link in attached if link.moved]
     for net in topo.networks:
         out.append(_bridge(topo, net, group))
         if net.subnet6 is not None:
@@ -313,36 +334,38 @@ def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetOb
         net = link.network
         hairpin = topo.style == "docker"  # as Docker: a container reaches its own published port
         out.append(
-            BridgePort(net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc, hairpin=hairpin)
+            made(
+                BridgePort, net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc, hairpin=hairpin
+            )
         )
     for container in own:
         for link in (x for x in attached if x.container is container):
             if link.address is not None:
-                out.append(Address(link.interface, f"{link.address}/{link.network.prefix}", netns=link.netns))
+                out.append(made(Address, link.interface, f"{link.address}/{link.network.prefix}", netns=link.netns))
             if link.address6 is not None and container.source is not None:
                 # a running container's namespace may start its devices without IPv6 (the runtime's choice)
-                out.append(Sysctl(f"net.ipv6.conf.{link.interface}.disable_ipv6", "0", netns=link.netns))
+                out.append(made(Sysctl, f"net.ipv6.conf.{link.interface}.disable_ipv6", "0", netns=link.netns))
             if link.address6 is not None:  # added with nodad: usable at once
-                out.append(Address(link.interface, f"{link.address6}/{link.network.prefix6}", netns=link.netns))
-            out.append(LinkUp(link.interface, netns=link.netns))
+                out.append(made(Address, link.interface, f"{link.address6}/{link.network.prefix6}", netns=link.netns))
+            out.append(made(LinkUp, link.interface, netns=link.netns))
         if container.loopback and container.source is None:  # a running container's lo is its own
-            out.append(LinkUp("lo", netns=container.namespace))
+            out.append(made(LinkUp, "lo", netns=container.namespace))
     # an IPv6 bridge comes up before its ports do (see _ipv6_bridge), an IPv4 one last, as the document has it
     out += [x for net in topo.networks if net.subnet6 is not None for x in _bridge_up(net)]
-    out += [LinkUp(link.host_interface) for link in attached]
+    out += [made(LinkUp, link.host_interface) for link in attached]
     out += [x for net in topo.networks if net.subnet6 is None for x in _bridge_up(net)]
     for container in own:
         # the default route goes through the first network that leads outside (an internal one does not)
         first = next((x for x in attached if x.container is container and not x.network.internal), None)
         if first is not None and container.default_route:
             if first.address is not None and first.network.gateway is not None:
-                out.append(Route("default", str(first.network.gateway), first.interface, netns=first.netns))
+                out.append(made(Route, "default", str(first.network.gateway), first.interface, netns=first.netns))
             if first.address6 is not None and first.network.gateway6 is not None:
-                out.append(Route("default", str(first.network.gateway6), first.interface, netns=first.netns))
+                out.append(made(Route, "default", str(first.network.gateway6), first.interface, netns=first.netns))
     if any(net.subnet is not None for net in topo.networks):
-        out.append(Sysctl("net.ipv4.ip_forward", "1"))
+        out.append(made(Sysctl, "net.ipv4.ip_forward", "1"))
     if any(net.subnet6 is not None for net in topo.networks):
-        out.append(Sysctl("net.ipv6.conf.all.forwarding", "1"))
+        out.append(made(Sysctl, "net.ipv6.conf.all.forwarding", "1"))
     if topo.style == "document":
         out += [NatRule.masquerade(str(net.subnet), not_out=net.bridge) for net in topo.networks if net.nat]
         out += _document_ports(attached)
@@ -398,7 +421,8 @@ def _document_ports(attached: list[Link]) -> list[NetObject]:
     """Step 22's form: DNAT for traffic from other machines only."""
     rules: list[NetObject] = []
     for pub in (p for p in published(attached) if p.in_family(4)):
-        rule = NatRule(
+        rule = made(
+            NatRule,
             "PREROUTING",
             "DNAT",
             destination=pub.host_in(4),
@@ -428,24 +452,25 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
         return str(net.subnet6 if v6 else net.subnet)
 
     masquerades: list[Rule] = [
-        NatRule(post, "MASQUERADE", source=subnet(net), out_interface=net.bridge, out_negated=True)
+        made(NatRule, post, "MASQUERADE", source=subnet(net), out_interface=net.bridge, out_negated=True)
         for net in nets
         if net.nat and not net.internal
     ]
     for net in nets:
         if net.name in publishing:
             if not v6:
-                out.append(Sysctl(f"net.ipv4.conf.{net.bridge}.route_localnet", "1"))
+                out.append(made(Sysctl, f"net.ipv4.conf.{net.bridge}.route_localnet", "1"))
                 # 127.0.0.1:PORT from the host: the container must answer the bridge, not 127.0.0.1.
-                masquerades.append(NatRule(post, "MASQUERADE", source="127.0.0.0/8", out_interface=net.bridge))
+                masquerades.append(made(NatRule, post, "MASQUERADE", source="127.0.0.0/8", out_interface=net.bridge))
             # hairpin: a container reaching a published port through the host's address.
             masquerades.append(
-                NatRule(post, "MASQUERADE", source=subnet(net), out_interface=net.bridge, ctstate="DNAT")
+                made(NatRule, post, "MASQUERADE", source=subnet(net), out_interface=net.bridge, ctstate="DNAT")
             )
     # Published ports: entered for traffic to any local address (from other machines through PREROUTING,
     # from the host itself through OUTPUT), as Docker's DOCKER chain is.
     dnats: list[Rule] = [
-        NatRule(
+        made(
+            NatRule,
             chain,
             "DNAT",
             destination=pub.host_in(family),
@@ -461,12 +486,12 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
     # rule DNATs there). One rule per network, not one per port, as the isolation chain's: a container that
     # comes or goes changes the nat table alone, one transaction for the kernel to wait for, not two.
     filters: list[Rule] = [
-        Rule(chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT", family=family)
+        made(Rule, chain, "ACCEPT", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT", family=family)
         for net in nets
     ]
     # Isolation: nothing else goes from one network to another.
     filters += [
-        Rule(chain, "DROP", in_interface=net.bridge, out_interface=other.bridge, family=family)
+        made(Rule, chain, "DROP", in_interface=net.bridge, out_interface=other.bridge, family=family)
         for net in nets
         for other in nets
         if other is not net
@@ -474,12 +499,18 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
     for net in nets:
         if not net.internal:
             filters.append(
-                Rule(
-                    chain, "ACCEPT", in_interface=net.bridge, out_interface=net.bridge, out_negated=True, family=family
+                made(
+                    Rule,
+                    chain,
+                    "ACCEPT",
+                    in_interface=net.bridge,
+                    out_interface=net.bridge,
+                    out_negated=True,
+                    family=family,
                 )
             )
         verdict = "ACCEPT" if net.icc else "DROP"
-        filters.append(Rule(chain, verdict, in_interface=net.bridge, out_interface=net.bridge, family=family))
+        filters.append(made(Rule, chain, verdict, in_interface=net.bridge, out_interface=net.bridge, family=family))
     # Isolation from everything else, before any topology's accepts (as Docker's isolation chains): into a
     # bridge go only its own traffic, replies and published ports; not another topology's, not the outside's.
     iso = isolation_chain(topo)
@@ -487,25 +518,25 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
     for net in nets:
         if net.internal:  # as Docker's internal networks: nothing in from outside the bridge, nothing out
             isolation += [
-                Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge, family=family),
-                Rule(iso, "DROP", in_interface=net.bridge, family=family),
-                Rule(iso, "DROP", out_interface=net.bridge, family=family),
+                made(Rule, iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge, family=family),
+                made(Rule, iso, "DROP", in_interface=net.bridge, family=family),
+                made(Rule, iso, "DROP", out_interface=net.bridge, family=family),
             ]
             continue
         isolation += [
-            Rule(iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge, family=family),
-            Rule(iso, "RETURN", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT", family=family),
-            Rule(iso, "DROP", out_interface=net.bridge, family=family),
+            made(Rule, iso, "RETURN", in_interface=net.bridge, out_interface=net.bridge, family=family),
+            made(Rule, iso, "RETURN", out_interface=net.bridge, ctstate="RELATED,ESTABLISHED,DNAT", family=family),
+            made(Rule, iso, "DROP", out_interface=net.bridge, family=family),
         ]
     out += [
-        OwnedChain(post, "nat", masquerades, family=family),
-        OwnedChain(chain, "nat", dnats, family=family),
-        OwnedChain(iso, "filter", isolation, family=family),
-        OwnedChain(chain, "filter", filters, family=family),
-        NatRule("POSTROUTING", post, insert=True, family=family),
-        NatRule("PREROUTING", chain, dst_type="LOCAL", insert=True, family=family),
-        NatRule("OUTPUT", chain, dst_type="LOCAL", insert=True, family=family),
-        Rule("FORWARD", chain, insert=True, family=family),
-        Rule("FORWARD", iso, insert=True, family=family),  # after the main jump, so that it lands above it
+        made(OwnedChain, post, "nat", tuple(masquerades), family=family),
+        made(OwnedChain, chain, "nat", tuple(dnats), family=family),
+        made(OwnedChain, iso, "filter", tuple(isolation), family=family),
+        made(OwnedChain, chain, "filter", tuple(filters), family=family),
+        made(NatRule, "POSTROUTING", post, insert=True, family=family),
+        made(NatRule, "PREROUTING", chain, dst_type="LOCAL", insert=True, family=family),
+        made(NatRule, "OUTPUT", chain, dst_type="LOCAL", insert=True, family=family),
+        made(Rule, "FORWARD", chain, insert=True, family=family),
+        made(Rule, "FORWARD", iso, insert=True, family=family),  # after the main jump, so that it lands above it
     ]
     return out
