@@ -31,6 +31,8 @@ def handler():
         time.sleep(3)
     if text == "leave a descriptor":
         os.open("/dev/null", os.O_RDONLY)
+    if text == "raise":
+        raise RuntimeError("the call failed in a way nobody caught")
     if text == "leave a thread":
         threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
     mask = os.umask(0); os.umask(mask)
@@ -143,6 +145,34 @@ def test_calls_at_once_each_get_their_own_copy(name: bytes, served: subprocess.P
         done = list(pool.map(lambda n: _call(name, f"call {n}", tmp_path), range(16)))
     assert sorted(json.loads(d.stdout)["stdin"] for d in done) == sorted(f"call {n}" for n in range(16))
     assert {d.returncode for d in done} == {7}
+
+
+def test_a_call_that_raises_is_exit_code_1_and_the_helper_goes_on(
+    name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """The plugin's main never raises (it answers in JSON), but a call's end must never be the helper's."""
+    assert _call(name, "raise", tmp_path).returncode == 1
+    assert served.poll() is None
+    assert json.loads(_call(name, "after", tmp_path).stdout)["pid"] == served.pid
+
+
+def test_a_caller_whose_directory_is_gone_is_not_taken_and_nothing_of_the_helpers_is_changed(
+    tmp_path: Path,
+) -> None:
+    """Its directory removed between its request and the helper's turn: "not taken" (the caller runs the call
+    itself), before any of the caller's descriptors replace the helper's."""
+    ours, theirs = socket.socketpair()
+    given = [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
+    body = b"\0".join([client.PROTOCOL, str(tmp_path / "gone").encode(), b"18", b"X=1"])
+    before = ([os.fstat(fd).st_ino for fd in (0, 1, 2)], os.getcwd(), dict(os.environ))
+    with ours, theirs:
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in given)
+        theirs.sendmsg([len(body).to_bytes(4, "big") + body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        helper._here(ours, lambda: pytest.fail("the call ran"))
+        assert theirs.recv(1) == client.REFUSED
+    assert ([os.fstat(fd).st_ino for fd in (0, 1, 2)], os.getcwd(), dict(os.environ)) == before
+    for fd in given:
+        os.close(fd)
 
 
 def _umask_of(pid: int) -> str:

@@ -30,7 +30,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import attrs
 
@@ -79,7 +79,7 @@ def serve(
     A call that finds the helper free runs in the helper itself (no copy to fork, no page of it to copy), with
     the caller's descriptors, directory, umask and environment for its time, all put back afterwards. A call
     that comes while the helper runs one is taken by the spare: a copy forked and warmed (``warm``) while
-    the helper was free, that runs that one call and ends (the helper forks the next spare once free again).
+    the helper was free, that forks its successor, runs that one call and ends (see :class:`Spare`).
     The helper stops when idle, when netwrap's files change (an upgrade), when its spare ends without a
     call, or when a call leaves a thread or a descriptor behind (so that nothing one call holds, a lock
     least of all, outlives it)."""
@@ -266,12 +266,17 @@ def _here(conn: socket.socket, run: Callable[[], int]) -> None:
     home, mask, environ = os.open(".", os.O_RDONLY | os.O_DIRECTORY), os.umask(0o077), dict(os.environb)
     code = 1
     try:
-        _become(fds, fields)
-        sys.stdin, sys.stdout, sys.stderr = (
-            open(0, encoding="utf-8", closefd=False),  # noqa: SIM115  (closed below)
-            open(1, "w", encoding="utf-8", closefd=False),  # noqa: SIM115
-            open(2, "w", encoding="utf-8", closefd=False),  # noqa: SIM115
-        )
+        try:
+            _become(fds, fields)
+        except OSError:  # its directory went away meanwhile, say: it runs the call itself
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            with contextlib.suppress(OSError):
+                conn.sendall(client.REFUSED)
+            return
+        sys.stdin, sys.stdout, sys.stderr = (_stream(0, "r", streams[0]), _stream(1, "w", streams[1]),
+                                             _stream(2, "w", streams[2]))  # fmt: skip
         try:
             conn.sendall(client.ANSWERED)
         except OSError:
@@ -280,6 +285,8 @@ def _here(conn: socket.socket, run: Callable[[], int]) -> None:
             code = run()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        except Exception:  # the runtime's stdout closed under the call, say: never the helper's end
+            code = 1
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
@@ -301,12 +308,21 @@ def _here(conn: socket.socket, run: Callable[[], int]) -> None:
         conn.sendall(bytes([code & 0xFF]))
 
 
+def _stream(fd: int, mode: str, like: TextIO | None) -> TextIO:
+    """A text stream on ``fd`` for the call's time, with the encoding and errors the helper's own had (those
+    the interpreter chose at its start, as a call run in its own process has them)."""
+    encoding = getattr(like, "encoding", None) or "utf-8"
+    errors = getattr(like, "errors", None) or "strict"
+    return cast(TextIO, open(fd, mode, encoding=encoding, errors=errors, closefd=False))  # closed by _here
+
+
 def _become(fds: list[int], fields: list[bytes]) -> None:
-    """Take the caller's standard input, output and error, directory, umask and environment."""
+    """Take the caller's directory (first: one that is gone fails before anything else is taken), umask,
+    environment, and standard input, output and error."""
+    os.chdir(fields[1])
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
-    os.chdir(fields[1])
     os.umask(int(fields[2]))
     os.environb.clear()
     for entry in fields[3:]:
@@ -322,7 +338,11 @@ def _copy(conn: socket.socket, run: Callable[[], int]) -> None:
         if len(fds) != 3 or len(fields) < 3 or fields[0] != client.PROTOCOL:
             conn.sendall(client.REFUSED)
             os._exit(1)
-        _become(fds, fields)
+        try:
+            _become(fds, fields)
+        except OSError:
+            conn.sendall(client.REFUSED)
+            os._exit(1)
         conn.sendall(client.ANSWERED)
         code = run()
         sys.stdout.flush()
