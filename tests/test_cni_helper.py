@@ -6,6 +6,7 @@ These start real Python processes (never a network tool); each helper listens on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -54,8 +55,8 @@ def served(name: bytes) -> Iterator[subprocess.Popen[bytes]]:
     yield from _serve(name)
 
 
-def _serve(name: bytes) -> Iterator[subprocess.Popen[bytes]]:
-    code = f"import sys; sys.path.insert(0, {ROOT!r})\n{HANDLER}\nfrom netwrap.cni import helper\n" + (
+def _serve(name: bytes, before: str = "") -> Iterator[subprocess.Popen[bytes]]:
+    code = f"import sys; sys.path.insert(0, {ROOT!r})\n{HANDLER}\nfrom netwrap.cni import helper\n{before}\n" + (
         f"helper.serve({name!r}, 30, handler)"
     )
     process = subprocess.Popen([sys.executable, "-c", code])
@@ -70,6 +71,18 @@ def _serve(name: bytes) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         process.kill()
         process.wait()
+        _until_free(name)
+
+
+def _until_free(name: bytes) -> None:
+    """Wait until nobody listens on ``name``: the helper's spare holds it too, until it sees the helper gone."""
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(name) != 0:
+                return
+        assert time.monotonic() < deadline, "the helper's spare outlived it"
+        time.sleep(0.02)
 
 
 def _call(name: bytes, text: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -156,23 +169,96 @@ def test_a_call_that_raises_is_exit_code_1_and_the_helper_goes_on(
     assert json.loads(_call(name, "after", tmp_path).stdout)["pid"] == served.pid
 
 
-def test_a_caller_whose_directory_is_gone_is_not_taken_and_nothing_of_the_helpers_is_changed(
-    tmp_path: Path,
+@pytest.mark.parametrize(("directory", "umask"), [("gone", b"18"), (".", b"0o22"), (".", b"99999999999999999999")])
+def test_a_request_the_helper_cannot_take_is_not_taken_and_nothing_of_the_helpers_is_changed(
+    directory: str, umask: bytes, tmp_path: Path
 ) -> None:
-    """Its directory removed between its request and the helper's turn: "not taken" (the caller runs the call
-    itself), before any of the caller's descriptors replace the helper's."""
+    """A caller whose directory went away between its request and the helper's turn, or whose umask is no
+    umask: "not taken" (the caller runs the call itself), before any of its descriptors replace the helper's."""
     ours, theirs = socket.socketpair()
     given = [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
-    body = b"\0".join([client.PROTOCOL, str(tmp_path / "gone").encode(), b"18", b"X=1"])
-    before = ([os.fstat(fd).st_ino for fd in (0, 1, 2)], os.getcwd(), dict(os.environ))
+    body = b"\0".join([client.PROTOCOL, str(tmp_path / directory).encode(), umask, b"X=1"])
+    before = ([os.fstat(fd).st_ino for fd in (0, 1, 2)], os.getcwd(), dict(os.environ), _mask())
     with ours, theirs:
         fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in given)
         theirs.sendmsg([len(body).to_bytes(4, "big") + body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
         helper._here(ours, lambda: pytest.fail("the call ran"))
         assert theirs.recv(1) == client.REFUSED
-    assert ([os.fstat(fd).st_ino for fd in (0, 1, 2)], os.getcwd(), dict(os.environ)) == before
+    assert ([os.fstat(fd).st_ino for fd in (0, 1, 2)], os.getcwd(), dict(os.environ), _mask()) == before
     for fd in given:
         os.close(fd)
+
+
+def _mask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_a_line_of_spares_that_ends_refuses_every_caller_at_once(name: bytes) -> None:
+    """A caller is never left waiting on a busy helper with no spare: its connect is refused, and it runs the
+    call itself."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(8)
+        helper._refuse_the_rest(listener)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as caller:
+            assert caller.connect_ex(name) == errno.ECONNREFUSED  # the client's "no helper": it runs the call
+
+
+def test_an_upgrade_seen_by_a_spare_while_the_helper_is_busy_sends_every_caller_home_at_once(
+    name: bytes, tmp_path: Path
+) -> None:
+    """The spare finds netwrap's files changed: it refuses that caller and every later one at once (they run
+    their calls themselves), not after the helper's own call; the helper stops once free."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    source = tmp_path / "netwrap-source.py"
+    source.write_text("")
+    known = f"helper.sources = lambda: {{{str(source)!r}: {source.stat().st_mtime_ns}}}"
+    for served in _serve(name, known):
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(_call, name, "slow", tmp_path)
+            time.sleep(0.5)
+            os.utime(source, ns=(0, source.stat().st_mtime_ns + 1_000_000))  # an upgrade
+            started = time.monotonic()
+            assert _call(name, "quick", tmp_path).returncode == client.NOT_TAKEN % 256
+            assert _call(name, "later", tmp_path).returncode == client.NO_HELPER % 256
+            assert time.monotonic() - started < 1.5 and slow.running()  # nobody waited for the slow call
+            assert slow.result().returncode == 7
+        assert served.wait(timeout=10) == 0
+
+
+def test_the_helper_reaps_its_line_of_spares(name: bytes, served: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    """Each spare that takes a call forks its successor and ends: the successors become the helper's (its
+    subreaper), which reaps them, never a runtime above it that may not."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(4) as pool:
+        slow = pool.submit(_call, name, "slow", tmp_path)
+        time.sleep(0.5)
+        assert all(d.returncode == 7 for d in pool.map(lambda n: _call(name, f"q{n}", tmp_path), range(3)))
+        assert slow.result().returncode == 7
+    time.sleep(0.3)  # the spares that ran the quick calls have ended by now
+    assert _call(name, "after", tmp_path).returncode == 7  # the helper reaps between calls
+    time.sleep(0.3)
+    children = _children(served.pid)
+    assert children, "no spare waits"
+    assert all(state != "Z" for state in children.values()), children
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is ``pid``, with their state letter."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found[int(entry.name)] = fields[0]
+    return found
 
 
 def _umask_of(pid: int) -> str:
@@ -243,13 +329,7 @@ def test_a_helper_stopped_by_pid_takes_its_spare_with_it(
     assert _call(name, "one", tmp_path).returncode == 7
     served.terminate()
     served.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while True:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex(name) != 0:
-                break  # the name is free: the spare, which held it too, has ended
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    _until_free(name)  # the name is free: the spare, which held it too, has ended
 
 
 def test_no_helper_means_the_call_runs_here(name: bytes, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ without a call. Its spare ends with it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import select
@@ -37,7 +38,8 @@ import attrs
 from netwrap.cni import client
 
 IDLE = 600.0
-TAKEN = b"t"  # a spare's word to the helper: it took a call (the helper forks the next once free)
+TAKEN = b"t"  # a spare's word to the helper: it took a call (its successor waits in its place)
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
 MAX_REQUEST = 1 << 20
 
 
@@ -94,10 +96,11 @@ def serve(
     listener.setblocking(False)  # the spare may take what was there: the helper then waits again
     own, known = namespaces("self"), sources()
     gc.freeze()  # what is imported stays shared with the copies instead of being copied on their first collection
+    _subreaper()
     spare = Spare.fork(listener, handler, warm, (own, known))
     try:
         while True:
-            _ended(spare.pid)  # the first spare, once it has run its call: reaped
+            _reap()
             ready = select.select([listener.fileno(), spare.news], [], [], idle)[0]
             if not ready:
                 return
@@ -109,6 +112,8 @@ def serve(
                 conn, _ = listener.accept()
             except BlockingIOError:
                 continue
+            except OSError:
+                return  # the listener takes no caller any more: stop
             with conn:
                 conn.setblocking(True)
                 verdict = _verdict(conn, own, known)
@@ -154,7 +159,7 @@ class Spare:
     that takes a call forks its successor first, which waits in its place: calls that come at once each get a
     copy, and a call that needs no lock (STATUS, VERSION) never waits for one that does."""
 
-    pid: int  # the first of the line (the helper's child: reaped by it)
+    pid: int  # the first of the line
     control: int  # the helper writes BUSY and FREE; its end closes when the helper ends
     news: int  # each spare that takes a call writes TAKEN; the pipe ends when the line does
 
@@ -223,11 +228,16 @@ def _spare(
             conn.setblocking(True)
             verdict = _verdict(conn, own, known)
             if verdict == STALE:
+                _refuse_the_rest(listener)
                 os._exit(0)
             if verdict == OURS:
                 os.write(told, TAKEN)
-                if os.fork() != 0:
-                    break  # this one runs the call; the child, unwarmed, waits in its place
+                try:
+                    if os.fork() != 0:
+                        break  # this one runs the call; the child, unwarmed, waits in its place
+                except OSError:  # no successor (a process limit): this call still runs, the others go home
+                    _refuse_the_rest(listener)
+                    break
             conn.close()
         for fd in (orders, told):
             os.close(fd)
@@ -237,10 +247,28 @@ def _spare(
         os._exit(1)
 
 
-def _ended(pid: int) -> None:
-    """Reap a child that has ended (nothing when it runs, or was reaped before)."""
+def _refuse_the_rest(listener: socket.socket) -> None:
+    """The line of spares ends here: from now on a caller's connect is refused at once (it then runs the call
+    itself), never left waiting for a busy helper; the helper stops once free."""
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RD)
+
+
+def _reap() -> None:
+    """Reap every child that has ended: the spares, which became the helper's when the spare before them ended
+    (it is their subreaper). Only between calls: a call waits for its own processes."""
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        while os.waitpid(-1, os.WNOHANG)[0] != 0:
+            pass
+
+
+def _subreaper() -> None:
+    """Become the subreaper of the spares (``PR_SET_CHILD_SUBREAPER``): a spare's successor outlives the spare
+    that forked it, and would otherwise be left to whatever reaps above the helper (a runtime's own, maybe
+    never)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def _held() -> set[str]:
@@ -268,7 +296,7 @@ def _here(conn: socket.socket, run: Callable[[], int]) -> None:
     try:
         try:
             _become(fds, fields)
-        except OSError:  # its directory went away meanwhile, say: it runs the call itself
+        except (OSError, ValueError):  # its directory went away meanwhile, say: it runs the call itself
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -317,13 +345,17 @@ def _stream(fd: int, mode: str, like: TextIO | None) -> TextIO:
 
 
 def _become(fds: list[int], fields: list[bytes]) -> None:
-    """Take the caller's directory (first: one that is gone fails before anything else is taken), umask,
-    environment, and standard input, output and error."""
+    """Take the caller's directory (first: a umask that is no number, or a directory that is gone, fails before
+    anything else is taken), umask, environment, and standard input, output and error; an OSError or a
+    ValueError for what cannot be taken."""
+    mask = int(fields[2])
+    if not 0 <= mask <= 0o777:
+        raise ValueError(f"umask {mask}")
     os.chdir(fields[1])
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
-    os.umask(int(fields[2]))
+    os.umask(mask)
     os.environb.clear()
     for entry in fields[3:]:
         key, _, value = entry.partition(b"=")
@@ -340,7 +372,7 @@ def _copy(conn: socket.socket, run: Callable[[], int]) -> None:
             os._exit(1)
         try:
             _become(fds, fields)
-        except OSError:
+        except (OSError, ValueError):
             conn.sendall(client.REFUSED)
             os._exit(1)
         conn.sendall(client.ANSWERED)

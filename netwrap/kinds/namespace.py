@@ -143,8 +143,10 @@ class AttachedNamespace(Kind):
         return Need(listed=True)
 
     def trusted_removal(self) -> tuple[Command, ...] | None:
-        """The name taken away, as a removal always goes by the name."""
-        return self.delete_commands()
+        """The name taken away, as a removal always goes by the name; from inside the namespace it names
+        (``nsenter --net``, which leaves the mounts alone), so that the interfaces removed in it before and
+        the name go in one process."""
+        return (Command("ip", ("netns", "del", self.name), netns=self.name, enter=True),)
 
     def shape(self, state: HostState) -> Assessment:
         """Named, wherever the name leads (what a removal goes by)."""

@@ -209,8 +209,12 @@ class VethPair(ReadsLinks):
         return (), None
 
     def trusted_removal(self) -> tuple[Command, ...] | None:
-        """Through the end that stays where the pair was made (the other goes with it)."""
-        return self.delete_commands()
+        """A pair made with its peer in a namespace (a container's interface, as CNI's ``CNI_IFNAME``) goes
+        through that peer, inside the namespace: never a device of the host taken by name, which another tool
+        may hold by now; the host end goes with it. Any other pair is looked at first."""
+        if self.peer_netns is None:
+            return None
+        return (ip_command("link", "del", self.peer, netns=self.peer_netns),)
 
     def devices(self) -> frozenset[Device]:
         return frozenset({(self.netns, self.name), (self.peer_netns or self.netns, self.peer)})
