@@ -10,10 +10,11 @@ import attrs
 from pytest_subprocess import FakeProcess
 
 from netwrap import StateFile, build, tutorial
+from netwrap.command import Command
 from netwrap.engine.check import inside, observe_for
 from netwrap.engine.plan import plan
 from netwrap.engine.state import Record
-from netwrap.host.runner import SubprocessRunner
+from netwrap.host.runner import Result, SubprocessRunner
 from netwrap.kinds import Address, Chain, LinkNetns, Namespace, NetObject, OwnedChain, Rule, Sysctl, VethPair
 from tests.test_tutorial import ADDRS, LINKS, NAT, NETNS, SYSCTL, batch_read, built_host, fake, mutating_calls, seen
 
@@ -199,3 +200,31 @@ def test_a_new_port_reads_its_bridge_not_the_other_ports_on_it() -> None:
     new = BridgePort("br0", "vc")
     looked = {obj.key for obj in scope_of([*made, new], finished(made), "record").looked}
     assert looked == {new.key, made[0].key, made[1].key}  # the port, the bridge and what names the bridge
+
+
+@attrs.define
+class _Host:
+    """Answers the host's device dump with ``links`` (and an empty namespace listing)."""
+
+    links: list[dict[str, object]]
+
+    def run(self, command: Command) -> Result:
+        if command.args == ("netns", "list"):
+            return Result(command, 0, "", "")
+        return Result(command, 0, json.dumps(self.links) + "\n", "")
+
+
+def test_a_changed_object_the_record_made_and_found_gone_widens_the_reads() -> None:
+    """The bridge's MAC was edited and the bridge deleted by hand: besides making it again, its ports (trusted,
+    they plug into it) must be read, or they stay unplugged."""
+    from netwrap.engine.check import scope_of  # noqa: PLC0415
+    from netwrap.kinds import Bridge, BridgePort  # noqa: PLC0415
+
+    ports = [BridgePort("br0", "va"), BridgePort("br0", "vb")]
+    made = [Bridge("br0", mac="02:00:00:00:00:01"), *ports]
+    wanted = [Bridge("br0", mac="02:00:00:00:00:02"), *ports]
+    host = _Host([{"ifname": name, "flags": ["UP"], "master": "br0"} for name in ("va", "vb")])  # br0 is gone
+    record = finished(made)
+    checked = observe_for(host, wanted, record, "record", scope_of(wanted, record, "record"))
+    assert checked.widened
+    assert not {port.key for port in ports} & checked.trusted

@@ -117,7 +117,7 @@ def test_what_the_record_check_reads_for_is_worked_out_once_and_before_the_remov
     calls: list[int] = []
     real = check._unsettled
 
-    def counting(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int], set[int]]:
+    def counting(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int], set[int], set[int]]:
         calls.append(len(record.keys()))  # the record as it stands when asked
         return real(objects, record)
 

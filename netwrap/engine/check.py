@@ -121,7 +121,7 @@ def _by_record(runner: Runner, objects: Sequence[NetObject], scope: Scope) -> Ch
     state = observe(runner, reading)
     examined = {id(obj) for obj in scope.looked}
     widened = False
-    while more := _in_doubt(objects, reading, examined, scope.changed, state):
+    while more := _in_doubt(objects, reading, examined, scope, state):
         widened = True
         examined |= {id(obj) for obj in more}
         reading += more
@@ -130,17 +130,18 @@ def _by_record(runner: Runner, objects: Sequence[NetObject], scope: Scope) -> Ch
 
 
 def _in_doubt(
-    objects: Sequence[NetObject],
-    reading: list[NetObject],
-    examined: set[int],
-    changed: frozenset[int],
-    state: HostState,
+    objects: Sequence[NetObject], reading: list[NetObject], examined: set[int], scope: Scope, state: HostState
 ) -> list[NetObject]:
     """What a record check must read too once it finds something the record says was made, unchanged since,
     not there (a container's veth someone deleted, whose port the check read because a new port joins the
     bridge): the objects that make the devices it relies on, and what relies on its own. Trusted,
     they would be left broken, and the build would fail on them (a port of a veth that is gone)."""
-    gone = [obj for obj in reading if id(obj) not in changed and obj.assess(state).status != "present"]
+    gone = [
+        obj
+        for obj in reading
+        if (id(obj) not in scope.changed and obj.assess(state).status != "present")
+        or (id(obj) in scope.remade and not obj.exists(state))  # changed since, and gone besides
+    ]
     if not gone:
         return []
     wanted = set().union(*(obj.relies_on() for obj in gone))
@@ -167,44 +168,49 @@ def within(items: Iterable[Any], longer: Iterable[Any]) -> bool:
     return all(any(item == other for other in rest) for item in items)
 
 
-def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int], set[int]]:
+def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetObject], set[int], set[int], set[int]]:
     """What a record check examines: what is new or changed since ``record``, and what names a device it
-    relies on; and, of those, the ones (by ``id``) it need not read (written whole and only shrunk), and the
-    changed ones."""
+    relies on; and, of those, the ones (by ``id``) it need not read (written whole and only shrunk), the
+    changed ones, and the changed ones that the record made (in another form)."""
     made = record.made_as()
     changed: set[int] = set()
     unread: set[int] = set()
+    remade: set[int] = set()
     for obj in objects:
         before, now = made.get(obj.key), serial.to_dict(obj)  # described once: a chain's is its every rule's
         if before != now:
             changed.add(id(obj))
+            if before is not None:
+                remade.add(id(obj))
             if obj.written_whole and _shrunk(before, now):
                 unread.add(id(obj))
     devices = set().union(*(obj.relies_on() for obj in objects if id(obj) in changed))
     # what names such a device (makes it, moves it, sets it): not what merely plugs into it (the other ports of
     # the bridge a new port joins; one that is broken is its own container's business)
     examined = changed | {id(obj) for obj in objects if obj.devices() & devices}
-    return [obj for obj in objects if id(obj) in examined], unread, changed
+    return [obj for obj in objects if id(obj) in examined], unread, changed, remade
 
 
 @attrs.frozen
 class Scope:
     """What a build reads for: ``looked``, the objects it examines (all of them, but with a record check);
     ``unread``, the ids of those it examines without a read (written whole and only shrunk); ``changed``, the
-    ids of those new or changed since the record. With a record check, anything examined that the record made
-    and that is found gone widens the reads (see :func:`_in_doubt`)."""
+    ids of those new or changed since the record; ``remade``, of those changed, the ones the record made in
+    another form. With a record check, anything examined that the record made and that is found gone (changed
+    since or not) widens the reads (see :func:`_in_doubt`)."""
 
     looked: list[NetObject]
     unread: frozenset[int] = frozenset()
     changed: frozenset[int] = frozenset()  # new or changed since the record (all, without one)
+    remade: frozenset[int] = frozenset()
 
 
 def scope_of(objects: Sequence[NetObject], record: Record | None, check: Check) -> Scope:
     """The objects :func:`observe_for` would read for, and that a build may then change: with a record check,
     what is not trusted; otherwise all of them."""
     if check == "record" and record is not None and record.complete:
-        looked, unread, changed = _unsettled(objects, record)
-        return Scope(looked, frozenset(unread), frozenset(changed))
+        looked, unread, changed, remade = _unsettled(objects, record)
+        return Scope(looked, frozenset(unread), frozenset(changed), frozenset(remade))
     return Scope(list(objects), changed=frozenset(id(obj) for obj in objects))
 
 
