@@ -377,3 +377,6 @@ def test_composing_again_gives_the_very_same_objects_and_a_bad_one_is_refused_ea
     for _ in range(2):
         with pytest.raises(ValidationError):
             made(Address, "eth0", "10.0.0.300/24")
+    assert made(BridgePort, "br0", "va", isolated=True).isolated is True
+    with pytest.raises(ValidationError):  # 1 == True, but 1 is no flag: never the object made with True
+        made(BridgePort, "br0", "va", isolated=1)  # type: ignore[arg-type]

@@ -52,9 +52,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-@functools.lru_cache(maxsize=16384)  # a network of some 2,000 containers, before one call evicts the next's
-def _kept(cls: Callable[..., object], args: tuple[object, ...], kwargs: tuple[tuple[str, object], ...]) -> object:
-    return cls(*args, **dict(kwargs))
+@functools.lru_cache(maxsize=16384)  # some 2,000 containers before one call evicts the next's
+def _kept(
+    cls: Callable[..., object], args: tuple[tuple[type, object], ...], kwargs: tuple[tuple[str, type, object], ...]
+) -> object:
+    return cls(*(value for _, value in args), **{name: value for name, _, value in kwargs})
 
 
 def made(cls: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -62,8 +64,10 @@ def made(cls: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
     A long-lived process (netwrap-cni's helper) composes a whole network for each call, and most of its
     objects are the last call's: they are frozen values, so one object serves both, validated once, described
-    once (see :mod:`netwrap.engine.serial`). Bounded: the least recently asked go first."""
-    return cast(T, _kept(cls, args, tuple(kwargs.items())))
+    once (see :mod:`netwrap.engine.serial`). Bounded: the least recently asked go first. Each argument is
+    asked with its type (``1 == True``, but a validator may take one and refuse the other)."""
+    typed = tuple((type(value), value) for value in args)
+    return cast(T, _kept(cls, typed, tuple((name, type(value), value) for name, value in kwargs.items())))
 
 
 Allocations = dict[tuple[str, str], ipaddress.IPv4Address]
