@@ -559,3 +559,18 @@ def test_an_add_whose_resolv_conf_cannot_be_read_fails_before_anything_is_leased
     assert (code, out and out["code"]) == (1, spec.IO_FAILURE), out
     assert "resolvConf" in (out or {}).get("msg", "")
     assert read_leases(tmp_path / "data", "t1") == []
+
+
+def test_an_add_the_runtime_gave_up_on_makes_nothing(tmp_path: Path) -> None:
+    """Run in the warm helper, a call outlives the plugin process a runtime kills on its timeout: an ADD that
+    finds its caller gone once it holds the network's lock (the runtime's DEL may have come and gone while it
+    waited) leases nothing and makes nothing."""
+    from netwrap.cni import caller  # noqa: PLC0415
+
+    conf = {**CONF, "dataDir": str(tmp_path / "data"), "stateDir": str(tmp_path / "state")}
+    with caller.watched(lambda: True):
+        code, out = call({**ENV, "CNI_NETNS": "/proc/self/ns/net"}, conf)
+    assert (code, out and out["code"]) == (1, spec.TRY_AGAIN_LATER)
+    assert out is not None and "stopped waiting" in out["msg"]
+    assert read_leases(tmp_path / "data", "t1") == []
+    assert not caller.gone()  # only for the block's time

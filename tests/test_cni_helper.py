@@ -32,6 +32,11 @@ def handler():
         time.sleep(3)
     if text == "leave a descriptor":
         os.open("/dev/null", os.O_RDONLY)
+    if text == "outlive":
+        from netwrap.cni import caller
+        time.sleep(1)
+        with open(os.environ["MARK"], "w") as mark:
+            mark.write(str(caller.gone()))
     if text == "raise":
         raise RuntimeError("the call failed in a way nobody caught")
     if text == "leave a thread":
@@ -227,6 +232,47 @@ def test_an_upgrade_seen_by_a_spare_while_the_helper_is_busy_sends_every_caller_
             assert time.monotonic() - started < 1.5 and slow.running()  # nobody waited for the slow call
             assert slow.result().returncode == 7
         assert served.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("killed", [True, False])
+def test_a_call_can_tell_that_its_caller_gave_up(
+    killed: bool, name: bytes, served: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """A runtime's timeout kills the plugin's process; the call, in the helper, goes on, and can tell."""
+    mark = tmp_path / "mark"
+    code = (
+        f"import os, sys; sys.path.insert(0, {ROOT!r})\n"
+        f"from netwrap.cni import client; sys.exit(client.through_helper({name!r}) % 256)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "MARK": str(mark)}, cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write(b"outlive")
+    process.stdin.close()
+    if killed:
+        time.sleep(0.4)
+        process.kill()
+    process.wait(10)
+    deadline = time.monotonic() + 10
+    while not mark.exists() or not mark.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert mark.read_text() == str(killed)
+
+
+def test_a_caller_that_connects_and_sends_nothing_does_not_hold_the_helper(name: bytes, tmp_path: Path) -> None:
+    for served in _serve(name, "helper.REQUEST_SECONDS = 0.5"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as idle:
+            idle.connect(name)
+            idle.settimeout(10)  # were the helper held, this fails instead of waiting for ever
+            time.sleep(0.1)
+            assert _call(name, "meanwhile", tmp_path).returncode == 7  # a spare's
+            time.sleep(1)
+            assert json.loads(_call(name, "after", tmp_path).stdout)["pid"] == served.pid  # its own again
+            assert idle.recv(1) == b""  # let go, without an answer
+        assert served.poll() is None
 
 
 def test_the_helper_reaps_its_line_of_spares(name: bytes, served: subprocess.Popen[bytes], tmp_path: Path) -> None:

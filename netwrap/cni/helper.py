@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import os
 import select
@@ -35,12 +36,13 @@ from typing import TextIO, cast
 
 import attrs
 
-from netwrap.cni import client
+from netwrap.cni import caller, client
 
 IDLE = 600.0
 TAKEN = b"t"  # a spare's word to the helper: it took a call (its successor waits in its place)
 PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
 MAX_REQUEST = 1 << 20
+REQUEST_SECONDS = 5.0
 
 
 def namespaces(pid: int | str) -> tuple[int, ...]:
@@ -85,14 +87,14 @@ def serve(
     The helper stops when idle, when netwrap's files change (an upgrade), when its spare ends without a
     call, or when a call leaves a thread or a descriptor behind (so that nothing one call holds, a lock
     least of all, outlives it)."""
-    if handler is None:
-        handler, warm = _cni_main()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(name)
     except OSError:
-        return  # a helper started by another call at the same time: it serves
-    listener.listen(128)
+        return  # a helper started by another call at the same time: it serves (nothing imported for nothing)
+    listener.listen(128)  # callers wait in the queue while the helper imports and warms up
+    if handler is None:
+        handler, warm = _cni_main()
     listener.setblocking(False)  # the spare may take what was there: the helper then waits again
     own, known = namespaces("self"), sources()
     gc.freeze()  # what is imported stays shared with the copies instead of being copied on their first collection
@@ -271,6 +273,16 @@ def _subreaper() -> None:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the caller's end of the connection has closed (its process ended: a runtime that gave up)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def _held() -> set[str]:
     """This process's open descriptors."""
     return set(os.listdir("/proc/self/fd"))
@@ -310,7 +322,8 @@ def _here(conn: socket.socket, run: Callable[[], int]) -> None:
         except OSError:
             return  # the caller went away: nothing was run (what was taken is put back below)
         try:
-            code = run()
+            with caller.watched(functools.partial(_hung_up, conn)):
+                code = run()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except Exception:  # the runtime's stdout closed under the call, say: never the helper's end
@@ -376,7 +389,8 @@ def _copy(conn: socket.socket, run: Callable[[], int]) -> None:
             conn.sendall(client.REFUSED)
             os._exit(1)
         conn.sendall(client.ANSWERED)
-        code = run()
+        with caller.watched(functools.partial(_hung_up, conn)):
+            code = run()
         sys.stdout.flush()
         sys.stderr.flush()
         conn.sendall(bytes([code & 0xFF]))
@@ -385,16 +399,31 @@ def _copy(conn: socket.socket, run: Callable[[], int]) -> None:
 
 
 def _receive(conn: socket.socket) -> tuple[list[bytes], list[int]]:
+    """The caller's request and descriptors; a TimeoutError (an OSError) when it sends none within
+    :data:`REQUEST_SECONDS` (a client sends it at once: one that connects and waits must not hold the helper)."""
+    conn.settimeout(REQUEST_SECONDS)
+    try:
+        return _request(conn)
+    finally:
+        conn.settimeout(None)
+
+
+def _request(conn: socket.socket) -> tuple[list[bytes], list[int]]:
     data, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
     if len(data) < 4:
         return [], fds
     size = int.from_bytes(data[:4], "big")
     body = data[4:]
-    while len(body) < size <= MAX_REQUEST:
-        more = conn.recv(size - len(body))
-        if not more:
-            break
-        body += more
+    try:
+        while len(body) < size <= MAX_REQUEST:
+            more = conn.recv(size - len(body))
+            if not more:
+                break
+            body += more
+    except OSError:
+        for fd in fds:  # the rest never came: nothing of the caller's is kept
+            os.close(fd)
+        raise
     return body.split(b"\0"), fds
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from netwrap.cni import spec
+from netwrap.cni import caller, spec
 from netwrap.cni.ipam import Lease, Leases, read_leases, usable
 from netwrap.cni.spec import CniError, Env, NetConf
 from netwrap.command import Command
@@ -244,6 +244,10 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
     so that one container that cannot be added never stops the rest of the network."""
     dns = resolv_conf(conf.resolv_conf)  # read before anything is made: a file that cannot be is the ADD's error
     with Leases(conf.data_dir, conf.name) as leases:
+        if caller.gone():
+            # the runtime gave up while this waited for the lock, and may have sent its DEL already: an
+            # attachment made now would be one nobody removes (holding the lock, a later DEL comes after this)
+            raise CniError(spec.TRY_AGAIN_LATER, "the runtime stopped waiting for this ADD: nothing was made")
         before = list(leases.leases)
         had = leases.find(env.container_id, env.ifname)
         again = had is not None
