@@ -4,6 +4,7 @@ ends the same either way (fake processes: each side waits for the other to start
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 
@@ -205,3 +206,45 @@ def test_trusted_removals_of_two_containers_never_touch_the_hosts_devices() -> N
     assert sorted(runner.ran) == [
         f"nsenter --net=/run/netns/{name} -- ip -batch - <<< link del eth0\nnetns del {name}" for name in ("c1", "c2")
     ]
+
+
+MAC = "02:11:22:33:44:55"
+
+
+@attrs.define
+class Unnamed:
+    """A host where netwrap's name ``c1`` was removed by hand (``ip netns del``) while the container lives under
+    its runtime's name ``b1``: entering ``c1`` fails; the host end ``v0-c1`` is still there, with its marks."""
+
+    mac: str = MAC
+    ran: list[str] = attrs.field(factory=list)
+
+    def run(self, command: Command) -> Result:
+        from netwrap.errors import CommandError  # noqa: PLC0415
+
+        text = " ".join(command.argv) + (f" <<< {command.input.strip()}" if command.input else "")
+        self.ran.append(text)
+        if command.netns == "c1":
+            raise CommandError(command.argv, 1, "", "nsenter: cannot open /run/netns/c1: No such file or directory\n")
+        if command.args[:2] == ("netns", "list"):
+            return Result(command, 0, "b1 (id: 0)\n", "")
+        if command.args[:3] == ("-d", "-json", "-batch"):
+            host_end = {"ifname": "v0-c1", "address": self.mac, "group": "7", "link_index": 2, "link_netnsid": 0,
+                        "linkinfo": {"info_kind": "veth"}, "flags": ["UP"]}  # fmt: skip
+            return Result(command, 0, json.dumps([host_end]) + "\n", "")
+        return Result(command, 0, "", "")
+
+
+@pytest.mark.parametrize(("mac", "removed"), [(MAC, True), ("02:99:99:99:99:99", False)])
+def test_a_veth_whose_namespace_lost_netwraps_name_goes_through_its_host_end_if_it_bears_our_marks(
+    mac: str, removed: bool
+) -> None:
+    """Without it, the container kept its interface and address while the address was given out again. The
+    host end goes only when it is a veth with the MAC and the link group netwrap made it with."""
+    pair = VethPair("v0-c1", "eth0", peer_netns="c1", group=7, mac=MAC)
+    store, runner = _record(CONTAINER[0], pair), Unnamed(mac=mac)
+    outcome = build([], runner, store, prune=True, mode="batch", check="record")
+    assert ("ip link del v0-c1" in runner.ran) is removed
+    assert removed or any("left alone" in note for note in outcome.notes)
+    record = store.load()
+    assert record is not None and record.created == []

@@ -36,6 +36,7 @@ from netwrap.host.runner import Runner, run_dir_of
 from netwrap.kinds import Gone, NetObject
 
 # What the tools say when the thing to delete is already gone.
+_NO_NAMESPACE = ("cannot open /run/netns/", "Cannot open network namespace")  # nsenter's, ip's
 _GONE = (
     "Cannot find device",
     "does not exist",
@@ -446,17 +447,33 @@ def _undo_batched(
             key = order[failure.item - 1].key
             raise StepError(failure.item, len(order), key, failure.cause, advice) from failure.cause
         # something went away meanwhile: finish one command at a time, taking "gone" for done
+        unreached: list[NetObject] = []
         for step in steps:
-            _run_tolerant(step.command, runner)
+            gone = _run_tolerant(step.command, runner)
+            if given is not None and gone is not None and any(m in gone.stderr for m in _NO_NAMESPACE):
+                unreached.append(order[step.item - 1])
+        if unreached:
+            # netwrap's name for a namespace is gone (`ip netns del` by hand) while what it named may live on:
+            # what was to be removed through it is looked at, and removed as the host shows it
+            seen = observe(runner, for_removal(unreached))
+            for obj in unreached:
+                commands, note = _removal(obj, record, seen)
+                for command in commands:
+                    _run_tolerant(command, runner)
+                if note is not None:
+                    notes.append(note)
     return Outcome(tuple(changed), tuple(notes))
 
 
-def _run_tolerant(command: Command, runner: Runner) -> None:
+def _run_tolerant(command: Command, runner: Runner) -> CommandError | None:
+    """Run ``command``; "already gone" is no error (it is returned), anything else is raised."""
     try:
         runner.run(command)
     except CommandError as exc:
         if not _already_gone(exc):
             raise
+        return exc
+    return None
 
 
 def _grouped(steps: list[Step], order: list[NetObject], state: HostState) -> list[Step]:

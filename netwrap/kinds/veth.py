@@ -192,8 +192,11 @@ class VethPair(ReadsLinks):
         return missing(f"neither {self.name} nor {self.peer} exists {here}")
 
     def removal(self, state: HostState, previous: str | None) -> tuple[tuple[Command, ...], str | None]:
-        """Deleted through whichever end is still where it was made, or, both moved, through one where it is."""
+        """Deleted through whichever end is still where it was made, or, both moved, through one where it is;
+        or through its host end when the namespace its peer went to has lost its name (see :meth:`_unnamed`)."""
         verdict = self.shape(state)
+        if verdict.status == "conflict" and self._unnamed(state):
+            return self.delete_commands(self.name), None
         if verdict.status == "conflict":
             return (), f"{self.key} left alone: {verdict.reason}"
         if verdict.status != "present":
@@ -207,6 +210,20 @@ class VethPair(ReadsLinks):
                 if view.link(end) is not None:
                     return attrs.evolve(self, netns=netns).delete_commands(end), None
         return (), None
+
+    def _unnamed(self, state: HostState) -> bool:
+        """Whether the namespace its peer was made in has no name any more (``ip netns del`` by hand while the
+        container lives) and the host end is still this pair's by the marks netwrap made it with: a veth with
+        its MAC and in its link group. Then nothing reaches the peer but the host end."""
+        if self.peer_netns is None or self.mac is None or state.namespaces is None or state.has_netns(self.peer_netns):
+            return False
+        link = state.view(self.netns).link(self.name)
+        return (
+            link is not None
+            and link.kind == "veth"
+            and (link.mac or "").lower() == self.mac.lower()
+            and (self.group is None or link.group == self.group)
+        )
 
     def trusted_removal(self) -> tuple[Command, ...] | None:
         """A pair made with its peer in a namespace (a container's interface, as CNI's ``CNI_IFNAME``) goes

@@ -75,3 +75,20 @@ def test_an_add_beside_a_container_whose_veth_was_deleted_by_hand_leaves_it_to_i
     assert len(_ports(sandbox)) == 3
     assert ping(sandbox.runner, again["ips"][0]["address"].split("/")[0], "c")
     succeeded(cni(sandbox, "CHECK", published(8081), container="a", netns="/run/netns/a"))
+
+
+def test_a_del_after_netwraps_name_for_the_namespace_was_removed_by_hand_still_removes_the_interface(
+    sandbox: Sandbox,
+) -> None:
+    """Someone ran `ip netns del` on netwrap's name while the container lives: the DEL cannot enter it, looks,
+    and removes the veth through its host end (netwrap's by its MAC and link group), so that the address it
+    frees is on no interface any more."""
+    from netwrap.cni.plugin import container_name  # noqa: PLC0415
+
+    added = _two_added(sandbox)
+    sandbox.runner.run(Command("ip", ("netns", "del", container_name("a", "eth0"))))
+    succeeded(cni(sandbox, "DEL", published(8081), container="a", netns="/run/netns/a"))
+    assert len(_ports(sandbox)) == 1  # b's
+    inside = sandbox.runner.run(Command("ip", ("-o", "addr", "show"), netns="a", mutates=False)).stdout
+    assert added["a"] not in inside  # nor is the address left on the container's side
+    assert ping(sandbox.runner, added["b"], None)
