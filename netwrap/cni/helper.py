@@ -291,16 +291,10 @@ def _held() -> set[str]:
 def _here(conn: socket.socket, run: Callable[[], int]) -> None:
     """In the helper: become the caller for the call's time (its three descriptors, directory, umask and
     environment), run it, put back the helper's own, then answer with the exit code."""
-    try:
-        fields, fds = _receive(conn)
-    except OSError:
-        return  # the caller went away before it asked
-    if len(fds) != 3 or len(fields) < 3 or fields[0] != client.PROTOCOL:
-        for fd in fds:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            conn.sendall(client.REFUSED)
+    asked = _asked(conn)
+    if asked is None:
         return
+    fields, fds = asked
     saved = [os.dup(fd) for fd in (0, 1, 2)]
     streams: tuple[TextIO, TextIO, TextIO] = (sys.stdin, sys.stdout, sys.stderr)
     home, mask, environ = os.open(".", os.O_RDONLY | os.O_DIRECTORY), os.umask(0o077), dict(os.environb)
@@ -309,9 +303,6 @@ def _here(conn: socket.socket, run: Callable[[], int]) -> None:
         try:
             _become(fds, fields)
         except (OSError, ValueError):  # its directory went away meanwhile, say: it runs the call itself
-            for fd in fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
             with contextlib.suppress(OSError):
                 conn.sendall(client.REFUSED)
             return
@@ -361,10 +352,15 @@ def _become(fds: list[int], fields: list[bytes]) -> None:
     """Take the caller's directory (first: a umask that is no number, or a directory that is gone, fails before
     anything else is taken), umask, environment, and standard input, output and error; an OSError or a
     ValueError for what cannot be taken."""
-    mask = int(fields[2])
-    if not 0 <= mask <= 0o777:
-        raise ValueError(f"umask {mask}")
-    os.chdir(fields[1])
+    try:
+        mask = int(fields[2])
+        if not 0 <= mask <= 0o777:
+            raise ValueError(f"umask {mask}")
+        os.chdir(fields[1])
+    except (OSError, ValueError):
+        for fd in fds:  # nothing of the caller's is kept
+            os.close(fd)
+        raise
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -379,10 +375,10 @@ def _copy(conn: socket.socket, run: Callable[[], int]) -> None:
     """In a spare that took a call: become the caller, run the call, answer with its exit code; never returns."""
     code = 1
     try:
-        fields, fds = _receive(conn)
-        if len(fds) != 3 or len(fields) < 3 or fields[0] != client.PROTOCOL:
-            conn.sendall(client.REFUSED)
+        asked = _asked(conn)
+        if asked is None:
             os._exit(1)
+        fields, fds = asked
         try:
             _become(fds, fields)
         except (OSError, ValueError):
@@ -396,6 +392,22 @@ def _copy(conn: socket.socket, run: Callable[[], int]) -> None:
         conn.sendall(bytes([code & 0xFF]))
     finally:
         os._exit(code & 0xFF)
+
+
+def _asked(conn: socket.socket) -> tuple[list[bytes], list[int]] | None:
+    """The caller's request and its three descriptors; None when it sent no whole one (it is answered "not
+    taken", and what descriptors came are closed) or went away first."""
+    try:
+        fields, fds = _receive(conn)
+    except OSError:
+        return None
+    if len(fds) != 3 or len(fields) < 3 or fields[0] != client.PROTOCOL:
+        for fd in fds:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            conn.sendall(client.REFUSED)
+        return None
+    return fields, fds
 
 
 def _receive(conn: socket.socket) -> tuple[list[bytes], list[int]]:

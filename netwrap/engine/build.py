@@ -114,7 +114,8 @@ def build(
     scope = scope_of(objects, record, check)  # worked out once: the check below reads for the same objects
     beside = beside and apart(stale, scope.looked)
     guard = threading.Lock()  # the record is changed and saved by one side at a time
-    trusted = check == "record" and record is not None and record.complete  # what goes, as what stays
+    # what goes, as what stays; batched only: its fallback looks again where netwrap's name for a namespace is gone
+    trusted = check == "record" and mode == "batch" and record is not None and record.complete
     with _pruning(
         stale, record, runner=runner, store=store, mode=mode, guard=guard, beside=beside, trusted=trusted
     ) as pruned:
