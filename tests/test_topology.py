@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netwrap import NatRule, ValidationError, VethPair, tutorial
+from netwrap.engine import serial
 from netwrap.errors import TopologyError
 from netwrap.kinds import Bridge, BridgePort, OwnedChain, Rule, Sysctl
 from netwrap.topology import compose, graph
@@ -380,3 +381,31 @@ def test_composing_again_gives_the_very_same_objects_and_a_bad_one_is_refused_ea
     assert made(BridgePort, "br0", "va", isolated=True).isolated is True
     with pytest.raises(ValidationError):  # 1 == True, but 1 is no flag: never the object made with True
         made(BridgePort, "br0", "va", isolated=1)  # type: ignore[arg-type]
+
+
+def test_composing_a_network_again_keeps_each_attachments_objects_and_equals_a_first_composition() -> None:
+    """Each attachment's objects are kept by its value: a network composed again with one attachment more, one
+    moved to another address and another's ports changed gives the same objects, in the same order, as a
+    process composing it for the first time, and the unchanged attachments' very objects back."""
+    rows = "".join(f'[containers.c{i}]\nnetworks = ["n"]\nports = ["{8000 + i}:80"]\n' for i in range(6))
+    text = f'name = "again"\n[networks.n]\nsubnet = "10.77.0.0/24"\n{rows}'
+    topo = topofile.loads(text, "again.toml")
+    first = compose.objects(topo, compose.allocate(topo))
+    moved = '[containers.c5]\nnetworks = [{ network = "n", address = "10.77.0.99" }]'
+    text2 = text.replace('"8003:80"', '"9003:81"').replace('[containers.c5]\nnetworks = ["n"]', moved)
+    edited = topofile.loads(text2 + '[containers.c9]\nnetworks = ["n"]\n')
+    again = compose.objects(edited, compose.allocate(edited))
+    compose._parts.cache_clear()
+    compose._kept.cache_clear()
+    assert again == compose.objects(edited, compose.allocate(edited))  # as a first composition
+    kept = {obj.key: obj for obj in first}
+    same = [obj for obj in again if obj.key in kept and serial.to_dict(kept[obj.key]) == serial.to_dict(obj)]
+    assert all(kept[obj.key] is obj for obj in same)
+    assert sorted(obj.key for obj in again if obj not in same and "c9" not in obj.key) == [
+        "addr:c5:eth0:10.77.0.99/24",
+        "chain:nat:NETWRAP-again",
+        "veth::v0-c5:eth0@c5",
+    ]  # c5's new address and MACs, and the published ports' chain
+    assert len([obj for obj in again if "c9" in obj.key]) == 8  # namespace, veth, port, address, 3 ups, route
+    dnats = [(r.dport, r.to) for o in again if isinstance(o, OwnedChain) and o.table == "nat" for r in o.rules]
+    assert (9003, "10.77.0.5:81") in dnats and (8003, "10.77.0.5:80") not in dnats

@@ -305,62 +305,86 @@ def postrouting_chain(topo: Topology) -> str:
     return f"{chain_name(topo)}-POST"
 
 
+@attrs.frozen
+class _Parts:
+    """What one attachment adds to each phase of the build (see :func:`objects`)."""
+
+    veth: NetObject
+    moved: NetObject | None  # moved in: the move (the document's way)
+    port: NetObject
+    inside: tuple[NetObject, ...]  # its addresses and its interface up, inside the container's namespace
+    host_up: NetObject
+
+
+@functools.lru_cache(maxsize=16384)  # as made's: a long-lived process composes the same attachments again
+def _parts(link: Link, docker: bool, group: int | None) -> _Parts:
+    """The objects of one attachment, composed once per value of it (a CNI helper composes a network of a hundred
+    attachments for each call, and all but one are the last call's)."""
+    net, mtu = link.network, link.network.mtu
+    if link.moved:
+        veth = made(VethPair, link.interface, link.host_interface, mtu=mtu)
+    else:
+        known = (link.address or link.address6) if docker else None
+        veth = made(
+            VethPair,
+            link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu,
+            peer_mac=mac_for(known) if known else None, mac=host_end_mac(known) if known else None,
+        )  # fmt: skip
+    inside: list[NetObject] = []
+    if link.address is not None:
+        inside.append(made(Address, link.interface, f"{link.address}/{net.prefix}", netns=link.netns))
+    if link.address6 is not None and link.container.source is not None:
+        # a running container's namespace may start its devices without IPv6 (the runtime's choice)
+        inside.append(made(Sysctl, f"net.ipv6.conf.{link.interface}.disable_ipv6", "0", netns=link.netns))
+    if link.address6 is not None:  # added with nodad: usable at once
+        inside.append(made(Address, link.interface, f"{link.address6}/{net.prefix6}", netns=link.netns))
+    inside.append(made(LinkUp, link.interface, netns=link.netns))
+    return _Parts(
+        veth=veth,
+        moved=made(LinkNetns, link.interface, link.netns) if link.moved else None,
+        # hairpin in docker style, as Docker: a container reaches its own published port
+        port=made(
+            BridgePort, net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc, hairpin=docker
+        ),
+        inside=tuple(inside),
+        host_up=made(LinkUp, link.host_interface),
+    )
+
+
 def objects(topo: Topology, allocations: Allocations | Addresses) -> tuple[NetObject, ...]:
     """The objects that build ``topo``, in build order (a network with a subnet6 in both families)."""
     attached = links(topo, allocations)
     own = [c for c in topo.containers if c.owns_namespace]
+    mine: dict[int, list[Link]] = {}  # each container's attachments, in order (looked up once, not per container)
+    for link in attached:
+        mine.setdefault(id(link.container), []).append(link)
+    group = link_group(topo) if topo.style == "docker" else None
+    parts = [_parts(link, topo.style == "docker", group) for link in attached]
     # a running container's namespace is given a name; the others are made
     out: list[NetObject] = [
         made(Namespace, c.namespace) if c.source is None else made(AttachedNamespace, c.namespace, c.source)
         for c in own
     ]
-    group = link_group(topo) if topo.style == "docker" else None
-    for link in attached:
-        mtu = link.network.mtu
-        if link.moved:
-            out.append(made(VethPair, link.interface, link.host_interface, mtu=mtu))
-        else:
-            known = link.address or link.address6
-            docker = known if topo.style == "docker" else None
-            out.append(
-                made(
-                    VethPair,
-                    link.host_interface, link.interface, peer_netns=link.netns, group=group, mtu=mtu,
-                    peer_mac=mac_for(docker) if docker else None, mac=host_end_mac(docker) if docker else None,
-                )
-            )  # fmt: skip
-    out += [made(LinkNetns, link.interface, link.netns) for link in attached if link.moved]
+    out += [part.veth for part in parts]
+    out += [part.moved for part in parts if part.moved is not None]
     for net in topo.networks:
         out.append(_bridge(topo, net, group))
         if net.subnet6 is not None:
             out += _ipv6_bridge(net)
-    for link in attached:
-        net = link.network
-        hairpin = topo.style == "docker"  # as Docker: a container reaches its own published port
-        out.append(
-            made(
-                BridgePort, net.bridge, link.host_interface, tool=net.bridge_tool, isolated=not net.icc, hairpin=hairpin
-            )
-        )
+    out += [part.port for part in parts]
+    inside = {id(link): part.inside for link, part in zip(attached, parts, strict=True)}
     for container in own:
-        for link in (x for x in attached if x.container is container):
-            if link.address is not None:
-                out.append(made(Address, link.interface, f"{link.address}/{link.network.prefix}", netns=link.netns))
-            if link.address6 is not None and container.source is not None:
-                # a running container's namespace may start its devices without IPv6 (the runtime's choice)
-                out.append(made(Sysctl, f"net.ipv6.conf.{link.interface}.disable_ipv6", "0", netns=link.netns))
-            if link.address6 is not None:  # added with nodad: usable at once
-                out.append(made(Address, link.interface, f"{link.address6}/{link.network.prefix6}", netns=link.netns))
-            out.append(made(LinkUp, link.interface, netns=link.netns))
+        for link in mine.get(id(container), ()):
+            out += inside[id(link)]
         if container.loopback and container.source is None:  # a running container's lo is its own
             out.append(made(LinkUp, "lo", netns=container.namespace))
     # an IPv6 bridge comes up before its ports do (see _ipv6_bridge), an IPv4 one last, as the document has it
     out += [x for net in topo.networks if net.subnet6 is not None for x in _bridge_up(net)]
-    out += [made(LinkUp, link.host_interface) for link in attached]
+    out += [part.host_up for part in parts]
     out += [x for net in topo.networks if net.subnet6 is None for x in _bridge_up(net)]
     for container in own:
         # the default route goes through the first network that leads outside (an internal one does not)
-        first = next((x for x in attached if x.container is container and not x.network.internal), None)
+        first = next((x for x in mine.get(id(container), ()) if not x.network.internal), None)
         if first is not None and container.default_route:
             if first.address is not None and first.network.gateway is not None:
                 out.append(made(Route, "default", str(first.network.gateway), first.interface, netns=first.netns))
