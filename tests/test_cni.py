@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from netwrap.cni import main as cni_main
 from netwrap.cni import plugin, spec
-from netwrap.cni.ipam import Lease, Leases, read_leases
+from netwrap.cni.ipam import Lease, Leases, fitted, read_leases
 from netwrap.cni.spec import CniError, PortMapping
 from netwrap.errors import NetwrapError
 from netwrap.host.nsfile import netns_problem
@@ -574,3 +574,44 @@ def test_an_add_the_runtime_gave_up_on_makes_nothing(tmp_path: Path) -> None:
     assert out is not None and "stopped waiting" in out["msg"]
     assert read_leases(tmp_path / "data", "t1") == []
     assert not caller.gone()  # only for the block's time
+
+
+SUBNET6 = ipaddress.IPv6Network("fd00:9::/120")
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.integers(0, 300)), max_size=12),
+    st.sampled_from([None, ipaddress.IPv6Address("fd00:9::1")]),
+)
+def test_leases_fitted_to_an_edited_subnet6_each_keep_one_or_take_a_free_one_in_their_order(
+    held: list[int | None], gateway6: ipaddress.IPv6Address | None
+) -> None:
+    """Whatever IPv6 addresses the leases held (none, one of the subnet, one outside it, the gateway, twice
+    the same), fitted to a network with ``subnet6`` each has one of its host addresses, none twice, never the
+    gateway; one that fitted keeps it (the first of two that hold one), the others take the lowest free ones in
+    their order. Fitted to a network without IPv6, none has one."""
+    base = ipaddress.IPv6Address("fd00:9::")
+    leases = [
+        Lease(
+            f"c{i}",
+            "eth0",
+            ipaddress.IPv4Address(f"10.9.0.{i + 2}"),
+            f"/run/netns/c{i}",
+            address6=None if n is None else base + n,
+        )
+        for i, n in enumerate(held)
+    ]
+    now = fitted(leases, SUBNET6, gateway6)
+    assert [x.attachment for x in now] == [x.attachment for x in leases]
+    got = [x.address6 for x in now]
+    assert all(a is not None and a in SUBNET6 and a not in (base, gateway6) for a in got)
+    assert len(set(got)) == len(got)
+    kept: set[ipaddress.IPv6Address | None] = {gateway6}
+    for old in leases:
+        if old.address6 is not None and old.address6 in SUBNET6 and old.address6 not in (base, *kept):
+            assert old in now
+            kept.add(old.address6)
+    taken = [x.address6 for x in now if x not in leases]
+    free = [a for a in SUBNET6 if a != base and a not in kept]
+    assert taken == free[: len(taken)]  # the lowest free, in the leases' order
+    assert all(x.address6 is None for x in fitted(leases, None, None))

@@ -205,6 +205,39 @@ class Leases:
         return dropped
 
 
+def fitted(
+    leases: Iterable[Lease], subnet6: ipaddress.IPv6Network | None, gateway6: ipaddress.IPv6Address | None
+) -> list[Lease]:
+    """The leases as a network with IPv6 ``subnet6`` (or none) gives them: one an edit of the configuration left
+    without an IPv6 address, or with one outside ``subnet6``, takes the lowest free one, in the order of the
+    leases (the order a first ADD of each would have given them); on a network without IPv6, none has one. A
+    running container is never left off its network because IPv6 was added to it (or taken away)."""
+    leases = list(leases)
+    if subnet6 is None:
+        return [attrs.evolve(x, address6=None) if x.address6 is not None else x for x in leases]
+
+    def fits(address: ipaddress.IPv6Address | None) -> bool:
+        return address is not None and host_of(subnet6, address) and address != gateway6
+
+    keeps: set[int] = set()  # the leases that keep theirs (the first of two holding one: a hand-edited file)
+    used: set[IPAddress] = {gateway6} if gateway6 is not None else set()
+    for number, lease in enumerate(leases):
+        if fits(lease.address6) and lease.address6 not in used:
+            keeps.add(number)
+            used.add(cast("ipaddress.IPv6Address", lease.address6))
+    result = []
+    for number, lease in enumerate(leases):
+        if number in keeps:
+            result.append(lease)
+            continue
+        free = lowest_free(subnet6, used)
+        if free is None:
+            raise CniError(FAILED, f"no free address left in {subnet6} ({len(leases)} leases)")
+        used.add(free)
+        result.append(attrs.evolve(lease, address6=cast("ipaddress.IPv6Address", free)))
+    return result
+
+
 def usable(data_dir: str | Path, network: str) -> None:
     """The network's data directory can be used (made, private, writable) and its leases read, checked without
     the lock; a :class:`CniError` that says why not."""
