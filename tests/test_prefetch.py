@@ -142,3 +142,21 @@ def test_one_calls_own_paths_are_kept_as_placeholders_and_the_next_call_reads_it
     ]
     assert prefetch.load(memo) == [host]
     assert prefetch.load(memo, {"source": "/run/netns/b2"}) == [host]  # a particular missing: not started
+
+
+def test_a_device_a_batch_reads_by_name_is_kept_as_a_placeholder_too(tmp_path: Path) -> None:
+    """An ADD reads its own veth's host end by name, in a batch's lines: the next ADD reads its own (a name that
+    merely contains the last one's is left as it is)."""
+    memo = tmp_path / "reads.json"
+
+    def lean(*lines: str) -> Command:
+        text = "".join(f"{line}\n" for line in lines)
+        args = ("-d", "-json", "-force", "-batch", "-")
+        return Command("ip", args, mutates=False, input=text, enter=True, ok_codes=frozenset({0, 1}))
+
+    read = lean("addr show to 10.0.0.1/32", "addr show dev br0", "addr show dev v0-c1", "addr show dev v0-c10")
+    prefetch.save(memo, [read], {"port": "v0-c1"})
+    assert "v0-c1\\n" not in memo.read_text()
+    again = lean("addr show to 10.0.0.1/32", "addr show dev br0", "addr show dev v0-c2", "addr show dev v0-c10")
+    assert prefetch.load(memo, {"port": "v0-c2"}) == [again]
+    assert prefetch.load(memo) == []  # without the particular: not started

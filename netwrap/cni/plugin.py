@@ -196,7 +196,7 @@ def _converge(
     with _turns(conf) as store:
         # the host's reads of the last call of this kind start now, beside the Python work before the check
         memo = _memo(store, f"{'add' if keep else 'remove'}-{check}")
-        mine = _particulars(leases.leases, keep)
+        mine = _particulars(leases.leases, keep, topo)
         ahead = prefetch.Prefetching(runner)
         ahead.start(prefetch.load(memo, mine))
         try:
@@ -218,13 +218,15 @@ def _converge(
     return topo
 
 
-def _particulars(leases: Sequence[Lease], keep: tuple[str, str] | None) -> dict[str, str]:
+def _particulars(leases: Sequence[Lease], keep: tuple[str, str] | None, topo: Topology | None) -> dict[str, str]:
     """What an ADD reads that is its own: its namespace file and the name netwrap gives it (their identities:
-    see :class:`~netwrap.kinds.namespace.AttachedNamespace`), kept for the next ADD as placeholders."""
+    see :class:`~netwrap.kinds.namespace.AttachedNamespace`), and its veth's host end (read by its name), kept
+    for the next ADD as placeholders."""
     lease = next((x for x in leases if x.attachment == keep), None)
-    if lease is None:
+    if lease is None or topo is None:
         return {}
-    return {"source": lease.netns, "named": f"{NETNS_DIR}/{container_name(*lease.attachment)}"}
+    name = container_name(*lease.attachment)
+    return {"source": lease.netns, "named": f"{NETNS_DIR}/{name}", "port": topo.host_interfaces[(name, 0)]}
 
 
 def _memo(store: StateFile, kind: str) -> Path:

@@ -23,7 +23,12 @@ for the rest: what is new or changed, and whatever names a device it relies
 on (the bridge a new port joins, the bridge's address and settings; not the
 other ports plugged into it). Something it made and finds gone widens the
 reads to what relies on it (a bridge deleted by hand: every port). What it trusts is
-what a host-side or full check of the same network would read.
+what a host-side or full check of the same network would read. It reads
+leanly first: of the devices and addresses, only those the examined objects
+are judged by (their own devices, and whoever holds their addresses), not a
+dump of every device beside a hundred ports; a verdict that is not what the
+record leads to expect (a conflict, something unchanged that is not there)
+is judged again on a whole read.
 """
 
 from __future__ import annotations
@@ -50,6 +55,17 @@ class _Removing:
 
     def needs(self) -> Need:
         return self.obj.removal_needs()
+
+
+@attrs.frozen
+class _Lean:
+    """An object as a record check first reads it, expecting it as the last apply left it (see
+    :meth:`~netwrap.kinds.base.Kind.lean_needs`)."""
+
+    obj: NetObject
+
+    def needs(self) -> Need:
+        return self.obj.lean_needs()
 
 
 def for_removal(objects: Sequence[NetObject]) -> list[Needy]:
@@ -118,7 +134,12 @@ def _by_record(runner: Runner, objects: Sequence[NetObject], scope: Scope) -> Ch
     either: it is rewritten as wanted, and a read would save nothing (the kernel waits for a transaction that
     deletes rules, whether it deletes one or flushes them all)."""
     reading = [obj for obj in scope.looked if id(obj) not in scope.unread]
-    state = observe(runner, reading)
+    # first only what each object is judged by when all is as expected (a bridge's own device, not the hundred
+    # ports beside it); anything else (a conflict, something made and unchanged that is not there) is judged on
+    # everything its kind reads, as a check without a record would
+    state = observe(runner, [_Lean(obj) for obj in reading])
+    if any(_surprising(obj, obj.assess(state).status, scope) for obj in reading):
+        state = observe(runner, reading)
     examined = {id(obj) for obj in scope.looked}
     widened = False
     while more := _in_doubt(objects, reading, examined, scope, state):
@@ -127,6 +148,12 @@ def _by_record(runner: Runner, objects: Sequence[NetObject], scope: Scope) -> Ch
         reading += more
         state = observe(runner, reading)
     return Checked(state, frozenset(obj.key for obj in objects if id(obj) not in examined), widened=widened)
+
+
+def _surprising(obj: NetObject, status: str, scope: Scope) -> bool:
+    """Whether a lean read's verdict on ``obj`` is one to judge again on a whole read: a conflict, or something
+    that has not changed since the record and is not there as it was made."""
+    return status == "conflict" or (id(obj) not in scope.changed and status != "present")
 
 
 def _in_doubt(

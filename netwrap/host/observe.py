@@ -9,12 +9,17 @@ namespaces, not of objects, and the reads run a few at a time. Where ``ip`` has
 no ``-json`` (old iproute2), the ``ip -o`` text forms are read instead.
 :func:`reads_for` says what would be read and :func:`read` reads it, so that a
 set of reads can be kept and repeated (see :mod:`netwrap.topology.verified`).
+A read may be lean (a record check's first, see :mod:`netwrap.engine.check`):
+the links and addresses of a few devices by name and of whoever holds some
+addresses (:func:`read_devices`), and whether some namespace names exist by
+their files, instead of every device and the listing of every namespace.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -24,7 +29,7 @@ import attrs
 from netwrap.command import NETNS_DIR, Command
 from netwrap.errors import CommandError
 from netwrap.host import parse
-from netwrap.host.runner import Runner
+from netwrap.host.runner import Runner, classify
 from netwrap.validate import IPInterface
 
 T = TypeVar("T")
@@ -77,6 +82,7 @@ class HostState:
     sysctls: Mapping[tuple[str | None, str], str] = attrs.field(factory=dict)
     files: Mapping[str, str] = attrs.field(factory=dict)  # path: "DEVICE:INODE" of what it leads to, if it exists
     name_ids: Mapping[str, int] = attrs.field(factory=dict)  # namespace name: its id, where listed with one
+    named: Mapping[str, bool] = attrs.field(factory=dict)  # unlisted, whether a namespace name exists (its file)
     _rule_index: dict[str, frozenset[tuple[str, tuple[str, ...]]]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False
     )
@@ -99,7 +105,13 @@ class HostState:
         )
 
     def has_netns(self, name: str) -> bool:
-        return self.namespaces is None or name in self._namespace_set
+        if self.namespaces is None:
+            return self.named.get(name, True)
+        return name in self._namespace_set
+
+    def knows_netns(self, name: str) -> bool:
+        """Whether it was read if a namespace of this name exists (listed, or its file looked at)."""
+        return self.namespaces is not None or name in self.named
 
     @functools.cached_property
     def _namespace_set(self) -> frozenset[str]:
@@ -227,11 +239,59 @@ def _json_arrays(text: str) -> list[Any]:
         found.append(value)
 
 
-def read_view(runner: Runner, netns: str | None, facts: tuple[str, ...]) -> NetnsView:
+_GONE = re.compile(r'Device "[^"]*" does not exist\.|Command failed -:\d+')
+
+
+def read_devices(
+    runner: Runner, netns: str | None, facts: tuple[str, ...], devices: Sequence[str], holders: Sequence[str]
+) -> NetnsView | None:
+    """Of the links and addresses of one namespace, only those of ``devices`` and the devices that hold an
+    address of ``holders``, in one process (``ip -d -json -force -batch -``: a device that does not exist is
+    left out); None where ``ip`` has no ``-json`` (then the whole view is read)."""
+    show = "addr show" if "addresses" in facts else "link show"
+    lines = "".join([f"addr show to {held}\n" for held in holders] + [f"{show} dev {name}\n" for name in devices])
+    batch = Command("ip", ("-d", "-json", "-force", "-batch", "-"), netns=netns, mutates=False, input=lines,
+                    enter=True, ok_codes=frozenset({0, 1}))  # fmt: skip
+    try:
+        done = runner.run(batch)
+    except CommandError as exc:
+        if _NO_JSON in exc.stderr + exc.stdout:
+            return None
+        raise
+    if done.returncode != 0 and any(line and not _GONE.fullmatch(line) for line in done.stderr.splitlines()):
+        raise classify(batch.argv, done.returncode, done.stdout, done.stderr)  # more than a device not there
+    if done.stdout.strip() and not done.stdout.lstrip().startswith("["):
+        return None  # -json ignored
+    found: list[Any] = []
+    for part in _json_arrays(done.stdout):
+        for item in part if isinstance(part, list) else ():
+            held = item.get("addr_info") if isinstance(item, dict) else None
+            # `addr show to` lists a device's other addresses as empty entries: only its matches count
+            found.append({**item, "addr_info": [a for a in held if a != {}]} if isinstance(held, list) else item)
+    return NetnsView(
+        links=tuple(parse.links(found)),
+        addresses=tuple(parse.addresses(found)) if "addresses" in facts else None,
+    )
+
+
+def read_view(
+    runner: Runner,
+    netns: str | None,
+    facts: tuple[str, ...],
+    devices: Sequence[str] | None = None,
+    holders: Sequence[str] = (),
+) -> NetnsView:
     """The facts of one namespace in one process (``ip -d -json [-n NS] -batch -``), or fact by fact
-    where ``ip`` has no ``-json``."""
+    where ``ip`` has no ``-json``. ``devices``: of links and addresses, only those devices' and those of the
+    devices holding an address of ``holders`` (see :func:`read_devices`)."""
     if not facts:
         return NetnsView()
+    per_device = tuple(f for f in facts if f in ("links", "addresses"))
+    if devices is not None and per_device:
+        view = read_devices(runner, netns, per_device, devices, holders)
+        if view is not None:
+            rest = read_view(runner, netns, tuple(f for f in facts if f not in per_device))
+            return attrs.evolve(rest, links=view.links, addresses=view.addresses)
     if "routes6" in facts:  # `ip -batch` takes no -6 per line: a process of its own, only where asked
         view = read_view(runner, netns, tuple(f for f in facts if f != "routes6"))
         return attrs.evolve(view, routes6=read_routes(runner, netns, ("-6",)))
@@ -306,6 +366,9 @@ class Reads:
     listed: bool = False
     every_namespace: bool = False
     files: tuple[str, ...] = ()  # whose identity (device:inode, through links) to read: namespace files
+    # per place whose links and addresses are read only in part: those devices, and the holders of addresses
+    devices: tuple[tuple[str | None, tuple[str, ...], tuple[str, ...]], ...] = ()
+    names: tuple[str, ...] = ()  # unlisted, the namespace names whose existence is read (by their files)
 
     @property
     def host_only(self) -> bool:
@@ -322,6 +385,8 @@ class Reads:
             "listed": self.listed,
             "every_namespace": self.every_namespace,
             "files": list(self.files),
+            "devices": [[place, list(names), list(held)] for place, names, held in self.devices],
+            "names": list(self.names),
         }
 
     @classmethod
@@ -339,6 +404,11 @@ class Reads:
             bool(data["listed"]),
             bool(data["every_namespace"]),
             tuple(str(path) for path in data.get("files", ())),
+            tuple(
+                (place, tuple(str(x) for x in names), tuple(str(x) for x in held))
+                for place, names, held in data.get("devices", ())
+            ),
+            tuple(str(name) for name in data.get("names", ())),
         )
 
 
@@ -354,6 +424,9 @@ class Need:
     table: str | None = None
     listed: bool = False
     files: tuple[str, ...] = ()  # whose identity to read (see HostState.files)
+    devices: tuple[str, ...] | None = None  # of the facts links and addresses, only these devices' (None: all)
+    holders: tuple[str, ...] = ()  # and the devices holding one of these addresses (``IP/LEN``), with devices
+    names: tuple[str, ...] = ()  # namespace names whose existence to know, without listing them all
 
 
 class Needy(Protocol):
@@ -376,6 +449,22 @@ def reads_for(objects: Sequence[Needy], *, all_namespaces: bool = False, skip: C
         (netns, tuple(f for f in _FACTS if netns in where[f] or (all_namespaces and f in _ALL_FACTS)))
         for netns in sorted(places - set(skip), key=lambda p: (p is not None, p or ""))
     )
+    partly: dict[str | None, tuple[dict[str, None], dict[str, None]]] = {}  # ordered sets: devices, holders
+    whole: set[str | None] = set()
+    for need in needs:
+        if not any(f in ("links", "addresses") for f in need.facts):
+            continue
+        if need.devices is None or all_namespaces:
+            whole.add(need.netns)
+            continue
+        some, held = partly.setdefault(need.netns, ({}, {}))
+        some.update(dict.fromkeys(need.devices))
+        held.update(dict.fromkeys(need.holders))
+    devices = tuple(
+        (place, tuple(some), tuple(held))
+        for place, (some, held) in sorted(partly.items(), key=lambda x: (x[0] is not None, x[0] or ""))
+        if place not in whole and place not in skip
+    )
     settings: dict[str | None, list[str]] = {}
     for need in needs:
         if need.settings and need.netns not in skip:
@@ -390,6 +479,8 @@ def reads_for(objects: Sequence[Needy], *, all_namespaces: bool = False, skip: C
         listed=all_namespaces or any(need.listed for need in needs),
         every_namespace=all_namespaces,
         files=tuple(sorted({path for need in needs for path in need.files})),
+        devices=devices,
+        names=tuple(sorted({name for need in needs for name in need.names})),
     )
 
 
@@ -403,17 +494,37 @@ def observe(
     return read(runner, reads_for(objects, all_namespaces=all_namespaces, skip=skip))
 
 
+def _namespaces(
+    listing: Future[str] | None, identities: Future[dict[str, str]] | None, looked_up: Mapping[str, str]
+) -> tuple[tuple[str, ...] | None, dict[int, str], dict[str, int], dict[str, bool]]:
+    """The namespaces as listed (their names, ids by name and names by id), or None; and, unlisted, whether each
+    name of ``looked_up`` exists (by its file, among the identities read)."""
+    if listing is not None:
+        text = listing.result()
+        return tuple(parse.netns_names(text)), parse.netns_ids(text), parse.netns_name_ids(text), {}
+    found = identities.result() if identities is not None and looked_up else {}
+    return None, {}, {}, {name: path in found for name, path in looked_up.items()}
+
+
 def read(runner: Runner, reads: Reads) -> HostState:
     """Do ``reads``, a few at a time (``READERS``): the host's and the iptables tables' at once with the
     namespace listing, then one per namespace (one that does not exist is not entered)."""
     if reads == Reads():
         return HostState()  # nothing to read: no process, and no threads to start and wait for
     wanted_views = dict(reads.views)
+    partly = {place: (names, held) for place, names, held in reads.devices}
     settings = dict(reads.settings)
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         listing = pool.submit(_read, runner, ("netns", "list"), None) if reads.listed else None
-        identities = pool.submit(read_identities, runner, reads.files) if reads.files else None
-        views = {HOST: pool.submit(read_view, runner, HOST, wanted_views[HOST])} if HOST in wanted_views else {}
+        # a namespace name asked for without the listing: whether its file exists, read with the other files
+        looked_up = {} if reads.listed else {name: f"{NETNS_DIR}/{name}" for name in reads.names}
+        paths = tuple(dict.fromkeys((*reads.files, *looked_up.values())))
+        identities = pool.submit(read_identities, runner, paths) if paths else None
+        views = (
+            {HOST: pool.submit(read_view, runner, HOST, wanted_views[HOST], *partly.get(HOST, (None, ())))}
+            if HOST in wanted_views
+            else {}
+        )
         # per family (iptables; ip6tables for the tables named ip6:TABLE): one table, `iptables -t TABLE -S`;
         # more, one `iptables-save` that lists them all (one process, not one each)
         saved: dict[str, Future[str]] = {}
@@ -428,26 +539,19 @@ def read(runner: Runner, reads: Reads) -> HostState:
         fdb_reads: dict[str | None, Future[str]] = {}
         if HOST in reads.fdb:
             fdb_reads[HOST] = pool.submit(_read, runner, ("-json", "fdb", "show"), HOST, "bridge")
-        namespaces: tuple[str, ...] | None = None
-        ids: dict[int, str] = {}
-        name_ids: dict[str, int] = {}
-        if listing is not None:
-            text = listing.result()
-            namespaces, ids, name_ids = (
-                tuple(parse.netns_names(text)),
-                parse.netns_ids(text),
-                parse.netns_name_ids(text),
-            )
+        namespaces, ids, name_ids, named = _namespaces(listing, identities, looked_up)
         if reads.every_namespace:
             for netns in namespaces or ():
                 asked = wanted_views.get(netns, ())
                 wanted_views[netns] = tuple(f for f in _FACTS if f in _ALL_FACTS or f in asked)
         inside = set(wanted_views) | set(settings) | set(reads.fdb)
         for netns in sorted(p for p in inside if p is not None):
-            if namespaces is not None and netns not in namespaces:
+            if (namespaces is not None and netns not in namespaces) or not named.get(netns, True):
                 continue  # not there: nothing to enter
             if netns in wanted_views:
-                views[netns] = pool.submit(read_view, runner, netns, wanted_views[netns])
+                views[netns] = pool.submit(
+                    read_view, runner, netns, wanted_views[netns], *partly.get(netns, (None, ()))
+                )
             if netns in settings:
                 setting_reads[netns] = pool.submit(read_sysctls, runner, netns, settings[netns])
             if netns in reads.fdb:
@@ -468,11 +572,11 @@ def read(runner: Runner, reads: Reads) -> HostState:
     for prefix, listing in saved.items():
         every = parse.iptables_save(listing.result())
         for table in (t for t in reads.tables if t.startswith("ip6:") == (prefix == "ip6:")):
-            found, named = every.get(table.removeprefix(prefix), ([], []))  # a table not made yet lists nothing
-            rules[table], chains[table] = tuple(found), tuple(named)
+            listed, made = every.get(table.removeprefix(prefix), ([], []))  # a table not made yet lists nothing
+            rules[table], chains[table] = tuple(listed), tuple(made)
     sysctls: dict[tuple[str | None, str], str] = {}
     for place, values in setting_reads.items():
         for name, value in (_tolerate_missing_netns(place, values) or {}).items():
             sysctls[(place, name)] = value
     files = identities.result() if identities is not None else {}
-    return HostState(namespaces, ids, found_views, fdb, rules, chains, sysctls, files, name_ids)
+    return HostState(namespaces, ids, found_views, fdb, rules, chains, sysctls, files, name_ids, named)

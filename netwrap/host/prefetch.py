@@ -21,6 +21,7 @@ placeholders (``particulars``), and the next call starts it with its own.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -114,8 +115,18 @@ def _mark(name: str) -> str:
 
 
 def _describe(command: Command, names: Mapping[str, str]) -> dict[str, Any]:
-    return {"tool": command.tool, "args": [names.get(a, a) for a in command.args], "input": command.input,
+    text = command.input
+    for value, mark in names.items():  # a batch's lines name a particular too (a device read by its name)
+        text = _swap(text, value, mark)
+    return {"tool": command.tool, "args": [names.get(a, a) for a in command.args], "input": text,
             "enter": command.enter, "ok_codes": sorted(command.ok_codes)}  # fmt: skip
+
+
+def _swap(text: str | None, old: str, new: str) -> str | None:
+    """``text`` with each word that is ``old`` (between white space) made ``new``."""
+    if text is None or old not in text:
+        return text
+    return re.sub(rf"(?<!\S){re.escape(old)}(?!\S)", lambda _: new, text)
 
 
 def _command(entry: dict[str, Any], values: Mapping[str, str]) -> Command | None:
@@ -128,7 +139,9 @@ def _command(entry: dict[str, Any], values: Mapping[str, str]) -> Command | None
     if not isinstance(codes, list) or not all(isinstance(c, int) for c in codes):
         raise TypeError("ok_codes")
     args = [values.get(str(a), str(a)) for a in entry["args"]]
-    if any("\0" in a for a in args):
+    for mark, value in values.items():
+        text = _swap(text, mark, value)
+    if any("\0" in a for a in args) or (text is not None and "\0" in text):
         return None  # a particular of the last call that this one does not have
     return Command(entry["tool"], tuple(args), mutates=False, input=text, ok_codes=frozenset(codes),
                    enter=bool(entry["enter"]))  # fmt: skip

@@ -157,6 +157,8 @@ class NetObject(Protocol):
 
     def needs(self) -> Need: ...
 
+    def lean_needs(self) -> Need: ...
+
     def removal_needs(self) -> Need: ...
 
     def assess(self, state: HostState) -> Assessment: ...
@@ -228,6 +230,12 @@ class Kind:
 
     def needs(self) -> Need:
         return Need()
+
+    def lean_needs(self) -> Need:
+        """What is enough to read when the object is expected as the last apply left it (see
+        :mod:`netwrap.engine.check`'s record check): by default what :meth:`needs` says; an object judged by its
+        own devices names them, so that the reads leave out the others."""
+        return self.needs()
 
     def removal_needs(self) -> Need:
         """What :meth:`removal` reads (by default what :meth:`needs` says: it goes by the object's shape)."""

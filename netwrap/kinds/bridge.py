@@ -9,7 +9,7 @@ import attrs
 
 from netwrap.command import Command
 from netwrap.errors import ValidationError
-from netwrap.host.observe import HostState
+from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import (
     FLAG,
     NAME,
@@ -80,6 +80,10 @@ class Bridge(NamedDevice):
         if mac is not None:
             return missing(f"bridge {self.name} {where(self.netns)} has the MAC {mac}, not {self.mac}")
         return verdict
+
+    def lean_needs(self) -> Need:
+        """Its own device: a bridge is judged by it alone."""
+        return Need(self.netns, facts=("links",), devices=(self.name,))
 
     def shape(self, state: HostState) -> Assessment:
         """A bridge of its name, whatever its MAC (what a removal goes by, and what is set in place)."""
@@ -159,6 +163,10 @@ class BridgePort(ReadsLinks):
         if self.tool == "brctl":
             return (Command("brctl", ("delif", self.bridge, self.port), netns=self.netns),)
         return (ip_command("link", "set", self.port, "nomaster", netns=self.netns),)
+
+    def lean_needs(self) -> Need:
+        """The port's device (which names its bridge): a port is judged by it alone."""
+        return Need(self.netns, facts=("links",), devices=(self.port,))
 
     def shape(self, state: HostState) -> Assessment:
         """Plugged into its bridge, whatever its flags (what a removal goes by)."""

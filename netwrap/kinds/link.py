@@ -7,7 +7,7 @@ import functools
 import attrs
 
 from netwrap.command import Command
-from netwrap.host.observe import HostState
+from netwrap.host.observe import HostState, Need
 from netwrap.kinds.base import (
     NAME,
     NETNS,
@@ -83,6 +83,11 @@ class LinkUp(ReadsLinks, OnDevice):
         if self.device == "lo":
             return (down, ip_command("addr", "flush", "dev", "lo", netns=self.netns))
         return (down,)
+
+    def lean_needs(self) -> Need:
+        """Its device alone."""
+        names = (self.netns,) if self.netns is not None else ()
+        return Need(self.netns, facts=("links",), devices=(self.device,), names=names)
 
     def assess(self, state: HostState) -> Assessment:
         link, verdict = link_in(self.netns, self.device, state)

@@ -57,7 +57,7 @@ class Namespace(Kind):
         return Need(listed=True)
 
     def assess(self, state: HostState) -> Assessment:
-        if state.has_netns(self.name) and state.namespaces is not None:
+        if state.has_netns(self.name) and state.knows_netns(self.name):
             return present(f"namespace {self.name} exists")
         return missing(f"namespace {self.name} does not exist")
 
@@ -125,9 +125,10 @@ class AttachedNamespace(Kind):
         )
 
     def plan_commands(self, state: HostState) -> tuple[Command, ...]:
-        """As :meth:`create_commands`, less making ``/run/netns`` where namespaces are listed there already."""
+        """As :meth:`create_commands`, less making ``/run/netns`` where namespaces are listed there already (or
+        the folder was seen)."""
         made = self.create_commands()
-        return made[1:] if self.pid is None and state.namespaces else made
+        return made[1:] if self.pid is None and (state.namespaces or NETNS_DIR in state.files) else made
 
     def delete_commands(self) -> tuple[Command, ...]:
         return (ip_command("netns", "del", self.name),)
@@ -137,6 +138,11 @@ class AttachedNamespace(Kind):
 
     def needs(self) -> Need:
         return Need(listed=True, files=(self.path, self.source, *HOST_NETNS))
+
+    def lean_needs(self) -> Need:
+        """Its files and the folder of names (made once), and whether its name exists, without listing every
+        namespace."""
+        return Need(files=(self.path, self.source, *HOST_NETNS, NETNS_DIR), names=(self.name,))
 
     def removal_needs(self) -> Need:
         """The listing alone: a removal goes by the name, wherever it leads (see :meth:`shape`)."""
@@ -150,7 +156,7 @@ class AttachedNamespace(Kind):
 
     def shape(self, state: HostState) -> Assessment:
         """Named, wherever the name leads (what a removal goes by)."""
-        if state.namespaces is not None and state.has_netns(self.name):
+        if state.knows_netns(self.name) and state.has_netns(self.name):
             return present(f"namespace {self.name} is named")
         return missing(f"namespace {self.name} is not named")
 

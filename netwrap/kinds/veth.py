@@ -113,6 +113,14 @@ class VethPair(ReadsLinks):
     def needs(self) -> Need:
         return Need(self.netns, facts=("links",), listed=True)
 
+    def lean_needs(self) -> Need:
+        """With its peer made in another namespace, its end here alone and whether that namespace exists (an end
+        found here whose peer's namespace only the listing would tell is judged again on a whole read); a pair
+        made here may have both ends moved anywhere: everything, as :meth:`needs` says."""
+        if self.peer_netns is None:
+            return self.needs()
+        return Need(self.netns, facts=("links",), devices=(self.name,), names=(self.peer_netns,))
+
     def _ends(self, state: HostState) -> list[tuple[str | None, str, str | None, str]]:
         """Where to look for each end: (its namespace, its name, where its peer must be, the peer's name)."""
         if self.peer_netns is None:
@@ -215,7 +223,9 @@ class VethPair(ReadsLinks):
         """Whether the namespace its peer was made in has no name any more (``ip netns del`` by hand while the
         container lives) and the host end is still this pair's by the marks netwrap made it with: a veth with
         its MAC and in its link group. Then nothing reaches the peer but the host end."""
-        if self.peer_netns is None or self.mac is None or state.namespaces is None or state.has_netns(self.peer_netns):
+        if self.peer_netns is None or self.mac is None or not state.knows_netns(self.peer_netns):
+            return False
+        if state.has_netns(self.peer_netns):
             return False
         link = state.view(self.netns).link(self.name)
         return (
