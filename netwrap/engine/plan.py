@@ -8,6 +8,7 @@ commands still needed or the reason nothing is.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 
 import attrs
@@ -44,12 +45,13 @@ class Plan:
 
     items: tuple[PlanItem, ...]
 
-    @property
+    @functools.cached_property
     def conflicts(self) -> tuple[PlanItem, ...]:
         return tuple(i for i in self.items if i.status == "conflict")
 
-    @property
+    @functools.cached_property
     def changes(self) -> tuple[PlanItem, ...]:
+        # worked out once: a build asks for them several times, of a plan of a thousand objects
         return tuple(i for i in self.items if i.status == "missing")
 
     @property
