@@ -157,6 +157,26 @@ def test_leases_give_the_lowest_free_address_keep_it_and_free_it(tmp_path: Path)
     assert (tmp_path / "t1").stat().st_mode & 0o777 == 0o700
 
 
+def test_leases_this_process_wrote_are_read_back_as_written_and_a_hand_edit_or_damage_is_seen(tmp_path: Path) -> None:
+    """A warm helper keeps the leases it last wrote (it decodes nothing when nobody changed the file since), but
+    the file decides: edited by hand, or damaged, it is read as it is now."""
+    with Leases(tmp_path, "t1") as leases:
+        leases.take(container_id="a", ifname="eth0", netns="/x", ports=(), subnet=SUBNET, gateway=GATEWAY)
+        leases.save()
+    path = tmp_path / "t1" / "leases.json"
+    with Leases(tmp_path, "t1") as leases:
+        assert [str(x.address) for x in leases.leases] == ["10.89.0.2"]
+        leases.leases.clear()  # the list is the caller's: what is kept is not changed with it
+    with Leases(tmp_path, "t1") as leases:
+        assert [str(x.address) for x in leases.leases] == ["10.89.0.2"]
+    path.write_text(path.read_text().replace("10.89.0.2", "10.89.0.7"))
+    with Leases(tmp_path, "t1") as leases:
+        assert [str(x.address) for x in leases.leases] == ["10.89.0.7"]
+    path.write_text(path.read_text().replace('"format"', '"formta"'))
+    with pytest.raises(CniError, match="damaged"), Leases(tmp_path, "t1"):
+        pass
+
+
 def test_a_full_subnet_is_an_error_that_says_so(tmp_path: Path) -> None:
     small = ipaddress.IPv4Network("10.1.0.0/30")
     with Leases(tmp_path, "t1") as leases:

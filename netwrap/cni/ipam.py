@@ -12,6 +12,7 @@ built from (see :mod:`netwrap.cni.plugin`).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -67,6 +68,17 @@ class Lease:
         )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=16384)
+def _encoded(lease: Lease) -> str:
+    """A lease as its line of the file (a frozen value: encoded once while a helper keeps it)."""
+    return json.dumps(lease.to_json())
+
+
+# per lease file: the text this process last read or wrote there, and the leases it holds (frozen values), so that
+# a warm helper's next call decodes nothing when nobody changed the file since
+_READ: dict[Path, tuple[str, tuple[Lease, ...]]] = {}
+
+
 class Leases:
     """``with Leases(data_dir, network) as leases:`` -- locked and loaded; :meth:`save` writes them back."""
 
@@ -107,17 +119,22 @@ class Leases:
             raise CniError(IO_FAILURE, str(exc)) from None
         if text is None:
             return []
+        known = _READ.get(self.path)
+        if known is not None and known[0] == text:
+            return list(known[1])  # as this process last read or wrote it (a warm helper's next call)
         try:
             data = json.loads(text)
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, not {FORMAT}")
-            return [Lease.from_json(item) for item in data["leases"]]
+            leases = [Lease.from_json(item) for item in data["leases"]]
+            _READ[self.path] = (text, tuple(leases))
+            return leases
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CniError(DECODE_FAILURE, f"{self.path} is damaged: {exc}", "move it away to start afresh") from None
 
     def save(self) -> None:
-        # one lease per line, each encoded by json's C encoder (indent= would take the pure-Python one)
-        leases = ",\n".join(json.dumps(lease.to_json()) for lease in self.leases)
+        # one lease per line, each encoded by json's C encoder (indent= would take the pure-Python one), once
+        leases = ",\n".join(_encoded(lease) for lease in self.leases)
         text = (
             f'{{"format": {FORMAT}, "leases": [\n{leases}\n]}}\n'
             if leases
@@ -126,7 +143,9 @@ class Leases:
         try:
             replace_file(self.path, text, durable=True)
         except OSError as exc:
+            _READ.pop(self.path, None)
             raise CniError(IO_FAILURE, f"cannot write {self.path}: {exc.strerror or exc}") from None
+        _READ[self.path] = (text, tuple(self.leases))
 
     def find(self, container_id: str, ifname: str) -> Lease | None:
         return next((x for x in self.leases if x.attachment == (container_id, ifname)), None)

@@ -73,24 +73,27 @@ def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
         "net", conf.subnet, bridge, conf.gateway, nat=conf.ip_masq, mtu=conf.mtu, subnet6=conf.subnet6,
         gateway6=conf.gateway6,
     )  # fmt: skip
-    containers = tuple(
-        Container(
-            name=container_name(lease.container_id, lease.ifname),
-            networks=(
-                Attachment("net", address=lease.address, interface=_interface(lease.ifname), address6=lease.address6),
-            ),
-            ports=_ports(lease),
-            loopback=False,
-            source=lease.netns,
-            default_route=gets_default_route(conf, lease.ifname),
-        )
-        for lease in leases
-    )
+    containers = tuple(_container(lease, gets_default_route(conf, lease.ifname)) for lease in leases)
     topo = Topology(topology_name(conf), (network,), containers, "docker")
     try:
         return topo.check(f"CNI network {conf.name!r}")
     except NetwrapError as exc:
         raise CniError(spec.INVALID_CONFIG, str(exc)) from None
+
+
+@functools.lru_cache(maxsize=16384)  # a warm helper builds the same hundred containers for each call
+def _container(lease: Lease, default_route: bool) -> Container:
+    """The running container a lease attaches: by its namespace file, with its address and port mappings."""
+    return Container(
+        name=container_name(lease.container_id, lease.ifname),
+        networks=(
+            Attachment("net", address=lease.address, interface=_interface(lease.ifname), address6=lease.address6),
+        ),
+        ports=_ports(lease),
+        loopback=False,
+        source=lease.netns,
+        default_route=default_route,
+    )
 
 
 def gets_default_route(conf: NetConf, ifname: str) -> bool:

@@ -205,7 +205,7 @@ def _unsettled(objects: Sequence[NetObject], record: Record) -> tuple[list[NetOb
     remade: set[int] = set()
     for obj in objects:
         before, now = made.get(obj.key), serial.to_dict(obj)  # described once: a chain's is its every rule's
-        if before != now:
+        if before is not now and before != now:  # the very description when the record holds this object
             changed.add(id(obj))
             if before is not None:
                 remade.add(id(obj))
