@@ -218,7 +218,13 @@ class Record:
         (a record saved before and after each step of a run re-encodes only what changed), and the keys."""
         if self._created is None and self._stored is not None:
             return "[" + ",".join(self._text(d) for d in self._stored[0]) + "]", list(self._stored[1])
-        return "[" + ",".join(self._description(obj)[2] for obj in self.created) + "]", self.keys()
+        known = self._descriptions
+        texts = []
+        for obj in self.created:  # a thousand objects saved twice a call: the encoded text looked up in place
+            mine = known.get(obj.key)
+            texts.append(mine[2] if mine is not None and mine[0] is obj and mine[2] is not None else
+                         self._description(obj)[2])  # fmt: skip
+        return "[" + ",".join(texts) + "]", self.keys()
 
     def _text(self, described: dict[str, Any]) -> str:
         """A stored description encoded, once per record (by identity: stored descriptions never change)."""

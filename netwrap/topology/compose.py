@@ -445,6 +445,25 @@ def published(attached: list[Link]) -> list[Published]:
     ]
 
 
+@functools.lru_cache(maxsize=16384)  # as _parts: a warm helper composes the same attachments' ports again
+def _dnats(link: Link, chain: str, family: int) -> tuple[Rule, ...]:
+    """The DNAT rules of the ports published to one attachment (its first network's), in ``family``."""
+    return tuple(
+        made(
+            NatRule,
+            chain,
+            "DNAT",
+            destination=pub.host_in(family),
+            protocol=pub.protocol,
+            dport=pub.host_port,
+            to=pub.target_in(family),
+            family=family,
+        )
+        for pub in published([link])
+        if pub.in_family(family)
+    )
+
+
 def _document_ports(attached: list[Link]) -> list[NetObject]:
     """Step 22's form: DNAT for traffic from other machines only."""
     rules: list[NetObject] = []
@@ -496,19 +515,7 @@ def _docker_rules(topo: Topology, attached: list[Link], family: int = 4) -> list
             )
     # Published ports: entered for traffic to any local address (from other machines through PREROUTING,
     # from the host itself through OUTPUT), as Docker's DOCKER chain is.
-    dnats: list[Rule] = [
-        made(
-            NatRule,
-            chain,
-            "DNAT",
-            destination=pub.host_in(family),
-            protocol=pub.protocol,
-            dport=pub.host_port,
-            to=pub.target_in(family),
-            family=family,
-        )
-        for pub in ports
-    ]
+    dnats: list[Rule] = [rule for link in attached if link.container.ports for rule in _dnats(link, chain, family)]
     # Replies first: a connection that was let in may answer, even across networks. Then new connections to
     # published ports, from anywhere, before isolation: what was DNAT'd into the bridge (only a published port's
     # rule DNATs there). One rule per network, not one per port, as the isolation chain's: a container that
