@@ -597,6 +597,7 @@ def test_an_add_the_runtime_gave_up_on_makes_nothing(tmp_path: Path) -> None:
 
 
 SUBNET6 = ipaddress.IPv6Network("fd00:9::/120")
+V4 = ipaddress.IPv4Network("10.9.0.0/24")
 
 
 @given(
@@ -621,7 +622,7 @@ def test_leases_fitted_to_an_edited_subnet6_each_keep_one_or_take_a_free_one_in_
         )
         for i, n in enumerate(held)
     ]
-    now = fitted(leases, SUBNET6, gateway6)
+    now = fitted(leases, V4, V4[1], SUBNET6, gateway6)
     assert [x.attachment for x in now] == [x.attachment for x in leases]
     got = [x.address6 for x in now]
     assert all(a is not None and a in SUBNET6 and a not in (base, gateway6) for a in got)
@@ -634,4 +635,15 @@ def test_leases_fitted_to_an_edited_subnet6_each_keep_one_or_take_a_free_one_in_
     taken = [x.address6 for x in now if x not in leases]
     free = [a for a in SUBNET6 if a != base and a not in kept]
     assert taken == free[: len(taken)]  # the lowest free, in the leases' order
-    assert all(x.address6 is None for x in fitted(leases, None, None))
+    assert all(x.address6 is None for x in fitted(leases, V4, V4[1]))
+    assert [x.address for x in now] == [x.address for x in leases]  # each IPv4 address fitted already
+
+
+def test_leases_fitted_to_an_edited_subnet_take_its_lowest_free_addresses_in_their_order() -> None:
+    """A subnet edited while containers run: each lease outside it (or on its new gateway) takes the lowest free
+    address of the new one, in the leases' order, around those that still fit; none is left off the network."""
+    old = [ipaddress.IPv4Address(a) for a in ("10.9.0.2", "10.8.0.3", "10.8.0.1", "10.8.0.4", "10.8.0.3")]
+    leases = [Lease(f"c{i}", "eth0", address, f"/run/netns/c{i}") for i, address in enumerate(old)]
+    now = fitted(leases, ipaddress.IPv4Network("10.8.0.0/24"), ipaddress.IPv4Address("10.8.0.1"))
+    assert [str(x.address) for x in now] == ["10.8.0.2", "10.8.0.3", "10.8.0.5", "10.8.0.4", "10.8.0.6"]
+    assert now[1] is leases[1] and now[3] is leases[3]  # those that fit are kept as they are

@@ -225,35 +225,46 @@ class Leases:
 
 
 def fitted(
-    leases: Iterable[Lease], subnet6: ipaddress.IPv6Network | None, gateway6: ipaddress.IPv6Address | None
+    leases: Iterable[Lease],
+    subnet: ipaddress.IPv4Network,
+    gateway: ipaddress.IPv4Address,
+    subnet6: ipaddress.IPv6Network | None = None,
+    gateway6: ipaddress.IPv6Address | None = None,
 ) -> list[Lease]:
-    """The leases as a network with IPv6 ``subnet6`` (or none) gives them: one an edit of the configuration left
-    without an IPv6 address, or with one outside ``subnet6``, takes the lowest free one, in the order of the
-    leases (the order a first ADD of each would have given them); on a network without IPv6, none has one. A
-    running container is never left off its network because IPv6 was added to it (or taken away)."""
+    """The leases as the network's configuration now gives them: one that an edit of it left with an address
+    outside ``subnet`` (or its gateway), or without an IPv6 address of ``subnet6``, takes the lowest free one, in
+    the order of the leases (the order a first ADD of each would have given them); on a network without IPv6,
+    none has one. A running container is never left off its network because its configuration changed."""
     leases = list(leases)
-    if subnet6 is None:
-        return [attrs.evolve(x, address6=None) if x.address6 is not None else x for x in leases]
+    fours = _fitted([x.address for x in leases], subnet, gateway)
+    sixes = _fitted([x.address6 for x in leases], subnet6, gateway6) if subnet6 is not None else [None] * len(leases)
+    return [
+        x if (x.address, x.address6) == (four, six) else attrs.evolve(x, address=four, address6=six)
+        for x, four, six in zip(leases, fours, sixes, strict=True)
+    ]
 
-    def fits(address: ipaddress.IPv6Address | None) -> bool:
-        return address is not None and host_of(subnet6, address) and address != gateway6
 
-    keeps: set[int] = set()  # the leases that keep theirs (the first of two holding one: a hand-edited file)
-    used: set[IPAddress] = {gateway6} if gateway6 is not None else set()
-    for number, lease in enumerate(leases):
-        if fits(lease.address6) and lease.address6 not in used:
+def _fitted(
+    addresses: list[Any], subnet: ipaddress.IPv4Network | ipaddress.IPv6Network, gateway: IPAddress | None
+) -> list[Any]:
+    """``addresses`` where each is a host address of ``subnet``, not ``gateway``, and the first of its value;
+    the others replaced by the lowest free ones, in order."""
+    keeps: set[int] = set()  # the first of two holding one keeps it (a hand-edited file)
+    used: set[IPAddress] = {gateway} if gateway is not None else set()
+    for number, address in enumerate(addresses):
+        if address is not None and host_of(subnet, address) and address not in used:
             keeps.add(number)
-            used.add(cast("ipaddress.IPv6Address", lease.address6))
+            used.add(address)
     result = []
-    for number, lease in enumerate(leases):
+    for number, address in enumerate(addresses):
         if number in keeps:
-            result.append(lease)
+            result.append(address)
             continue
-        free = lowest_free(subnet6, used)
+        free = lowest_free(subnet, used)
         if free is None:
-            raise CniError(FAILED, f"no free address left in {subnet6} ({len(leases)} leases)")
+            raise CniError(FAILED, f"no free address left in {subnet} ({len(addresses)} leases)")
         used.add(free)
-        result.append(attrs.evolve(lease, address6=cast("ipaddress.IPv6Address", free)))
+        result.append(free)
     return result
 
 

@@ -189,7 +189,7 @@ def _converge(
 ) -> Topology | None:
     """Save the leases and make the host match them; a topology they cannot make is refused before either.
     The topology built (None when nothing is left)."""
-    alive = _alive(fitted(leases.leases, conf.subnet6, conf.gateway6), keep)
+    alive = _alive(fitted(leases.leases, conf.subnet, conf.gateway, conf.subnet6, conf.gateway6), keep)
     # the others first: the attachment being added never takes a port or an address another has (the topology's
     # check then refuses it), however early its lease stands in the list
     built = _usable(conf, [x for x in alive if x.attachment != keep]) + [x for x in alive if x.attachment == keep]
@@ -258,7 +258,7 @@ def add(env: Env, conf: NetConf, runner: Runner) -> dict[str, Any]:
         again = had is not None
         # a container removed without DEL holds no address another asks for (let go here, as a converge would);
         # the others first take the IPv6 addresses an edit of the configuration gives them, as a first ADD of each
-        fit = fitted(leases.leases, conf.subnet6, conf.gateway6)
+        fit = fitted(leases.leases, conf.subnet, conf.gateway, conf.subnet6, conf.gateway6)
         leases.leases = _alive(fit, keep=(env.container_id, env.ifname))
         found = identity(env.netns)
         problem = "is not there" if not found else netns_problem(env.netns)
@@ -363,7 +363,8 @@ def check(env: Env, conf: NetConf, runner: Runner) -> None:
         if conf.prev_result is not None and told and mine not in told:
             raise CniError(spec.NOT_AS_WANTED, f"prevResult lists {', '.join(map(str, told))}, not {mine}")
         with _turns(conf) as store:
-            now = fitted(leases.leases, conf.subnet6, conf.gateway6)  # as an edit of the configuration wants it
+            # as an edit of the configuration wants it
+            now = fitted(leases.leases, conf.subnet, conf.gateway, conf.subnet6, conf.gateway6)
             lease = now[leases.leases.index(lease)]
             built = _usable(conf, _alive(now))
             if lease not in built:
@@ -561,5 +562,5 @@ def topology_from_file(path: Path) -> Topology:
     """The topology of a CNI network as its leases stand now: read without their lock (the file is replaced
     whole), so that a command line holding netwrap's own locks never waits on a runtime's ADD, or it on it."""
     conf = config_from_file(path)
-    return topology(conf, _usable(conf, _alive(fitted(read_leases(conf.data_dir, conf.name), conf.subnet6,
-                                                       conf.gateway6))))  # fmt: skip
+    leases = fitted(read_leases(conf.data_dir, conf.name), conf.subnet, conf.gateway, conf.subnet6, conf.gateway6)
+    return topology(conf, _usable(conf, _alive(leases)))

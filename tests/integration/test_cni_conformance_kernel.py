@@ -906,9 +906,11 @@ def test_the_reads_kept_for_the_next_call_are_the_hosts_and_go_with_the_network(
     assert kept, "an ADD kept no read"
     tools = {entry["tool"] for entry in kept}
     assert tools <= {"ip", "iptables-save", "iptables", "sysctl", "stat"}, tools
-    assert not any("/run/netns" in " ".join(entry["args"]) for entry in kept), kept  # no container's path
+    words = [word for entry in kept for word in (*entry["args"], *(entry["input"] or "").split())]
+    assert not [word for word in words if word.startswith("/run/netns/") or "v0-cni-" in word], kept  # no container's
     (identities,) = [entry["args"] for entry in kept if entry["tool"] == "stat"]
     assert {"\0source\0", "\0named\0"} <= set(identities)  # where the next ADD reads its own
+    assert "\0port\0" in words  # and its own port, by name
     delete(sandbox, "c1")
     delete(sandbox, "c2")
     left = read(sandbox, "ls", "-A", STATE_DIR).split()
