@@ -46,10 +46,10 @@ class _Host:
         self.ran.append(command)
         if command.args == ("netns", "list"):
             return Result(command, 0, "".join(f"{name}\n" for name in self.namespaces), "")
-        if command.tool == "stat":
+        if command.tool == "stat":  # identities (-L) or entries
             paths = command.args[command.args.index("--") + 1 :]
             there = [path for path in paths if path.removeprefix("/run/netns/") in self.namespaces]
-            out = "".join(f"4:{number} {path}\n" for number, path in enumerate(there))
+            out = "".join(f"4:{n} {path}\n" if "-L" in command.args else f"{path}\n" for n, path in enumerate(there))
             return Result(command, 0 if len(there) == len(paths) else 1, out, "")
         if command.args == WHOLE:
             return Result(command, 0, json.dumps(self.devices) + "\n", "")
@@ -102,7 +102,9 @@ def test_a_new_port_reads_its_bridge_and_itself_by_name_and_whoever_holds_the_br
     checked, wanted = _check(host)
     devices = [c for c in host.ran if c.tool == "ip"]
     assert [c.args for c in devices] == [LEAN]  # no dump of every device, no listing of every namespace
-    assert [c.args[-1] for c in host.ran if c.tool == "stat"] == ["/run/netns/c3"]  # the new veth's
+    # whether the new veth's namespace name exists: its entry, followed nowhere (a link that leads nowhere is a
+    # name, as `ip netns list` lists it)
+    assert [c.args for c in host.ran if c.tool == "stat"] == [("--printf", "%n\\n", "--", "/run/netns/c3")]
     assert devices[0].input == (
         "addr show to 10.0.0.1/32\naddr show dev br0\naddr show dev v0-c3\n"
     )  # the holders of the bridge's address first, then the devices in the order they are examined

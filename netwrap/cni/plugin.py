@@ -197,6 +197,8 @@ def _converge(
     leases.leases = alive
     leases.save()
     with _turns(conf) as store:
+        if keep is not None and check == "record" and _recorded_as_made(store, keep):
+            check = "all"  # a new attachment the record says was made: the record is not to be trusted
         # the host's reads of the last call of this kind start now, beside the Python work before the check
         memo = _memo(store, f"{'add' if keep else 'remove'}-{check}")
         mine = _particulars(leases.leases, keep, topo)
@@ -219,6 +221,14 @@ def _converge(
         else:
             prefetch.save(memo, ahead.asked, mine)
     return topo
+
+
+def _recorded_as_made(store: StateFile, attachment: tuple[str, str]) -> bool:
+    """Whether the record lists the namespace name of an attachment whose lease is new (an ADD without one before
+    it): a record restored from before its DEL, say, which the record check would trust into building nothing."""
+    record = store.load()
+    made = record.keys() if record is not None else []
+    return f"attach:{container_name(*attachment)}" in made
 
 
 def _particulars(leases: Sequence[Lease], keep: tuple[str, str] | None, topo: Topology | None) -> dict[str, str]:

@@ -184,6 +184,13 @@ def read_identities(runner: Runner, paths: Sequence[str]) -> dict[str, str]:
     return parse.identities(runner.run(command).stdout)
 
 
+def read_entries(runner: Runner, paths: Sequence[str]) -> set[str]:
+    """Which of ``paths`` exist as entries of their folders, whatever they are or lead to (a link that leads
+    nowhere too, as ``ip netns list`` lists it), in one ``stat`` that follows nothing."""
+    command = Command("stat", ("--printf", "%n\\n", "--", *paths), mutates=False, ok_codes=frozenset({0, 1}))
+    return {line for line in runner.run(command).stdout.splitlines() if line in paths}
+
+
 def read_links(runner: Runner, netns: str | None) -> tuple[parse.Link, ...]:
     return _ip(
         runner,
@@ -495,14 +502,14 @@ def observe(
 
 
 def _namespaces(
-    listing: Future[str] | None, identities: Future[dict[str, str]] | None, looked_up: Mapping[str, str]
+    listing: Future[str] | None, entries: Future[set[str]] | None, looked_up: Mapping[str, str]
 ) -> tuple[tuple[str, ...] | None, dict[int, str], dict[str, int], dict[str, bool]]:
     """The namespaces as listed (their names, ids by name and names by id), or None; and, unlisted, whether each
-    name of ``looked_up`` exists (by its file, among the identities read)."""
+    name of ``looked_up`` exists (by its entry in the folder of names)."""
     if listing is not None:
         text = listing.result()
         return tuple(parse.netns_names(text)), parse.netns_ids(text), parse.netns_name_ids(text), {}
-    found = identities.result() if identities is not None and looked_up else {}
+    found = entries.result() if entries is not None else set()
     return None, {}, {}, {name: path in found for name, path in looked_up.items()}
 
 
@@ -516,10 +523,10 @@ def read(runner: Runner, reads: Reads) -> HostState:
     settings = dict(reads.settings)
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         listing = pool.submit(_read, runner, ("netns", "list"), None) if reads.listed else None
-        # a namespace name asked for without the listing: whether its file exists, read with the other files
+        # a namespace name asked for without the listing: whether its entry in the folder of names exists
         looked_up = {} if reads.listed else {name: f"{NETNS_DIR}/{name}" for name in reads.names}
-        paths = tuple(dict.fromkeys((*reads.files, *looked_up.values())))
-        identities = pool.submit(read_identities, runner, paths) if paths else None
+        entries = pool.submit(read_entries, runner, tuple(looked_up.values())) if looked_up else None
+        identities = pool.submit(read_identities, runner, reads.files) if reads.files else None
         views = (
             {HOST: pool.submit(read_view, runner, HOST, wanted_views[HOST], *partly.get(HOST, (None, ())))}
             if HOST in wanted_views
@@ -539,7 +546,7 @@ def read(runner: Runner, reads: Reads) -> HostState:
         fdb_reads: dict[str | None, Future[str]] = {}
         if HOST in reads.fdb:
             fdb_reads[HOST] = pool.submit(_read, runner, ("-json", "fdb", "show"), HOST, "bridge")
-        namespaces, ids, name_ids, named = _namespaces(listing, identities, looked_up)
+        namespaces, ids, name_ids, named = _namespaces(listing, entries, looked_up)
         if reads.every_namespace:
             for netns in namespaces or ():
                 asked = wanted_views.get(netns, ())

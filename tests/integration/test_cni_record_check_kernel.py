@@ -9,9 +9,10 @@ import json
 import pytest
 
 from netwrap import Sandbox
+from netwrap.cni.plugin import container_name
 from netwrap.command import Command
 from netwrap.tutorial.verify import ping
-from tests.integration.test_cni_conformance_kernel import BRIDGE, cni, published, succeeded
+from tests.integration.test_cni_conformance_kernel import BRIDGE, NETWORK, STATE_DIR, cni, published, succeeded
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +93,34 @@ def test_a_del_after_netwraps_name_for_the_namespace_was_removed_by_hand_still_r
     inside = sandbox.runner.run(Command("ip", ("-o", "addr", "show"), netns="a", mutates=False)).stdout
     assert added["a"] not in inside  # nor is the address left on the container's side
     assert ping(sandbox.runner, added["b"], None)
+
+
+def test_a_link_that_leads_nowhere_under_netwraps_name_for_a_new_attachment_is_a_conflict(sandbox: Sandbox) -> None:
+    """Another tool's symbolic link where netwrap would name the new container's namespace: a name, as `ip netns
+    list` lists it, and not netwrap's; the ADD changes nothing, follows nothing, and says so."""
+    _two_added(sandbox)
+    name = container_name("c", "eth0")
+    sandbox.runner.run(Command("mkdir", ("-p", "/run/elsewhere")))
+    sandbox.runner.run(Command("ln", ("-s", "/run/elsewhere/x", f"/run/netns/{name}")))
+    before = _ports(sandbox)
+    call = cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c")
+    assert call.returncode != 0 and name in call.stdout, call.show()
+    assert _ports(sandbox) == before
+    listed = sandbox.runner.run(Command("ls", ("-A", "/run/elsewhere"), mutates=False)).stdout
+    assert listed.strip() == ""  # nothing made at the link's end, nothing mounted there
+    link = sandbox.runner.run(Command("readlink", (f"/run/netns/{name}",), mutates=False)).stdout
+    assert link.strip() == "/run/elsewhere/x"  # and the link is left as it was
+
+
+def test_an_add_after_a_record_from_before_its_del_was_put_back_builds_the_attachment(sandbox: Sandbox) -> None:
+    """A record restored by hand from before a container's DEL says its objects were made: a new lease's ADD
+    does not trust that, reads everything, and builds the container whole."""
+    _two_added(sandbox)
+    succeeded(cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c"))
+    record = f"{STATE_DIR}/topology-cni-{NETWORK}.json"
+    sandbox.runner.run(Command("cp", ("-p", record, "/run/record.old")))
+    succeeded(cni(sandbox, "DEL", published(8083), container="c", netns="/run/netns/c"))
+    sandbox.runner.run(Command("cp", ("-p", "/run/record.old", record)))
+    added = succeeded(cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c")).json()
+    succeeded(cni(sandbox, "CHECK", published(8083), container="c", netns="/run/netns/c"))
+    assert ping(sandbox.runner, added["ips"][0]["address"].split("/")[0], "a")
