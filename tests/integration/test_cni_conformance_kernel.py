@@ -908,8 +908,10 @@ def test_the_reads_kept_for_the_next_call_are_the_hosts_and_go_with_the_network(
     assert tools <= {"ip", "iptables-save", "iptables", "sysctl", "stat"}, tools
     words = [word for entry in kept for word in (*entry["args"], *(entry["input"] or "").split())]
     assert not [word for word in words if word.startswith("/run/netns/") or "v0-cni-" in word], kept  # no container's
-    (identities,) = [entry["args"] for entry in kept if entry["tool"] == "stat"]
+    (identities,) = [entry["args"] for entry in kept if entry["tool"] == "stat" and "-L" in entry["args"]]
     assert {"\0source\0", "\0named\0"} <= set(identities)  # where the next ADD reads its own
+    (entries,) = [entry["args"] for entry in kept if entry["tool"] == "stat" and "-L" not in entry["args"]]
+    assert "\0named\0" in entries  # whether its name is there, following nothing
     assert "\0port\0" in words  # and its own port, by name
     delete(sandbox, "c1")
     delete(sandbox, "c2")
