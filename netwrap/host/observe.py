@@ -35,7 +35,9 @@ from netwrap.validate import IPInterface
 T = TypeVar("T")
 HOST: str | None = None
 _NO_JSON = 'Option "-json" is unknown'
-_NO_NETNS = ("Cannot open network namespace", f"cannot open {NETNS_DIR}/")  # ip's; nsenter's
+# ip's and nsenter's words for a name that leads to no namespace (gone, or a file that is none: what the name's
+# own object then judges, as a conflict)
+_NO_NETNS = ("Cannot open network namespace", f"cannot open {NETNS_DIR}/", "reassociate to namespace")
 _NO_SETTING = "cannot stat /proc/sys/"
 
 

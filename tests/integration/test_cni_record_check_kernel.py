@@ -124,3 +124,14 @@ def test_an_add_after_a_record_from_before_its_del_was_put_back_builds_the_attac
     added = succeeded(cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c")).json()
     succeeded(cni(sandbox, "CHECK", published(8083), container="c", netns="/run/netns/c"))
     assert ping(sandbox.runner, added["ips"][0]["address"].split("/")[0], "a")
+
+
+def test_a_plain_file_under_netwraps_name_for_a_new_attachment_is_a_conflict_that_names_it(sandbox: Sandbox) -> None:
+    _two_added(sandbox)
+    name = container_name("c", "eth0")
+    sandbox.runner.run(Command("touch", (f"/run/netns/{name}",)))
+    before = _ports(sandbox)
+    call = cni(sandbox, "ADD", published(8083), container="c", netns="/run/netns/c")
+    assert call.returncode != 0 and f"{name} names another namespace" in call.stdout, call.show()
+    assert "reassociate" not in call.stdout  # the conflict, not the tool's words
+    assert _ports(sandbox) == before
