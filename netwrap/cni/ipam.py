@@ -32,7 +32,7 @@ from netwrap.topology.compose import IPAddress, host_of, lowest_free
 FORMAT = 1
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # the key of the warm helper's caches: hashed once
 class Lease:
     """An attachment ``(container_id, ifname)`` and what it was given."""
 

@@ -43,6 +43,7 @@ from netwrap.host.runner import Runner, SubprocessRunner, find_tool, host_run
 from netwrap.kinds import NetObject, OwnedChain, VethPair
 from netwrap.kinds.namespace import NETNS_DIR
 from netwrap.topology import apply as apply_
+from netwrap.topology import compose
 from netwrap.topology import files as topofile
 from netwrap.topology.compose import bridge_mac, host_end_mac, links, mac_for
 from netwrap.topology.model import Attachment, Container, Network, Port, Topology, short_name
@@ -69,8 +70,9 @@ def container_name(container_id: str, ifname: str) -> str:
 
 def topology(conf: NetConf, leases: Sequence[Lease]) -> Topology:
     bridge = conf.bridge or short_name("cni-", conf.name)
-    network = Network(
-        "net", conf.subnet, bridge, conf.gateway, nat=conf.ip_masq, mtu=conf.mtu, subnet6=conf.subnet6,
+    # made once per value, as the containers are: each attachment's composition is kept by the network it is on
+    network = compose.made(
+        Network, "net", conf.subnet, bridge, conf.gateway, nat=conf.ip_masq, mtu=conf.mtu, subnet6=conf.subnet6,
         gateway6=conf.gateway6,
     )  # fmt: skip
     containers = tuple(_container(lease, gets_default_route(conf, lease.ifname)) for lease in leases)

@@ -94,7 +94,7 @@ class Env:
         return env
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # part of a lease's hash: hashed once
 class PortMapping:
     host_port: int
     container_port: int

@@ -95,7 +95,7 @@ def assign(topo: Topology, previous: Mapping[str, str] | None = None) -> Address
     return Addresses(allocate(topo, previous), allocate6(topo, previous))
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # the key of the attachments' caches: hashed once a call
 class Link:
     """One attachment as built: its devices, where they live, and its address."""
 

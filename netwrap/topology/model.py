@@ -112,7 +112,7 @@ def topology_name(field: str, value: object) -> str:
     return value
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the composition's caches: hashed once
 class Network:
     """A bridge network: its bridge device, subnet and gateway, outbound NAT, inter-container traffic.
 
@@ -145,7 +145,7 @@ class Network:
         return self.subnet6.prefixlen if self.subnet6 is not None else 0
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the composition's caches: hashed once
 class Port:
     """A published port: ``[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`` (``0.0.0.0``, or no address: every one)."""
 
@@ -239,7 +239,7 @@ def _port_number(field: str, text: object, part: str) -> int | None:
     return int(part)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the composition's caches: hashed once
 class Attachment:
     """A container's place on a network: optionally a fixed address and the device names."""
 
@@ -250,7 +250,7 @@ class Attachment:
     address6: ipaddress.IPv6Address | None = None  # a fixed IPv6 address (the network needs a subnet6)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the composition's caches: hashed once
 class Container:
     """A container: a network namespace (or the host's, or another container's) and its networks."""
 
