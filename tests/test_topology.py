@@ -409,3 +409,26 @@ def test_composing_a_network_again_keeps_each_attachments_objects_and_equals_a_f
     assert len([obj for obj in again if "c9" in obj.key]) == 8  # namespace, veth, port, address, 3 ups, route
     dnats = [(r.dport, r.to) for o in again if isinstance(o, OwnedChain) and o.table == "nat" for r in o.rules]
     assert (9003, "10.77.0.5:81") in dnats and (8003, "10.77.0.5:80") not in dnats
+
+
+def test_an_mtu_taken_out_of_the_file_gives_the_kernels_back_and_keeps_it() -> None:
+    """A network's MTU taken out of the file: the veths netwrap made with it are wanted with the kernel's (1500),
+    as a fresh apply makes them, and stay so (the record then says 1500: nothing to change on the next apply);
+    a network that never had one leaves the MTU to the kernel."""
+    from netwrap.engine.state import MemoryStore, Record  # noqa: PLC0415
+    from netwrap.topology.apply import desired  # noqa: PLC0415
+
+    text = 'name = "mtu"\n[networks.n]\nsubnet = "10.78.0.0/24"\nmtu = 1400\n[containers.c]\nnetworks = ["n"]\n'
+    store = MemoryStore()
+    made, _ = desired(topofile.loads(text, "mtu.toml"), store)
+    assert {o.mtu for o in made if isinstance(o, VethPair)} == {1400}
+    store.save(Record(created=list(made), complete=True, uses=[o.key for o in made]))
+    edited = topofile.loads(text.replace("mtu = 1400\n", ""), "mtu.toml")
+    now, _ = desired(edited, store)
+    assert {o.mtu for o in now if isinstance(o, VethPair)} == {1500}
+    store.save(Record(created=list(now), complete=True, uses=[o.key for o in now]))
+    again, _ = desired(edited, store)
+    assert [o for o in again if isinstance(o, VethPair)] == [o for o in now if isinstance(o, VethPair)]
+    assert {o.mtu for o in again if isinstance(o, VethPair)} == {1500}
+    fresh, _ = desired(edited, MemoryStore())
+    assert {o.mtu for o in fresh if isinstance(o, VethPair)} == {None}

@@ -142,6 +142,7 @@ class NetObject(Protocol):
     found_anywhere: ClassVar[bool]
     written_whole: ClassVar[bool]
     made: ClassVar[bool]
+    recalls: ClassVar[bool]
 
     @property
     def key(self) -> str: ...
@@ -156,6 +157,8 @@ class NetObject(Protocol):
     def check_command(self) -> Command: ...
 
     def needs(self) -> Need: ...
+
+    def as_after(self, before: Mapping[str, Any]) -> Self: ...
 
     def lean_needs(self) -> Need: ...
 
@@ -204,6 +207,8 @@ class Kind:
     ``made``: one that is there belongs to whoever made it (a device, a
     chain): netwrap changes it in place (an MTU, a MAC, a chain's rules) only
     when its own record says it made it, never another tool's.
+    ``recalls``: what is wanted of it depends on what the record says netwrap
+    made it as (see :meth:`as_after`).
     """
 
     __slots__ = ()  # the kinds are slotted attrs classes: no per-object dict
@@ -212,10 +217,16 @@ class Kind:
     found_anywhere: ClassVar[bool] = False
     written_whole: ClassVar[bool] = False
     made: ClassVar[bool] = False
+    recalls: ClassVar[bool] = False
 
     @property
     def key(self) -> str:
         raise NotImplementedError
+
+    def as_after(self, before: Mapping[str, Any]) -> Self:
+        """What is wanted of it, the record having described what netwrap made under its key as ``before``
+        (only for a kind that ``recalls``): by default itself."""
+        return self
 
     @property
     def location(self) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import attrs
 
@@ -109,6 +111,15 @@ class VethPair(ReadsLinks):
             raise ValidationError("end", end, f"is not an end of the pair {self.name}/{self.peer}")
         default = self.name if self.peer_netns is not None else self.peer
         return (ip_command("link", "del", end or default, netns=self.netns),)
+
+    recalls: ClassVar[bool] = True
+
+    def as_after(self, before: Mapping[str, Any]) -> VethPair:
+        """Made with an MTU and now wanted without one: with the kernel's, as a pair made afresh has it (an edit
+        that takes the MTU out gives the default back); else as it is."""
+        if self.mtu is None and before.get("mtu") is not None:
+            return _at_kernel_mtu(self)
+        return self
 
     def needs(self) -> Need:
         return Need(self.netns, facts=("links",), listed=True)
@@ -268,3 +279,11 @@ class VethPair(ReadsLinks):
         if self.group is None or self.netns is not None:
             return None
         return self.group, frozenset({self.name, self.peer})
+
+
+KERNEL_MTU = 1500  # what the kernel gives a veth made without one (ETH_DATA_LEN)
+
+
+@functools.lru_cache(maxsize=16384)  # the very same object each call: described once
+def _at_kernel_mtu(pair: VethPair) -> VethPair:
+    return attrs.evolve(pair, mtu=KERNEL_MTU)

@@ -38,7 +38,13 @@ def desired(topo: Topology, store: Store) -> tuple[tuple[NetObject, ...], compos
     """The objects ``topo`` wants, with addresses (of both families) kept from the last apply."""
     record = store.load()
     allocations = compose.assign(topo, record.allocations if record else None)
-    return compose.objects(topo, allocations), allocations
+    objects = compose.objects(topo, allocations)
+    if record is None or not any(obj.recalls for obj in objects):
+        return objects, allocations
+    made = record.made_as()  # what netwrap made them as (an MTU the file no longer sets is given back)
+    return tuple(
+        obj.as_after(made[obj.key]) if obj.recalls and obj.key in made else obj for obj in objects
+    ), allocations
 
 
 @attrs.frozen

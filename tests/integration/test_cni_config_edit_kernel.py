@@ -61,6 +61,7 @@ V6 = {"subnet6": "fd00:89::/64"}
         pytest.param({}, V6, id="ipv6-added"),  # the attachments of before take IPv6 addresses, in their order
         pytest.param(V6, {"subnet6": None}, id="ipv6-taken-away"),
         pytest.param({}, {"subnet": "10.89.7.0/24"}, id="subnet-moved"),  # the attachments of before move with it
+        pytest.param({"mtu": 1400}, {"mtu": None}, id="mtu-taken-away"),
     ],
 )
 def test_an_add_after_an_edit_leaves_the_host_as_the_new_configuration_makes_it(
