@@ -161,11 +161,16 @@ def test_leases_this_process_wrote_are_read_back_as_written_and_a_hand_edit_or_d
     """A warm helper keeps the leases it last wrote (it decodes nothing when nobody changed the file since), but
     the file decides: edited by hand, or damaged, it is read as it is now."""
     with Leases(tmp_path, "t1") as leases:
-        leases.take(container_id="a", ifname="eth0", netns="/x", ports=(), subnet=SUBNET, gateway=GATEWAY)
+        for name in ("a", "b"):
+            leases.take(container_id=name, ifname="eth0", netns="/x", ports=(), subnet=SUBNET, gateway=GATEWAY)
         leases.save()
+        written = list(leases.leases)
     path = tmp_path / "t1" / "leases.json"
+    on_disk = [Lease.from_json(item) for item in json.loads(path.read_text())["leases"]]
+    assert on_disk == written  # what another process reads: the file says it all
     with Leases(tmp_path, "t1") as leases:
-        assert [str(x.address) for x in leases.leases] == ["10.89.0.2"]
+        leases.leases = leases.leases[:1]
+        leases.save()
         leases.leases.clear()  # the list is the caller's: what is kept is not changed with it
     with Leases(tmp_path, "t1") as leases:
         assert [str(x.address) for x in leases.leases] == ["10.89.0.2"]
