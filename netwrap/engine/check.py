@@ -65,7 +65,12 @@ class _Lean:
     obj: NetObject
 
     def needs(self) -> Need:
-        return self.obj.lean_needs()
+        """The object's lean needs, and whether the namespace they are in exists (one that does not is not
+        entered: the new container's, say, before netwrap names it)."""
+        need = self.obj.lean_needs()
+        if need.netns is None or need.netns in need.names:
+            return need
+        return attrs.evolve(need, names=(*need.names, need.netns))
 
 
 def for_removal(objects: Sequence[NetObject]) -> list[Needy]:

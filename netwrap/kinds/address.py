@@ -59,8 +59,7 @@ class Address(OnDevice):
     def lean_needs(self) -> Need:
         """Its device's addresses, and the devices that hold its address (another one's is a conflict)."""
         ip = self.address.ip
-        return Need(self.netns, facts=("addresses",), devices=(self.device,), holders=(f"{ip}/{ip.max_prefixlen}",),
-                    names=(self.netns,) if self.netns is not None else ())  # fmt: skip
+        return Need(self.netns, facts=("addresses",), devices=(self.device,), holders=(f"{ip}/{ip.max_prefixlen}",))
 
     def assess(self, state: HostState) -> Assessment:
         if self.netns is not None and not state.has_netns(self.netns):

@@ -86,8 +86,7 @@ class LinkUp(ReadsLinks, OnDevice):
 
     def lean_needs(self) -> Need:
         """Its device alone."""
-        names = (self.netns,) if self.netns is not None else ()
-        return Need(self.netns, facts=("links",), devices=(self.device,), names=names)
+        return Need(self.netns, facts=("links",), devices=(self.device,))
 
     def assess(self, state: HostState) -> Assessment:
         link, verdict = link_in(self.netns, self.device, state)

@@ -84,10 +84,6 @@ class Route(Placed):
     def needs(self) -> Need:
         return Need(self.netns, facts=("routes6",) if self.family == 6 else ("routes",))
 
-    def lean_needs(self) -> Need:
-        """As :meth:`needs`, and whether its namespace exists (one that does not is not entered)."""
-        return attrs.evolve(self.needs(), names=(self.netns,) if self.netns is not None else ())
-
     def assess(self, state: HostState) -> Assessment:
         if self.netns is not None and not state.has_netns(self.netns):
             return missing(f"namespace {self.netns} does not exist")

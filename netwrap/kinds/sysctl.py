@@ -70,10 +70,6 @@ class Sysctl(Placed):
         names = (self.name,) if self.default is None else (self.name, self.default)
         return Need(self.netns, settings=names)
 
-    def lean_needs(self) -> Need:
-        """As :meth:`needs`, and whether its namespace exists (one that does not is not entered)."""
-        return attrs.evolve(self.needs(), names=(self.netns,) if self.netns is not None else ())
-
     def assess(self, state: HostState) -> Assessment:
         current = state.sysctls.get((self.netns, self.name))
         if current == self.value:
